@@ -1,0 +1,84 @@
+"""The Parquet schemas of the pipeline, defined once.
+
+Points table (one row per shape, written by the ``sample`` stage):
+
+=============  ==============================================  =====================================
+column         type                                            meaning
+=============  ==============================================  =====================================
+id             string                                          unique shape id within the dataset
+split          string                                          train / val / test
+label          int32                                           index into the dataset's class list
+label_name     string                                          class name
+source         string                                          path of the source mesh / file
+points         fixed_size_list<float32>[num_points * 3]        xyz, row-major, centred, unit sphere
+=============  ==============================================  =====================================
+
+Rejected table (items skipped by a batch stage): id, source, reason.
+Predictions table (evaluation stages): id, label, pred, prob (top-1), plus the method / seed columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+POINTS_COLUMNS = ("id", "split", "label", "label_name", "source", "points")
+
+
+def points_schema(num_points: int) -> pa.Schema:
+    """Schema of a points table whose clouds hold ``num_points`` points each."""
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("split", pa.string()),
+            ("label", pa.int32()),
+            ("label_name", pa.string()),
+            ("source", pa.string()),
+            ("points", pa.list_(pa.float32(), num_points * 3)),
+        ],
+        metadata={b"num_points": str(num_points).encode()},
+    )
+
+
+REJECTED_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("reason", pa.string())])
+
+
+def points_to_table(
+    ids: list[str],
+    splits: list[str],
+    labels: np.ndarray,
+    label_names: list[str],
+    sources: list[str],
+    points: np.ndarray,
+) -> pa.Table:
+    """Build a points table; ``points`` is (M, N, 3) float32."""
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    if points.ndim != 3 or points.shape[2] != 3:
+        raise ValueError(f"points must be (M, N, 3), got shape {points.shape}")
+    m, n, _ = points.shape
+    flat = pa.FixedSizeListArray.from_arrays(pa.array(points.reshape(-1)), n * 3)
+    return pa.Table.from_arrays(
+        [
+            pa.array(ids, pa.string()),
+            pa.array(splits, pa.string()),
+            pa.array(np.asarray(labels, dtype=np.int32)),
+            pa.array(label_names, pa.string()),
+            pa.array(sources, pa.string()),
+            flat,
+        ],
+        schema=points_schema(n),
+    )
+
+
+def table_points(table: pa.Table) -> np.ndarray:
+    """The ``points`` column of a points table as a (M, N, 3) float32 array (zero-copy where possible)."""
+    col = table.column("points").combine_chunks()
+    width = col.type.list_size
+    if width % 3:
+        raise ValueError(f"points column width {width} is not a multiple of 3")
+    values = col.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(len(table), width // 3, 3).astype(np.float32, copy=False)
+
+
+def empty_rejected() -> pa.Table:
+    return REJECTED_SCHEMA.empty_table()

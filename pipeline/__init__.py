@@ -1,0 +1,1 @@
+"""DAG glue shared by the stages: typed params, artifact paths, atomic writes, progress."""

@@ -1,0 +1,228 @@
+"""Typed, validated parameters, built once from ``params.yaml``.
+
+Each stage reads its own section as a frozen dataclass: ``load_params().render``. Unknown keys and
+wrong types fail loudly with the offending key named, so a typo in a sweep (``-S render.dilaton=4``)
+cannot silently run the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
+
+
+class ParamsError(ValueError):
+    """A parameter is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    seed: int = 0
+    classes: tuple[str, ...] = ()
+    pretrain_train_per_class: int = 40
+    pretrain_val_per_class: int = 10
+    benchmark_train_per_class: int = 30
+    benchmark_test_per_class: int = 20
+    mesh_format: str = "off"
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """One downstream or pretraining source. ``kind`` names a catalogue reader in clip2point.io."""
+
+    name: str
+    kind: str  # synth | modelnet40 | modelnet10 | shapenet55 | scanobjectnn
+    root: str
+    variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
+    up_axis: str = "y"  # "y" (synth, ShapeNet) or "z" (ModelNet): converted to y-up before rendering
+
+
+@dataclass(frozen=True)
+class DataParams:
+    pretrain: DatasetParams
+    benchmarks: tuple[DatasetParams, ...]
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    num_points: int = 1024
+    dense_points: int = 20000
+    max_reject_fraction: float = 0.05
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    image_size: int = 112
+    views: str = "pretrain10"
+    samples_per_shard: int = 256
+    workers: int = 2
+    cache_depth: bool = False
+    backend: str = "pyrender"
+    contact_sheet_per_class: int = 2
+
+
+@dataclass(frozen=True)
+class DepthParams:
+    image_size: int = 112
+    dilation: int = 2
+    mode: str = "min"  # min (Eq. 14) | weighted (Eq. 12)
+    projection: str = "orthographic"  # orthographic | perspective
+    distance: float = 1.0
+    jitter: float = 0.1  # pretraining distances d * (1 + U(-jitter, jitter))
+
+
+@dataclass(frozen=True)
+class ClipParams:
+    model: str = "c2p-mini"  # an open_clip model name, or one of clip2point.models.clip.MINI_CONFIGS
+    pretrained: str = ""  # "" (bootstrap a miniature), "openai", or a local checkpoint path
+    templates: tuple[str, ...] = ("image of a {}.",)
+
+
+@dataclass(frozen=True)
+class BootstrapParams:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    seed: int = 0
+    caption_templates: tuple[str, ...] = ("image of a {}.",)
+    augment: bool = True
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 6e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    temperature: float = 0.07
+    sigma_init: float = 1.0
+    sigma_lr: float = 1e-2
+    optimizer: str = "lamb"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    eval_every: int = 1
+    bf16: bool = True
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class ZeroshotParams:
+    views: str = "zeroshot6"
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class AdapterParams:
+    k_shot: int = 16
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    hidden: int = 0  # 0: adapter bottleneck = embedding dim
+    dropout: float = 0.0
+    val_fraction: float = 0.2
+    views: str = "pretrain10"
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    synth: SynthParams
+    data: DataParams
+    sample: SampleParams
+    render: RenderParams
+    depth: DepthParams
+    clip: ClipParams
+    bootstrap: BootstrapParams
+    pretrain: PretrainParams
+    zeroshot: ZeroshotParams
+    adapter: AdapterParams
+    extra: dict = field(default_factory=dict)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ParamsError(f"params: '{key}' must be a mapping, got {value!r}")
+        return _build(tp, value, key)
+    if origin in (types.UnionType, typing.Union):
+        for arm in typing.get_args(tp):
+            if arm is type(None) and value is None:
+                return None
+        arms = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(value, arms[0], key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"params: '{key}' must be a list, got {value!r}")
+        (inner, *_rest) = typing.get_args(tp)
+        return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is dict:
+        return dict(value or {})
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"params: '{key}' must be true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"params: '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"params: '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ParamsError(f"params: '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, raw: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ParamsError(f"params: unknown key(s) {sorted(unknown)} in '{prefix or 'params.yaml'}'")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if f.name in raw:
+            kwargs[f.name] = _coerce(raw[f.name], hints[f.name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"params: missing required key '{key}'")
+    return cls(**kwargs)
+
+
+def params_from_dict(raw: dict) -> Params:
+    """Validate a raw params mapping into typed :class:`Params`."""
+    return _build(Params, raw, "")
+
+
+def load_params(path: str | os.PathLike | None = None) -> Params:
+    """Load and validate ``params.yaml`` (or ``$CLIP2POINT_PARAMS``)."""
+    path = Path(path) if path is not None else PARAMS_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"params: file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"params: {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: {path} must hold a mapping")
+    return params_from_dict(raw)
