@@ -22,6 +22,8 @@ if [ ! -f "$stamp" ]; then
   echo "[setup] installing torch (CPU-capable build) and the project into $VENV"
   "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
   "$VENV/bin/pip" install -q -e ".[dev]"
+  # pyrender 0.1.45 pins PyOpenGL==3.1.0, whose OSMesa context fails on current Mesa; 3.1.10 works.
+  "$VENV/bin/pip" install -q "PyOpenGL==3.1.10" 2>&1 | grep -v "pyrender .* requires" || true
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
