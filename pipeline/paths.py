@@ -60,3 +60,14 @@ def results_dir(stage: str) -> Path:
 
 def report_dir() -> Path:
     return DATA / "report"
+
+
+def metrics_file(key: str) -> Path:
+    """Small metrics JSON of one stage instance, outside its output dir (``dvc metrics``), e.g.
+    ``metrics_file("pretrain/intra_cross-seed0")``."""
+    return DATA / "metrics" / f"{key}.json"
+
+
+def plots_dir(key: str) -> Path:
+    """dvclive directory of one training stage instance (``dvc plots``)."""
+    return DATA / "plots" / key

@@ -1,0 +1,54 @@
+"""params.yaml is validated into typed objects; bad keys and types fail with the key named."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.params import ParamsError, load_params, params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_default_params_load():
+    p = load_params(ROOT / "params.yaml")
+    assert p.depth.mode in {"min", "weighted"}
+    assert p.depth.dilation == _raw()["depth"]["dilation"]
+    assert isinstance(p.synth.classes, tuple) and len(p.synth.classes) >= 10
+    assert p.data.benchmarks[0].name == _raw()["data"]["benchmarks"][0]["name"]
+
+
+@pytest.mark.parametrize("profile", sorted((ROOT / "configs").glob("*.yaml")))
+def test_profiles_load(profile):
+    """Every params profile shipped in configs/ validates."""
+    load_params(profile)
+
+
+def test_unknown_key_is_named():
+    raw = _raw()
+    raw["depth"]["dilaton"] = 4
+    with pytest.raises(ParamsError, match=r"dilaton.*depth"):
+        params_from_dict(raw)
+
+
+def test_wrong_type_is_named():
+    raw = _raw()
+    raw["depth"]["dilation"] = "two"
+    with pytest.raises(ParamsError, match=r"depth\.dilation"):
+        params_from_dict(raw)
+
+
+def test_missing_required_is_named():
+    raw = _raw()
+    del raw["data"]["pretrain"]["root"]
+    with pytest.raises(ParamsError, match=r"data\.pretrain\.root"):
+        params_from_dict(raw)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
