@@ -48,8 +48,21 @@ class DatasetParams:
 
 @dataclass(frozen=True)
 class DataParams:
+    """``benchmarks`` is written in params.yaml as a mapping name → dataset; it loads as a tuple."""
+
     pretrain: DatasetParams
     benchmarks: tuple[DatasetParams, ...]
+
+    def benchmark(self, name: str) -> DatasetParams:
+        return _find_dataset(self, name)
+
+
+def _find_dataset(data: DataParams, name: str) -> DatasetParams:
+    for d in (data.pretrain, *data.benchmarks):
+        if d.name == name:
+            return d
+    known = [data.pretrain.name, *(d.name for d in data.benchmarks)]
+    raise ParamsError(f"params: no dataset named '{name}' (known: {', '.join(known)})")
 
 
 @dataclass(frozen=True)
@@ -166,9 +179,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         arms = [a for a in typing.get_args(tp) if a is not type(None)]
         return _coerce(value, arms[0], key)
     if origin is tuple:
+        (inner, *_rest) = typing.get_args(tp)
+        if isinstance(value, dict) and dataclasses.is_dataclass(inner) and "name" in {
+            f.name for f in dataclasses.fields(inner)
+        }:
+            # a mapping keyed by name (dvc foreach-friendly: stage names like sample@synth_benchmark)
+            value = [{"name": k, **(v or {})} for k, v in value.items()]
         if not isinstance(value, (list, tuple)):
             raise ParamsError(f"params: '{key}' must be a list, got {value!r}")
-        (inner, *_rest) = typing.get_args(tp)
         return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is dict:
         return dict(value or {})

@@ -19,7 +19,8 @@ def test_default_params_load():
     assert p.depth.mode in {"min", "weighted"}
     assert p.depth.dilation == _raw()["depth"]["dilation"]
     assert isinstance(p.synth.classes, tuple) and len(p.synth.classes) >= 10
-    assert p.data.benchmarks[0].name == _raw()["data"]["benchmarks"][0]["name"]
+    assert [b.name for b in p.data.benchmarks] == list(_raw()["data"]["benchmarks"])
+    assert p.data.benchmark("synth_benchmark").root == _raw()["data"]["benchmarks"]["synth_benchmark"]["root"]
 
 
 @pytest.mark.parametrize("profile", sorted((ROOT / "configs").glob("*.yaml")))
@@ -52,3 +53,9 @@ def test_missing_required_is_named():
 def test_missing_file(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_unknown_dataset_is_named():
+    p = params_from_dict(_raw())
+    with pytest.raises(ParamsError, match="no dataset named 'modelnet99'"):
+        p.data.benchmark("modelnet99")
