@@ -1,0 +1,231 @@
+"""open_clip factory: real CLIP weights when the user has them, or a miniature CLIP config (paper §3.1).
+
+The miniature configs are ordinary open_clip model configs (same ``CLIP`` class, same BPE tokenizer),
+registered with open_clip's config registry at import through its public ``add_model_config``.
+The image side follows CLIP's conventions: inputs are 3-channel images at the model's size, normalised
+with CLIP's mean/std. Depth maps are stored raw (foreground in [0, 200/255], background 1.0) and turned
+into CLIP inputs here, in :func:`depth_to_clip_input`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from torch import nn
+
+CLIP_MEAN = tuple(float(x) for x in OPENAI_DATASET_MEAN)
+CLIP_STD = tuple(float(x) for x in OPENAI_DATASET_STD)
+
+#: Miniature CLIP configs (open_clip's JSON schema). ``c2p-mini`` is the embedded default's CLIP;
+#: ``c2p-tiny`` is for tests (seconds on a CPU).
+MINI_CONFIGS: dict[str, dict] = {
+    "c2p-mini": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 112, "layers": 4, "width": 192, "head_width": 64, "patch_size": 16},
+        "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2},
+    },
+    "c2p-tiny": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 48, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    },
+}
+
+
+class ClipWeightsError(RuntimeError):
+    """CLIP weights were asked for but are not available; ``str()`` is one line saying how to provide them."""
+
+
+def register_mini_configs() -> None:
+    """Register :data:`MINI_CONFIGS` with open_clip (idempotent; JSON files in a per-content temp folder)."""
+    blob = json.dumps(MINI_CONFIGS, sort_keys=True)
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
+    folder = Path(tempfile.gettempdir()) / f"clip2point-open_clip-configs-{os.getuid()}-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, cfg in MINI_CONFIGS.items():
+        target = folder / f"{name}.json"
+        if not target.exists() or json.loads(target.read_text()) != cfg:
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(cfg, f)
+            os.replace(tmp, target)
+    if any(open_clip.get_model_config(n) is None for n in MINI_CONFIGS):
+        open_clip.add_model_config(folder)
+
+
+register_mini_configs()
+
+
+def _hf_cached(repo_and_file: str, cache_dir: str | None) -> bool:
+    """Whether a ``repo/`` hub entry of open_clip's pretrained table is in the local HF cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return False
+    repo = repo_and_file.rstrip("/")
+    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        hit = try_to_load_from_cache(repo, filename, cache_dir=cache_dir)
+        if isinstance(hit, str) and Path(hit).is_file():
+            return True
+    return False
+
+
+def _check_pretrained_available(name: str, tag: str, cache_dir: str | None) -> None:
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg:
+        known = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
+        raise ClipWeightsError(
+            f"open_clip has no pretrained tag '{tag}' for model '{name}' (known tags: {known}); "
+            "set clip.pretrained to one of them or to a local checkpoint path"
+        )
+    found = False
+    if cfg.get("hf_hub"):
+        found = _hf_cached(cfg["hf_hub"], cache_dir)
+    if not found and cfg.get("url"):
+        root = Path(cache_dir or os.path.expanduser("~/.cache/clip"))
+        found = (root / os.path.basename(cfg["url"])).is_file()
+    if not found:
+        raise ClipWeightsError(
+            f"CLIP weights '{name}' / '{tag}' are not in open_clip's cache and this machine is offline: on a "
+            f"connected machine run `python -c \"import open_clip; open_clip.create_model('{name}', "
+            f"pretrained='{tag}')\"` and copy ~/.cache/huggingface here, or set clip.pretrained to a local "
+            "checkpoint path"
+        )
+
+
+def create_clip(
+    name: str, pretrained: str = "", device: str | torch.device = "cpu", cache_dir: str | None = None
+) -> tuple[nn.Module, object]:
+    """Build an open_clip CLIP and its tokenizer.
+
+    ``pretrained``: ``""`` random init; an open_clip tag such as ``"openai"`` (looked up in open_clip's
+    cache only, never downloaded: a missing cache raises :class:`ClipWeightsError`); or a local checkpoint
+    path (an open_clip checkpoint or a plain state dict, as written by the bootstrap).
+    """
+    if open_clip.get_model_config(name) is None:
+        raise ClipWeightsError(
+            f"unknown CLIP model '{name}': use an open_clip model name (e.g. ViT-B-32) or one of "
+            f"{sorted(MINI_CONFIGS)}"
+        )
+    tokenizer = open_clip.get_tokenizer(name)
+    if not pretrained:
+        model = open_clip.create_model(name, pretrained=None, device=device)
+    elif os.path.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+        path = Path(pretrained)
+        if not path.is_file():
+            raise ClipWeightsError(f"CLIP checkpoint not found: {path} (clip.pretrained)")
+        model = open_clip.create_model(name, pretrained=None, device=device)
+        try:
+            open_clip.load_checkpoint(model, str(path), strict=True)
+        except Exception as e:  # noqa: BLE001 - one-line message for any unreadable checkpoint
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = f"cannot load CLIP checkpoint {path} into '{name}': {first[:300]}"
+            raise ClipWeightsError(msg) from None
+    else:
+        _check_pretrained_available(name, pretrained, cache_dir)
+        old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        try:
+            model = open_clip.create_model(name, pretrained=pretrained, device=device, cache_dir=cache_dir)
+        except Exception as e:  # noqa: BLE001
+            raise ClipWeightsError(f"cannot load CLIP weights '{name}' / '{pretrained}': {e}") from None
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    model.eval()
+    return model, tokenizer
+
+
+def image_size(visual: nn.Module) -> int:
+    """Input side length of an open_clip image tower."""
+    size = getattr(visual, "image_size", 224)
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+@torch.no_grad()
+def text_features(
+    model: nn.Module, tokenizer, class_names: Sequence[str], templates: Sequence[str]
+) -> torch.Tensor:
+    """(K, C) L2-normalised class text features, averaged over prompt templates (§3.3: "image of a {}")."""
+    device = next(model.parameters()).device
+    captions = [t.format(c.replace("_", " ")) for c in class_names for t in templates]
+    feats = model.encode_text(tokenizer(captions).to(device)).float()
+    feats = F.normalize(feats, dim=-1).view(len(class_names), len(templates), -1).mean(1)
+    return F.normalize(feats, dim=-1)
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(CLIP_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def depth_to_clip_input(depth: torch.Tensor, size: int) -> torch.Tensor:
+    """Depth maps (B, H, W) in [0, 1] → CLIP inputs (B, 3, S, S): grey → 3 channels, resize, CLIP mean/std."""
+    if depth.dim() != 3:
+        raise ValueError(f"depth must be (B, H, W), got {tuple(depth.shape)}")
+    x = depth.float().unsqueeze(1)
+    x = _resize(x, size).expand(-1, 3, -1, -1)
+    return _normalise(x)
+
+
+def rgb_to_clip_input(rgb: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
+    """uint8 RGB images (B, H, W, 3) → CLIP inputs (B, 3, S, S)."""
+    if isinstance(rgb, np.ndarray):
+        rgb = torch.from_numpy(rgb)
+    if rgb.dim() != 4 or rgb.shape[-1] != 3:
+        raise ValueError(f"rgb must be (B, H, W, 3), got {tuple(rgb.shape)}")
+    x = rgb.permute(0, 3, 1, 2).float().div_(255.0)
+    return _normalise(_resize(x, size))
+
+
+def encode_images(visual: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """L2-normalised features of CLIP inputs (B, 3, S, S) → (B, C), in chunks of ``batch_size``."""
+    if batch_size is None or x.shape[0] <= batch_size:
+        return F.normalize(visual(x).float(), dim=-1)
+    return torch.cat([F.normalize(visual(c).float(), dim=-1) for c in x.split(batch_size)])
+
+
+def encode_views(visual: nn.Module, depth: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Per-view features of multi-view depth maps (B, V, H, W) → (B, V, C), L2-normalised."""
+    b, v, h, w = depth.shape
+    size = image_size(visual)
+    device = next(visual.parameters()).device
+    flat = depth.reshape(b * v, h, w)
+    chunk = batch_size or flat.shape[0]
+    feats = [encode_images(visual, depth_to_clip_input(c.to(device), size)) for c in flat.split(chunk)]
+    return torch.cat(feats).view(b, v, -1)
+
+
+def encode_rgb_views(visual: nn.Module, rgb: torch.Tensor | np.ndarray, batch_size: int | None = None):
+    """Per-view features of multi-view RGB renders uint8 (B, V, H, W, 3) → (B, V, C), L2-normalised."""
+    if isinstance(rgb, np.ndarray):
+        rgb = torch.from_numpy(rgb)
+    b, v = rgb.shape[:2]
+    size = image_size(visual)
+    device = next(visual.parameters()).device
+    flat = rgb.reshape(b * v, *rgb.shape[2:])
+    chunk = batch_size or flat.shape[0]
+    feats = [encode_images(visual, rgb_to_clip_input(c, size).to(device)) for c in flat.split(chunk)]
+    return torch.cat(feats).view(b, v, -1)
+
