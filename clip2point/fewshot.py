@@ -1,0 +1,240 @@
+"""k-shot sampling and the adapter training loop (paper §4, §5.2, §5.4–5.5).
+
+Sampling. :func:`sample_k_shot` draws exactly ``k`` training samples of every class, each class from its
+own seeded stream (``numpy.random.default_rng([seed, class])``), so a draw is deterministic and does not
+change for one class when another class is added. A class with fewer than ``k`` samples raises
+:class:`InsufficientSamplesError` naming the class, unless ``allow_fewer=True`` (then that class keeps all of
+its samples: an explicit, opt-in deviation from k-shot).
+
+Training (:func:`fit_adapter`). AdamW (lr 1e-3, weight decay 1e-4 on weight matrices only, §5.2), batch 32,
+cross-entropy on the adapter logits, a fixed number of epochs. Model selection never sees test data: when
+``val_fraction > 0`` a stratified part of the *training* samples is held out, the adapter is trained on
+the rest and the epoch with the best held-out accuracy (ties: lower held-out loss, then earlier) is chosen;
+with ``refit=True`` (default) a fresh adapter with the same seed is then trained on all the training
+samples for that many epochs, so no labelled sample is wasted in the few-shot setting.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from clip2point.models.adapters import decay_groups
+
+
+class InsufficientSamplesError(ValueError):
+    """A class has fewer training samples than the requested k."""
+
+
+def _labels_array(labels: Any) -> np.ndarray:
+    if isinstance(labels, Tensor):
+        labels = labels.detach().cpu().numpy()
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"labels must be a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def sample_k_shot(
+    labels: Any,
+    k: int,
+    seed: int,
+    class_names: Sequence[str] | None = None,
+    n_classes: int | None = None,
+    allow_fewer: bool = False,
+) -> np.ndarray:
+    """Indices (sorted) of exactly ``k`` samples per class, drawn deterministically from ``seed``.
+
+    Classes are ``range(n_classes)`` (default: ``len(class_names)``, else ``max(labels) + 1``); every one
+    must have at least ``k`` samples, else :class:`InsufficientSamplesError` names the first short class
+    (``allow_fewer=True`` keeps all samples of short classes instead).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    y = _labels_array(labels)
+    if n_classes is None:
+        n_classes = len(class_names) if class_names is not None else (int(y.max()) + 1 if y.size else 0)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes})")
+    chosen: list[np.ndarray] = []
+    for c in range(n_classes):
+        members = np.flatnonzero(y == c)
+        if len(members) < k and not allow_fewer:
+            name = f"'{class_names[c]}' (label {c})" if class_names is not None else f"label {c}"
+            raise InsufficientSamplesError(
+                f"class {name} has {len(members)} training samples, fewer than k={k} "
+                "(lower k, or pass allow_fewer=True to keep all samples of short classes)"
+            )
+        rng = np.random.default_rng([seed, c])
+        chosen.append(rng.permutation(members)[:k])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def stratified_holdout(labels: Any, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions ``0..len(labels)-1`` into (train, held-out), ``fraction`` of every class held out.
+
+    Per class ``round(fraction * n_c)`` samples, at least 1 when the class has two or more and ``fraction``
+    is positive, and never the class's last sample. Both outputs are sorted.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"held-out fraction must lie in [0, 1), got {fraction}")
+    y = _labels_array(labels)
+    train, held = [], []
+    for c in np.unique(y):
+        members = np.random.default_rng([seed, int(c), 7]).permutation(np.flatnonzero(y == c))
+        n_val = int(round(fraction * len(members)))
+        if fraction > 0 and len(members) >= 2:
+            n_val = max(n_val, 1)
+        n_val = min(n_val, len(members) - 1)
+        held.append(members[:n_val])
+        train.append(members[n_val:])
+    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return cat(train), cat(held)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Adapter training settings (§5.2 defaults)."""
+
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    val_fraction: float = 0.2
+    seed: int = 0
+    refit: bool = True
+    device: str = "cpu"
+
+
+@dataclass
+class FitResult:
+    """A trained adapter and how it was chosen."""
+
+    model: nn.Module
+    best_epoch: int
+    val_acc: float | None  # held-out accuracy at the chosen epoch (None without a held-out part)
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch of the selection run
+
+
+def _subset(inputs: Sequence[Tensor], idx: np.ndarray | Tensor) -> list[Tensor]:
+    idx_t = torch.as_tensor(idx, dtype=torch.long)
+    return [x[idx_t] for x in inputs]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, inputs: Sequence[Tensor], text: Tensor, batch_size: int = 512) -> Tensor:
+    """Logits ``(M,K)`` of ``model(*paths, text)`` over ``M`` samples in batches (eval mode, on CPU out)."""
+    model.eval()
+    device = next(model.parameters()).device
+    m = inputs[0].shape[0]
+    out = [
+        model(*[x[i : i + batch_size].to(device).float() for x in inputs], text.to(device).float()).cpu()
+        for i in range(0, m, batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, text.shape[0])
+
+
+def _evaluate(
+    model: nn.Module, inputs: Sequence[Tensor], labels: Tensor, text: Tensor
+) -> tuple[float, float]:
+    logits = predict_logits(model, inputs, text)
+    loss = F.cross_entropy(logits, labels).item()
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    return acc, loss
+
+
+def train_epochs(
+    model: nn.Module,
+    inputs: Sequence[Tensor],
+    labels: Tensor,
+    text: Tensor,
+    cfg: TrainConfig,
+    epochs: int,
+    generator: torch.Generator,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> None:
+    """Train ``model`` in place for ``epochs`` epochs: AdamW, shuffled batches of ``cfg.batch_size``, CE loss.
+
+    ``on_epoch(epoch, mean_train_loss)`` is called after each epoch (epochs count from 1).
+    """
+    device = torch.device(cfg.device)
+    model.to(device)
+    opt = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.lr)
+    text_d = text.to(device).float()
+    inputs_d = [x.to(device).float() for x in inputs]
+    labels_d = labels.to(device)
+    m = labels.shape[0]
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(m, generator=generator).to(device)
+        total = 0.0
+        for i in range(0, m, cfg.batch_size):
+            b = order[i : i + cfg.batch_size]
+            loss = F.cross_entropy(model(*[x[b] for x in inputs_d], text_d), labels_d[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(b)
+        if on_epoch is not None:
+            on_epoch(epoch, total / max(m, 1))
+
+
+def fit_adapter(
+    make_model: Callable[[], nn.Module],
+    inputs: Sequence[Tensor],
+    labels: Any,
+    text: Tensor,
+    cfg: TrainConfig,
+) -> FitResult:
+    """Train an adapter from ``make_model()`` on ``inputs`` (one ``(M,V,C)`` tensor per path), choosing the
+    number of epochs on a held-out part of the *training* samples (see module docstring).
+
+    Deterministic for a given ``cfg.seed``: initialisation, dropout and shuffling run on seeded generators
+    (the global torch RNG state is restored afterwards).
+    """
+    y = torch.as_tensor(_labels_array(labels))
+    if any(x.shape[0] != y.shape[0] for x in inputs):
+        raise ValueError("every feature path needs one row per label")
+    history: list[dict[str, float]] = []
+    with torch.random.fork_rng(devices=[]):
+        if cfg.val_fraction <= 0:
+            torch.manual_seed(cfg.seed)
+            model = make_model()
+            train_epochs(model, inputs, y, text, cfg, cfg.epochs, torch.Generator().manual_seed(cfg.seed))
+            return FitResult(model.eval(), cfg.epochs, None, history)
+
+        tr, va = stratified_holdout(y, cfg.val_fraction, cfg.seed)
+        if len(va) == 0 or len(tr) == 0:
+            raise ValueError("too few training samples to hold out a validation part; set val_fraction=0")
+        x_tr, x_va = _subset(inputs, tr), _subset(inputs, va)
+        y_tr, y_va = y[tr], y[va]
+        torch.manual_seed(cfg.seed)
+        model = make_model()
+        best: dict[str, Any] = {"key": None, "epoch": 0, "acc": None, "state": None}
+
+        def on_epoch(epoch: int, train_loss: float) -> None:
+            acc, loss = _evaluate(model, x_va, y_va, text)
+            history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": loss, "val_acc": acc})
+            key = (acc, -loss)
+            if best["key"] is None or key > best["key"]:
+                best.update(key=key, epoch=epoch, acc=acc)
+                if not cfg.refit:
+                    best["state"] = copy.deepcopy(model.state_dict())
+
+        gen = torch.Generator().manual_seed(cfg.seed)
+        train_epochs(model, x_tr, y_tr, text, cfg, cfg.epochs, gen, on_epoch)
+        if not cfg.refit:
+            model.load_state_dict(best["state"])
+            return FitResult(model.eval(), best["epoch"], best["acc"], history)
+
+        torch.manual_seed(cfg.seed)
+        final = make_model()
+        train_epochs(final, inputs, y, text, cfg, best["epoch"], torch.Generator().manual_seed(cfg.seed))
+        return FitResult(final.eval(), best["epoch"], best["acc"], history)
