@@ -1,0 +1,213 @@
+"""``clip2point classify``: zero-shot (or adapter) classification of meshes and point clouds."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from clip2point.cli._common import EXIT_OK, EXIT_USER, CliError, Debug, Quiet, err, handled, progress
+from clip2point.cli.engine import BadInput, Timer, classify_clouds, expand_inputs, load_cloud
+
+
+def parse_labels(text: str) -> list[str]:
+    """``"chair, table,,lamp"`` → ``["chair", "table", "lamp"]``; empty or duplicated labels are errors."""
+    labels = [t.strip() for t in text.split(",") if t.strip()]
+    if not labels:
+        raise CliError(f'empty label list {text!r}: pass --labels "chair,table,..."')
+    seen: set[str] = set()
+    for lab in labels:
+        if lab.lower() in seen:
+            raise CliError(f"label '{lab}' is given twice in --labels")
+        seen.add(lab.lower())
+    return labels
+
+
+def dataset_labels(name: str) -> tuple[list[str], str]:
+    """Class names and up axis of ``--dataset NAME``: a params.yaml dataset, or a known real dataset."""
+    from clip2point.datasets_info import DATASETS
+
+    try:
+        from pipeline.params import ParamsError, load_params
+
+        data = load_params().data
+        entry = data.benchmark(name)
+    except (ImportError, ParamsError):
+        entry = None
+    if entry is not None:
+        from clip2point.io import ReadError, class_names
+
+        try:
+            return list(class_names(entry.kind, entry.root, entry.variant)), entry.up_axis
+        except (ReadError, OSError, ValueError) as e:
+            raise CliError(f"dataset '{name}' of params.yaml: cannot read its class names ({e})") from None
+    info = DATASETS.get(name.lower())
+    if info is not None and info.classes:
+        return list(info.classes), info.up_axis
+    known = sorted(n for n, i in DATASETS.items() if i.classes)
+    raise CliError(f"unknown dataset '{name}': use a dataset of params.yaml or one of {', '.join(known)}")
+
+
+def _format_table(rows: list[tuple[str, list[tuple[str, float]]]]) -> str:
+    name_w = max([4, *(len(r[0]) for r in rows)])
+    label_w = max([10, *(len(r[1][0][0]) for r in rows)])
+    lines = [f"{'FILE':<{name_w}}  {'PREDICTION':<{label_w}}  {'PROB':>6}  TOP-K"]
+    for name, top in rows:
+        rest = ", ".join(f"{lab} {p:.3f}" for lab, p in top)
+        lines.append(f"{name:<{name_w}}  {top[0][0]:<{label_w}}  {top[0][1]:>6.3f}  {rest}")
+    return "\n".join(lines)
+
+
+def classify(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="Meshes or point clouds (.ply .obj .off .stl .xyz .txt .npy, "
+            "FILE.h5:INDEX); a folder means its supported files."
+        ),
+    ],
+    labels: Annotated[str | None, typer.Option("--labels", "-l", help="Comma-separated class names.")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Take the class names of a dataset (params.yaml or modelnet40/modelnet10/scanobjectnn).",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="A trained adapter checkpoint (few-shot/supervised).")
+    ] = None,
+    views: Annotated[int | None, typer.Option(help="Number of depth views: 6 (zero-shot set) or 10.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes shown per file.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout.")] = False,
+    clip: Annotated[
+        str | None, typer.Option(help="open_clip model name (e.g. ViT-B-32); default: the run's CLIP.")
+    ] = None,
+    pretrained: Annotated[
+        str | None,
+        typer.Option(
+            help="CLIP weights for --clip: a local checkpoint or an "
+            "open_clip tag found in the cache (e.g. openai)."
+        ),
+    ] = None,
+    encoder: Annotated[str | None, typer.Option(help="A pretrained depth encoder checkpoint.")] = None,
+    up_axis: Annotated[
+        str | None,
+        typer.Option(
+            "--up-axis", help="Up axis of the files: y (default) or z (ModelNet); --dataset sets its own."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clouds rendered and encoded together.")] = 32,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Classify point clouds or meshes zero-shot (or with a trained adapter); a table, or JSON lines.
+
+    Exit 0 when every file was classified; 1 when some could not be (the others are still classified and
+    printed; each bad file gets one line on stderr, and a {"file", "error"} line with --json).
+    """
+    with handled(debug):
+        code = _classify(files, labels, dataset, checkpoint, views, top_k, as_json, clip, pretrained, encoder,
+                         up_axis, batch_size, quiet)  # fmt: skip
+    raise typer.Exit(code)
+
+
+def _classify(files: list[str], labels_opt: str | None, dataset: str | None, checkpoint: str | None,
+              views: int | None, top_k: int, as_json: bool, clip: str | None, pretrained: str | None,
+              encoder: str | None, up_axis: str | None, batch_size: int, quiet: bool) -> int:  # fmt: skip
+    from clip2point.cli.engine import build_bundle, load_encoders, run_settings
+
+    if labels_opt is not None and dataset is not None:
+        raise CliError("pass either --labels or --dataset, not both")
+    labels: list[str] | None = None
+    axis = "y"
+    if labels_opt is not None:
+        labels = parse_labels(labels_opt)
+    elif dataset is not None:
+        labels, axis = dataset_labels(dataset)
+    elif checkpoint is None:
+        raise CliError('no class labels: pass --labels "chair,table,..." or --dataset NAME')
+    if up_axis is not None:
+        if up_axis not in ("x", "y", "z"):
+            raise CliError(f"--up-axis must be x, y or z, not {up_axis!r}")
+        axis = up_axis
+    if pretrained and not clip:
+        raise CliError("--pretrained needs --clip NAME (the model its weights belong to)")
+    specs = expand_inputs(files)
+    if not specs:
+        raise CliError("no input files (the folders given hold no supported files)")
+
+    t0 = time.perf_counter()
+    settings = run_settings()
+    enc = load_encoders(clip, pretrained, encoder)
+    bundle = build_bundle(enc, labels, settings, views, axis, checkpoint)
+    if not quiet:
+        for note in enc.notes:
+            err(f"note: {note}")
+        err(
+            f"model: {enc.source}; {len(bundle.class_names)} classes; "
+            f"loaded in {time.perf_counter() - t0:.1f}s"
+        )
+
+    timer = Timer()
+    rows: list[tuple[str, list[tuple[str, float]]]] = []
+    bad: list[str] = []
+    batch: list[tuple[str, np.ndarray]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        t = time.perf_counter()
+        results = classify_clouds(np.stack([c for _, c in batch]), bundle, top_k)
+        timer.add("classify", t)
+        for (spec, _), top in zip(batch, results, strict=True):
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        {
+                            "file": spec,
+                            "prediction": top[0][0],
+                            "probability": round(top[0][1], 6),
+                            "top_k": [{"label": lab, "probability": round(p, 6)} for lab, p in top],
+                        }
+                    )
+                )
+            else:
+                rows.append((spec, top))
+        batch.clear()
+
+    for spec in progress(specs, quiet, "classify", unit="file"):
+        t = time.perf_counter()
+        try:
+            cloud = load_cloud(spec, settings.num_points, settings.n_dense)
+        except BadInput as e:
+            bad.append(spec)
+            err(f"error: {e}")
+            if as_json:
+                typer.echo(json.dumps({"file": spec, "error": str(e)}))
+            continue
+        finally:
+            timer.add("load", t)
+        batch.append((spec, cloud))
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+
+    if rows:
+        shown = [
+            (Path(s).name if len({Path(x).name for x, _ in rows}) == len(rows) else s, top) for s, top in rows
+        ]
+        typer.echo(_format_table(shown))
+    n_ok = len(specs) - len(bad)
+    if not quiet:
+        err(f"classified {n_ok} of {len(specs)} file(s) in {timer.load + timer.classify:.2f}s "
+            f"(reading {timer.load:.2f}s, rendering+encoding {timer.classify:.2f}s)")  # fmt: skip
+    if bad:
+        err(f"error: {len(bad)} of {len(specs)} file(s) could not be classified")
+        return EXIT_USER
+    return EXIT_OK

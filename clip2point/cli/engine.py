@@ -1,0 +1,364 @@
+"""What ``classify`` and ``render`` do besides parsing options: read the user's files, resolve the models,
+build one :class:`clip2point.predict.ModelBundle` per invocation, classify in batches.
+
+Models load once and text features are computed once per invocation (:func:`build_bundle`); files are read
+one by one (a bad file is reported and skipped) and classified ``batch_size`` clouds at a time
+(:func:`classify_clouds`), so the per-file cost is the depth renders and the encoder forwards.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from clip2point.cli._common import CliError, one_line
+
+#: Extensions ``classify`` and ``render`` accept (``.h5`` entries as ``file.h5:INDEX``).
+SUPPORTED_EXTENSIONS = (".ply", ".obj", ".off", ".stl", ".xyz", ".txt", ".pts", ".npy", ".h5", ".hdf5")
+
+
+class BadInput(Exception):
+    """One input file cannot be used; ``str()`` is one line naming the file and the reason."""
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def load_cloud(spec: str, num_points: int = 1024, n_dense: int = 20000, seed: int = 0) -> np.ndarray:
+    """Read a mesh or point file and bring it to ``(num_points, 3)`` float32 in the unit sphere.
+
+    Meshes are surface-sampled then farthest-point sampled (the pipeline's ``mesh_to_points``); clouds are
+    FPS-subsampled, or padded by repeating points when they have fewer than ``num_points`` (a repeated
+    point does not change a min-depth render). The up axis is converted later, by the bundle.
+    Raises :class:`BadInput` for a missing, unsupported, corrupt, empty or non-finite input.
+    """
+    from clip2point.io import MESH_EXTENSIONS, ReadError, read_mesh_or_points, read_points
+    from clip2point.io.points import split_h5_entry
+    from clip2point.sampling import SamplingError, mesh_to_points, points_to_points
+
+    path, index = split_h5_entry(spec)
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise BadInput(
+            f"{spec}: unsupported extension {ext or '(none)'!r} "
+            f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})"
+        )
+    if not path.exists():
+        raise BadInput(f"{path}: no such file")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory")
+    if ext in (".h5", ".hdf5") and index is None:
+        raise BadInput(f"{path}: name one entry of the HDF5 file as {path}:INDEX")
+    try:
+        obj = read_mesh_or_points(path) if ext in MESH_EXTENSIONS else read_points(spec)
+        if isinstance(obj, np.ndarray):
+            return points_to_points(obj, num_points, seed=seed, allow_fewer=True)
+        return mesh_to_points(obj, num_points, n_dense, seed)
+    except ReadError as e:
+        raise BadInput(str(e)) from None
+    except SamplingError as e:
+        raise BadInput(f"{spec}: {one_line(e)}") from None
+
+
+def expand_inputs(specs: Iterable[str]) -> list[str]:
+    """Files as given; a directory expands to its supported files (sorted, not recursive)."""
+    out: list[str] = []
+    for s in specs:
+        p = Path(s)
+        if p.is_dir():
+            out += sorted(
+                str(c) for c in p.iterdir() if c.is_file() and c.suffix.lower() in SUPPORTED_EXTENSIONS
+            )
+        else:
+            out.append(s)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- models
+
+
+@dataclass
+class Encoders:
+    """The loaded CLIP and the visual encoders a classifier can use.
+
+    ``visuals`` maps an encoder key to a visual tower: ``"clip"`` is CLIP's own image encoder, other keys
+    (``"intra_cross-seed0"``, ``"encoder"``) are pretrained depth encoders. ``zero_shot_key`` names the one
+    used for zero-shot classification (the pretrained depth encoder when there is one, §3.3).
+    """
+
+    model_name: str
+    model: nn.Module
+    tokenizer: Any
+    visuals: dict[str, nn.Module]
+    zero_shot_key: str
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def embed_dim(self) -> int:
+        proj = getattr(self.model, "text_projection", None)
+        if isinstance(proj, torch.Tensor):
+            return int(proj.shape[-1])
+        return int(self.text_features(["x"], ["{}"]).shape[-1])
+
+    @property
+    def logit_scale(self) -> float:
+        scale = getattr(self.model, "logit_scale", None)
+        if isinstance(scale, torch.Tensor):
+            return float(scale.detach().exp().clamp(max=100.0))
+        return 100.0
+
+    def text_features(self, names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+        from clip2point.models.clip import text_features
+
+        return text_features(self.model, self.tokenizer, list(names), list(templates))
+
+
+def _state_dict_of(obj: Any) -> dict[str, torch.Tensor] | None:
+    """The tensor mapping inside a checkpoint (a plain state dict, or one under a usual key)."""
+    if isinstance(obj, Mapping):
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+        for key in ("depth_encoder", "encoder", "visual", "state_dict", "model"):
+            inner = _state_dict_of(obj.get(key))
+            if inner is not None:
+                return inner
+    return None
+
+
+def torch_load(path: str | os.PathLike, what: str) -> Any:
+    """``torch.load`` of a user-given checkpoint (tensors and plain containers only) or a one-line error."""
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"{what} not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is a user error
+        raise CliError(f"{what} {p} is not a readable PyTorch checkpoint ({one_line(e)[:200]})") from None
+
+
+def load_visual(template: nn.Module, path: str | os.PathLike, model_name: str) -> nn.Module:
+    """A copy of ``template`` (CLIP's visual tower) with a pretrained depth encoder's weights from ``path``.
+
+    Accepts a plain state dict or one under ``depth_encoder`` / ``encoder`` / ``visual`` / ``state_dict`` /
+    ``model``, with or without a ``visual.`` / ``module.`` prefix. A checkpoint of another architecture is a
+    :class:`CliError` naming the mismatch.
+    """
+    import copy
+
+    state = _state_dict_of(torch_load(path, "depth encoder checkpoint"))
+    if state is None:
+        raise CliError(f"depth encoder checkpoint {path} holds no state dict of tensors")
+    for prefix in ("module.", "visual."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    visual = copy.deepcopy(template)
+    mismatch = _mismatch(visual, state)
+    if mismatch:
+        raise CliError(
+            f"depth encoder checkpoint {path} does not fit CLIP model '{model_name}' ({mismatch}); "
+            "was it trained with another --clip?"
+        )
+    visual.load_state_dict(state, strict=True)
+    return visual.eval()
+
+
+def _mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
+    """'' when ``state`` loads strictly into ``module``, else a short description of the difference."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys, e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[0]}")
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} shape mismatches, e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        )
+    return "; ".join(parts)
+
+
+def load_encoders(clip: str | None, pretrained: str | None, encoder: str | None) -> Encoders:
+    """Resolve the models of an invocation.
+
+    * ``clip`` given: that open_clip model (``pretrained``: "" random, an open_clip tag from the local cache,
+      or a checkpoint path); zero-shot uses CLIP's image encoder unless ``encoder`` names a depth encoder.
+    * otherwise: the pipeline's latest artifacts (the run's CLIP and pretrained depth encoder).
+    """
+    from clip2point.models.clip import ClipWeightsError, create_clip
+
+    if clip:
+        try:
+            model, tokenizer = create_clip(clip, pretrained or "")
+        except ClipWeightsError as e:
+            raise CliError(str(e)) from None
+        enc = Encoders(clip, model, tokenizer, {"clip": model.visual}, "clip", f"--clip {clip}")
+        enc.source += f" --pretrained {pretrained}" if pretrained else " (random weights)"
+    else:
+        enc = run_encoders()
+    if encoder:
+        enc.visuals["encoder"] = load_visual(enc.visuals["clip"], encoder, enc.model_name)
+        enc.zero_shot_key = "encoder"
+        enc.source += f", --encoder {encoder}"
+    return enc
+
+
+def run_encoders() -> Encoders:
+    """The run's CLIP and its pretrained depth encoder, through ``pipeline.models``."""
+    try:
+        from pipeline import models as run_models
+    except ImportError as e:
+        raise CliError(
+            f"cannot locate the pipeline's models ({one_line(e)}); pass --clip NAME [--pretrained PATH]"
+        ) from None
+    loader: Callable[..., Any] | None = getattr(run_models, "load_run_encoders", None)
+    if loader is None:
+        raise CliError(
+            "pipeline.models has no loader of the run's CLIP; pass --clip NAME [--pretrained PATH]"
+        )
+    return loader()
+
+
+# ------------------------------------------------------------------------------------------- bundle
+
+
+@dataclass
+class RunSettings:
+    """Depth rendering and prompt settings (from ``params.yaml`` when readable, else the defaults)."""
+
+    depth: dict[str, Any]
+    distance: float
+    templates: tuple[str, ...]
+    num_points: int
+    n_dense: int
+    source: str
+
+
+def run_settings() -> RunSettings:
+    """The ``depth``, ``clip.templates`` and ``sample`` sections of ``params.yaml``, or their defaults."""
+    from pipeline.params import ClipParams, DepthParams, ParamsError, SampleParams, load_params
+
+    try:
+        p = load_params()
+        depth, clip, sample, source = p.depth, p.clip, p.sample, "params.yaml"
+    except ParamsError:
+        depth, clip, sample, source = DepthParams(), ClipParams(), SampleParams(), "defaults"
+    cfg = {"image_size": depth.image_size, "dilation": depth.dilation, "mode": depth.mode,
+           "projection": depth.projection}  # fmt: skip
+    return RunSettings(
+        cfg, depth.distance, tuple(clip.templates), sample.num_points, sample.dense_points, source
+    )
+
+
+def view_set_for(n_views: int) -> str:
+    """The name of the view set with ``n_views`` views (``clip2point.render.views.VIEW_SETS``)."""
+    from clip2point.render.views import VIEW_SETS
+
+    by_count = {len(vs.azim): name for name, vs in VIEW_SETS.items()}
+    if n_views not in by_count:
+        known = ", ".join(f"{n} ({name})" for n, name in sorted(by_count.items()))
+        raise CliError(f"no view set with {n_views} views (available: {known})")
+    return by_count[n_views]
+
+
+def load_adapter_checkpoint(path: str | os.PathLike, enc: Encoders) -> dict[str, Any]:
+    """Read an adapter checkpoint (written by the few-shot / supervised stages); check it fits ``enc``."""
+    ckpt = torch_load(path, "adapter checkpoint")
+    needed = ("adapter", "class_names", "text", "views", "paths")
+    if not isinstance(ckpt, Mapping) or any(k not in ckpt for k in needed):
+        have = sorted(ckpt)[:6] if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        raise CliError(f"{path} is not an adapter checkpoint (expected keys {list(needed)}, found {have})")
+    trained_with = ckpt.get("clip_model") or ckpt.get("model_name")
+    if trained_with and trained_with != enc.model_name:
+        raise CliError(
+            f"adapter checkpoint {path} was trained on CLIP '{trained_with}', not '{enc.model_name}'"
+        )
+    dim = int(torch.as_tensor(ckpt["text"]).shape[-1])
+    if dim != enc.embed_dim:
+        raise CliError(
+            f"adapter checkpoint {path} expects {dim}-d features but CLIP '{enc.model_name}' gives "
+            f"{enc.embed_dim}-d (a checkpoint from another model?)"
+        )
+    return dict(ckpt)
+
+
+def build_bundle(
+    enc: Encoders,
+    labels: Sequence[str] | None,
+    settings: RunSettings,
+    n_views: int | None,
+    up_axis: str,
+    checkpoint: str | None = None,
+):
+    """One :class:`clip2point.predict.ModelBundle` for the whole invocation (text features computed here)."""
+    from clip2point import predict
+
+    if checkpoint:
+        ckpt = load_adapter_checkpoint(checkpoint, enc)
+        encoders = dict(enc.visuals)
+        for key in ckpt["paths"]:  # a depth path of the checkpoint falls back to the run's pretrained encoder
+            if key not in encoders and key != "clip" and enc.zero_shot_key != "clip":
+                encoders[key] = enc.visuals[enc.zero_shot_key]
+                enc.notes.append(f"checkpoint path '{key}' uses encoder '{enc.zero_shot_key}'")
+        if n_views is not None and view_set_for(n_views) != ckpt["views"]:
+            raise CliError(
+                f"adapter checkpoint {checkpoint} was trained on view set '{ckpt['views']}'; drop --views"
+            )
+        if labels:
+            ckpt["class_names"] = list(labels)
+            ckpt["text"] = enc.text_features(labels, settings.templates)
+        try:
+            return predict.bundle_from_checkpoint(ckpt, encoders, up_axis=up_axis)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CliError(
+                f"adapter checkpoint {checkpoint} does not fit the loaded models: {one_line(e)}"
+            ) from None
+    if not labels:
+        raise CliError('no class labels: pass --labels "chair,table,..." or --dataset NAME')
+    text = enc.text_features(labels, settings.templates)
+    return predict.zero_shot_bundle(
+        enc.visuals[enc.zero_shot_key],
+        text,
+        labels,
+        views=view_set_for(n_views if n_views is not None else 6),
+        distance=settings.distance,
+        depth_cfg=settings.depth,
+        logit_scale=enc.logit_scale,
+        up_axis=up_axis,
+    )
+
+
+@dataclass
+class Timer:
+    """Wall-clock seconds spent reading/preparing, rendering+encoding, in total."""
+
+    load: float = 0.0
+    classify: float = 0.0
+
+    def add(self, key: str, t0: float) -> None:
+        setattr(self, key, getattr(self, key) + time.perf_counter() - t0)
+
+
+def classify_clouds(clouds: np.ndarray, bundle: Any, top_k: int) -> list[list[tuple[str, float]]]:
+    """Top-``k`` ``(name, probability)`` of each cloud of a ``(B, N, 3)`` batch."""
+    from clip2point.predict import predict_proba
+
+    probs = predict_proba(torch.from_numpy(np.ascontiguousarray(clouds)), bundle)
+    k = max(1, min(top_k, probs.shape[1]))
+    values, idx = probs.topk(k, dim=1)
+    return [
+        [(bundle.class_names[i], float(v)) for v, i in zip(vr, ir, strict=True)]
+        for vr, ir in zip(values.tolist(), idx.tolist(), strict=True)
+    ]

@@ -1,0 +1,247 @@
+"""``clip2point prepare``: check a real dataset download and wire it into ``params.yaml``.
+
+The check (:func:`clip2point.datasets_info.check_layout`) compares the files with the published split
+sizes and names what is missing; the pipeline's own reader (:func:`clip2point.io.catalogue`) is then run
+over the download so what ``dvc repro`` will see is what was checked. On success the dataset's entry is
+written into ``data.benchmarks`` (or ``data.pretrain`` for ShapeNet-55) with a targeted text edit that
+keeps the rest of ``params.yaml``, comments included.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from clip2point.cli._common import CliError, Debug, Quiet, err, handled, one_line
+
+
+class _EditError(Exception):
+    """The targeted edit cannot be applied to this file's layout (the caller falls back to a round trip)."""
+
+
+def _flow(mapping: dict[str, Any]) -> str:
+    """``{kind: modelnet40, root: /data/ModelNet40, up_axis: z}`` (YAML flow style, quoted where needed)."""
+    return yaml.safe_dump(mapping, default_flow_style=True, sort_keys=False, width=math.inf).strip()
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _is_content(line: str) -> bool:
+    s = line.strip()
+    return bool(s) and not s.startswith("#")
+
+
+def _block_end(lines: list[str], start: int, parent_indent: int) -> int:
+    """Index after the block of line ``start``: up to the next content line indented ≤ ``parent_indent``."""
+    end = start + 1
+    while end < len(lines) and not (_is_content(lines[end]) and _indent(lines[end]) <= parent_indent):
+        end += 1
+    while end > start + 1 and not _is_content(lines[end - 1]):  # trailing blanks/comments stay outside
+        end -= 1
+    return end
+
+
+def _find_key(lines: list[str], lo: int, hi: int, key: str, indent: int) -> int | None:
+    pat = re.compile(rf"^ {{{indent}}}{re.escape(key)}\s*:(\s|$)")
+    return next((i for i in range(lo, hi) if pat.match(lines[i])), None)
+
+
+def edit_params_text(text: str, section: str, name: str, entry: dict[str, Any]) -> str:
+    """Set ``data.pretrain`` (``section="pretrain"``, ``entry`` holds ``name``) or ``data.benchmarks.<name>``
+    in params.yaml's text, touching only that entry's lines. Raises :class:`_EditError` on layouts it
+    does not recognise."""
+    lines = text.splitlines()
+    data = _find_key(lines, 0, len(lines), "data", 0)
+    if data is None:
+        raise _EditError("no top-level 'data:' key")
+    data_end = _block_end(lines, data, 0)
+    child = next((_indent(ln) for ln in lines[data + 1 : data_end] if _is_content(ln)), 2)
+    if section == "pretrain":
+        at = _find_key(lines, data + 1, data_end, "pretrain", child)
+        new = [f"{' ' * child}pretrain: {_flow(entry)}"]
+        if at is None:
+            lines[data + 1 : data + 1] = new
+        else:
+            lines[at : _block_end(lines, at, child)] = new
+        return "\n".join(lines) + "\n"
+    bench = _find_key(lines, data + 1, data_end, "benchmarks", child)
+    if bench is None:
+        lines[data_end:data_end] = [f"{' ' * child}benchmarks:", f"{' ' * (child + 2)}{name}: {_flow(entry)}"]
+        return "\n".join(lines) + "\n"
+    if lines[bench].split(":", 1)[1].split("#", 1)[0].strip():
+        raise _EditError("data.benchmarks is written inline")
+    bench_end = _block_end(lines, bench, child)
+    grand = next((_indent(ln) for ln in lines[bench + 1 : bench_end] if _is_content(ln)), child + 2)
+    new_line = f"{' ' * grand}{name}: {_flow(entry)}"
+    at = _find_key(lines, bench + 1, bench_end, name, grand)
+    if at is None:
+        lines[bench_end:bench_end] = [new_line]
+    else:
+        lines[at : _block_end(lines, at, grand)] = [new_line]
+    return "\n".join(lines) + "\n"
+
+
+def _expected_raw(raw: dict, section: str, name: str, entry: dict[str, Any]) -> dict:
+    import copy
+
+    raw = copy.deepcopy(raw)
+    data = raw.setdefault("data", {})
+    if section == "pretrain":
+        data["pretrain"] = dict(entry)
+    else:
+        bench = data.get("benchmarks") or {}
+        if isinstance(bench, list):  # list form: replace or append by name
+            bench = [b for b in bench if b.get("name") != name] + [{"name": name, **entry}]
+        else:
+            bench = {**bench, name: dict(entry)}
+        data["benchmarks"] = bench
+    return raw
+
+
+def write_params(path: Path, section: str, name: str, entry: dict[str, Any]) -> str:
+    """Upsert the dataset entry in ``path``; returns ``"edited"`` (comments kept) or ``"rewritten"``."""
+    from pipeline.artifacts import atomic_path
+    from pipeline.params import ParamsError, params_from_dict
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror or e}") from None
+    raw = yaml.safe_load(text) or {}
+    if not isinstance(raw, dict):
+        raise CliError(f"{path} does not hold a mapping")
+    expected = _expected_raw(raw, section, name, entry)
+    how = "edited"
+    try:
+        new_text = edit_params_text(text, section, name, entry)
+        if yaml.safe_load(new_text) != expected:
+            raise _EditError("the edited file does not parse to the expected parameters")
+    except _EditError:
+        how = "rewritten"
+        new_text = yaml.safe_dump(expected, sort_keys=False, width=110)
+    try:
+        params_from_dict(yaml.safe_load(new_text))
+    except ParamsError as e:
+        raise CliError(f"{path} would not validate after the change: {e}") from None
+    with atomic_path(path) as tmp:
+        tmp.write_text(new_text)
+    return how
+
+
+def _portable(root: Path) -> str:
+    """A path relative to the working directory when inside it (DVC-friendly), else absolute."""
+    resolved = root.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
+def prepare(
+    dataset: Annotated[str, typer.Argument(help="modelnet40 | modelnet10 | shapenet55 | scanobjectnn")],
+    root: Annotated[
+        Path, typer.Option("--root", help="The local download (see docs/cli.md for where to get it).")
+    ],
+    variant: Annotated[str | None, typer.Option(help="ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Entry name in params.yaml (default: the dataset's).")
+    ] = None,
+    up_axis: Annotated[
+        str | None, typer.Option("--up-axis", help="Override the dataset's up axis (y/z).")
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option(help="The params file to update (default: params.yaml).")
+    ] = None,
+    check_only: Annotated[
+        bool, typer.Option("--check-only", help="Check the download; do not touch params.")
+    ] = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Check a local download of a real dataset and wire it into the pipeline's inputs (params.yaml).
+
+    Exit 1, with one line per problem on stderr (exactly what is missing), when the download is incomplete.
+    """
+    with handled(debug):
+        from clip2point.datasets_info import DATASETS, check_layout
+
+        info = DATASETS.get(dataset.lower())
+        if info is None:
+            raise CliError(f"unknown dataset '{dataset}' (choose from {', '.join(DATASETS)})")
+        if info.variants:
+            if variant is None:
+                raise CliError(f"{info.name} needs --variant ({' | '.join(info.variants)})")
+            if variant not in info.variants:
+                raise CliError(
+                    f"unknown {info.name} variant '{variant}' (choose from {', '.join(info.variants)})"
+                )
+        elif variant:
+            raise CliError(f"{info.name} has no variants (drop --variant)")
+        if up_axis is not None and up_axis not in ("x", "y", "z"):
+            raise CliError(f"--up-axis must be x, y or z, not {up_axis!r}")
+        if not root.exists():
+            raise CliError(f"--root {root} does not exist; download {info.name} from {info.download}")
+
+        report = check_layout(info.name, root, variant or "")
+        problems = list(report.problems)
+        if not problems:
+            problems += _reader_problems(info.kind, report.root, variant or "", report.expected)
+        if problems:
+            for p in problems:
+                err(f"{info.name}: {p}")
+            raise CliError(
+                f"{info.name} at {report.root} is incomplete ({report.summary()}); "
+                f"expected layout {info.layout}; download: {info.download}"
+            )
+        if not quiet:
+            err(f"{info.name}: complete at {report.root} ({report.summary()})")
+        if check_only:
+            return
+        entry_name = name or (f"{info.name}_{variant.lower()}" if variant else info.name)
+        if not re.fullmatch(r"[A-Za-z0-9_]+", entry_name):
+            raise CliError(
+                f"--name must be letters, digits and underscores (a DVC stage key), not {entry_name!r}"
+            )
+        entry: dict[str, Any] = {"kind": info.kind, "root": _portable(report.root)}
+        if variant:
+            entry["variant"] = variant
+        entry["up_axis"] = up_axis or info.up_axis
+        section = "pretrain" if info.role == "pretrain" else "benchmarks"
+        if section == "pretrain":
+            entry = {"name": entry_name, **entry}
+        from pipeline.params import PARAMS_FILE
+
+        target = params or Path(os.environ.get("CLIP2POINT_PARAMS", PARAMS_FILE))
+        how = write_params(target, section, entry_name, entry)
+        where = "data.pretrain" if section == "pretrain" else f"data.benchmarks.{entry_name}"
+        typer.echo(f"{where} = {_flow(entry)} ({how} {target})")
+        if how == "rewritten":
+            err(
+                f"note: {target} had a layout the targeted edit does not handle; "
+                "it was rewritten (comments lost)"
+            )
+
+
+def _reader_problems(kind: str, root: Path, variant: str, expected: dict[str, int]) -> list[str]:
+    """Run the pipeline's catalogue over the download; disagreements with the expected counts are problems."""
+    from clip2point.io import ReadError, catalogue
+
+    try:
+        items = catalogue(kind, root, variant)
+    except (ReadError, OSError, ValueError) as e:
+        return [f"the pipeline's reader cannot list it: {one_line(e)}"]
+    counts = Counter(it.split for it in items)
+    return [
+        f"the pipeline's reader sees {counts.get(s, 0):,} {s} items, expected {n:,}"
+        for s, n in expected.items()
+        if counts.get(s, 0) != n
+    ]
