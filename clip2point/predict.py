@@ -1,0 +1,167 @@
+"""Point cloud → top-k class names with probabilities, for the CLI (paper §3.3 and §4).
+
+A :class:`ModelBundle` holds everything a prediction needs, as plain callables and tensors:
+
+* ``render``: points ``(B,N,3)`` → depth maps ``(B,V,H,W)`` (the run's view set and depth settings),
+* ``featurizers``: one per feature path, depth maps → L2-normalised view features ``(B,V,C)``
+  (the CLIP visual encoder and/or a pretrained depth encoder),
+* ``text``: frozen class text features ``(K,C)`` and ``class_names``,
+* ``adapter``: a trained adapter taking the paths' features (few-shot / supervised), or ``None`` for
+  zero-shot, which uses Eq. 15 on the first path with ``logit_scale``.
+
+Build one with :func:`zero_shot_bundle` / :func:`adapter_bundle` from loaded encoders, or
+:func:`bundle_from_checkpoint` from an adapter checkpoint written by the ``fewshot`` / ``supervised`` stages
+(the caller resolves the checkpoint's encoder keys to loaded encoders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from clip2point.evaluate import zero_shot_logits
+from clip2point.models.adapters import adapter_from_state
+
+Featurizer = Callable[[Tensor], Tensor]
+Renderer = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class ModelBundle:
+    """A ready-to-use classifier (see module docstring)."""
+
+    class_names: list[str]
+    text: Tensor
+    render: Renderer
+    featurizers: list[Featurizer]
+    adapter: nn.Module | None = None
+    logit_scale: float = 100.0
+    up_axis: str = "y"
+    normalize_points: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.text.ndim != 2 or self.text.shape[0] != len(self.class_names):
+            k = len(self.class_names)
+            raise ValueError(f"text features {tuple(self.text.shape)} do not match {k} classes")
+        n_paths = getattr(self.adapter, "n_paths", 1)
+        if len(self.featurizers) != n_paths:
+            have = len(self.featurizers)
+            raise ValueError(f"the adapter takes {n_paths} feature path(s), the bundle has {have}")
+
+
+def unit_sphere(points: Tensor) -> Tensor:
+    """Centre ``(…,N,3)`` clouds on their centroid and scale the farthest point to radius 1."""
+    centred = points - points.mean(dim=-2, keepdim=True)
+    radius = centred.norm(dim=-1).amax(dim=-1, keepdim=True).clamp_min(1e-12)
+    return centred / radius.unsqueeze(-1)
+
+
+@torch.no_grad()
+def predict_proba(points: Tensor | np.ndarray, bundle: ModelBundle) -> Tensor:
+    """Class probabilities ``(B,K)`` of clouds ``(B,N,3)`` (or one cloud ``(N,3)`` → ``(1,K)``)."""
+    x = torch.as_tensor(np.asarray(points, dtype=np.float32)) if isinstance(points, np.ndarray) else points
+    x = x.float()
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3 or x.shape[-1] != 3 or x.shape[1] == 0:
+        raise ValueError(f"points must be (N, 3) or (B, N, 3) with N > 0, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("points contain NaN or infinite coordinates")
+    if bundle.up_axis != "y":
+        from clip2point.render.views import to_y_up
+
+        x = torch.as_tensor(to_y_up(x, bundle.up_axis)).float()
+    if bundle.normalize_points:
+        x = unit_sphere(x)
+    depth = bundle.render(x)
+    feats = [f(depth).float().cpu() for f in bundle.featurizers]
+    text = bundle.text.float().cpu()
+    if bundle.adapter is None:
+        logits = zero_shot_logits(feats[0], text, bundle.logit_scale)  # Eq. 15
+    else:
+        bundle.adapter.eval()
+        device = next(bundle.adapter.parameters()).device
+        logits = bundle.adapter(*[f.to(device) for f in feats], text.to(device)).cpu()
+    return logits.softmax(dim=-1)
+
+
+def predict(points: Tensor | np.ndarray, bundle: ModelBundle, top_k: int = 5) -> list[tuple[str, float]]:
+    """Top-``k`` ``(class name, probability)`` pairs for one cloud ``(N,3)``, most probable first."""
+    if isinstance(points, (Tensor, np.ndarray)) and points.ndim != 2:
+        raise ValueError(f"predict takes one cloud (N, 3), got shape {tuple(points.shape)}")
+    probs = predict_proba(points, bundle)[0]
+    k = max(1, min(top_k, probs.numel()))
+    values, idx = probs.topk(k)
+    return [(bundle.class_names[i], float(v)) for v, i in zip(values.tolist(), idx.tolist(), strict=True)]
+
+
+# ---------------------------------------------------------------------------------------------- builders
+
+
+def depth_renderer(views: str, distance: float, **depth_cfg: Any) -> Renderer:
+    """``points -> depth`` with a named view set (``render.views.VIEW_SETS``) and ``DepthConfig`` kwargs."""
+    from clip2point.render.depth import DepthConfig, render_depth
+    from clip2point.render.views import VIEW_SETS
+
+    view_set, cfg = VIEW_SETS[views], DepthConfig(**depth_cfg)
+    return lambda pts: render_depth(pts, view_set, distance, cfg)
+
+
+def visual_featurizer(visual: nn.Module, batch_size: int = 64) -> Featurizer:
+    """``depth -> (B,V,C)`` view features of a visual encoder (``clip2point.models.clip.encode_views``)."""
+    from clip2point.models.clip import encode_views
+
+    visual.eval()
+    return lambda depth: encode_views(visual, depth, batch_size)
+
+
+def zero_shot_bundle(
+    visual: nn.Module,
+    text: Tensor,
+    class_names: Sequence[str],
+    views: str = "zeroshot6",
+    distance: float = 1.0,
+    depth_cfg: Mapping[str, Any] | None = None,
+    logit_scale: float = 100.0,
+    up_axis: str = "y",
+) -> ModelBundle:
+    """Zero-shot classifier (Eq. 15) of one visual encoder (CLIP's, or a pretrained depth encoder)."""
+    return ModelBundle(
+        list(class_names),
+        text,
+        depth_renderer(views, distance, **dict(depth_cfg or {})),
+        [visual_featurizer(visual)],
+        None,
+        logit_scale,
+        up_axis,
+    )
+
+
+def bundle_from_checkpoint(
+    ckpt: Mapping[str, Any], encoders: Mapping[str, nn.Module], up_axis: str = "y"
+) -> ModelBundle:
+    """Rebuild the classifier of an adapter checkpoint (as written by ``stages.fewshot``).
+
+    ``ckpt`` keys: ``adapter`` (:func:`~clip2point.models.adapters.adapter_state`), ``class_names``,
+    ``text`` (K,C), ``views``, ``distance``, ``depth`` (DepthConfig kwargs), ``paths`` (encoder keys, e.g.
+    ``["clip", "intra_cross-seed0"]``); ``encoders`` maps each key to a loaded visual encoder.
+    """
+    missing = [p for p in ckpt["paths"] if p not in encoders]
+    if missing:
+        raise KeyError(f"checkpoint needs encoder(s) {missing}; given: {sorted(encoders)}")
+    return ModelBundle(
+        list(ckpt["class_names"]),
+        torch.as_tensor(ckpt["text"]).float(),
+        depth_renderer(ckpt["views"], float(ckpt["distance"]), **dict(ckpt["depth"])),
+        [visual_featurizer(encoders[p]) for p in ckpt["paths"]],
+        adapter_from_state(ckpt["adapter"]),
+        float(ckpt.get("logit_scale", 100.0)),
+        up_axis,
+        meta={k: v for k, v in ckpt.items() if k not in ("adapter", "text")},
+    )
