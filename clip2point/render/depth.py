@@ -1,0 +1,244 @@
+"""Points → multi-view depth maps (paper §3.2.2, Eq. 12–14), batched over clouds × views, CPU and CUDA.
+
+Projection (per view, camera frame from :mod:`clip2point.render.views`; a point p has camera coordinates
+``x = p·right``, ``y = p·up``, ``s = p·back``):
+
+* ``orthographic`` (default, the released implementation): the object is scaled by 1/d and seen by an
+  orthographic camera at distance d whose frame spans [−1, 1]² (a unit-sphere object fills the frame at d
+  = 1): ``X = x/d``, ``Y = y/d``, depth ``z = d − s/d``.
+* ``perspective`` (Eq. 13's ⌈x/z⌉): pinhole camera at distance ``D = PERSPECTIVE_DISTANCE_FACTOR · d`` =
+  2d with focal length ``f = PERSPECTIVE_FOCAL`` = 1/tan(30°) = √3 (a 60° field of view, the released
+  implementation's RGB camera at 2d): ``z = D − s``, ``X = f·x/z``, ``Y = f·y/z``. At d = 1 the unit
+  sphere's silhouette (half-angle asin(1/2) = 30°) exactly touches the frame edge.
+
+Pixels: ``u = (X + 1)·W/2``, ``v = (1 − Y)·H/2`` (row 0 at the top); a point's pixel is ``(⌊v⌋, ⌊u⌋)``, the
+0-based form of Eq. 13's ⌈·⌉. Dilation R (Eq. 13): a point in pixel p covers every pixel p̂ with
+``p̂ − R/2 ≤ p < p̂ + R/2`` per axis, i.e. offsets ``−(⌈R/2⌉−1) … ⌊R/2⌋`` (R = 2: the pixel, its right
+and lower neighbours; R = 1: the pixel alone). Points with z ≤ 0 (behind the camera; with orthographic at
+d < 1 this can cut the nearest tip of a unit-sphere object, as pytorch3d's rasterizer does in the
+released implementation) and pixels outside the frame are dropped.
+
+Pixel value: ``min`` (Eq. 14, default) the smallest z covering the pixel; ``weighted`` (Eq. 12)
+``Σ z/(z+ε) / Σ 1/z``. Then per view (the released convention): foreground ``(z − z_min)/z_max ·
+200/255`` with z_min, z_max the min / max over the view's foreground pixels, background 1.0. The map has
+one channel; expanding to 3 channels and CLIP mean/std belong to the model side.
+
+Implementation (``min``): one fill of the output with 1.0, then O(N·V·R²) work: per-point values
+pre-normalised with the max over *points*, ``scatter_reduce(amin)`` into the maps, a gather of the
+written pixels to find the max over *pixels*, and an ``index_put`` that rescales those pixels exactly
+(the normalisation is affine and increasing per view, so it commutes with the min). No Python loop over
+points or views.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from clip2point.render.views import ViewSet, get_views, view_rotations
+
+FOREGROUND_MAX = 200.0 / 255.0
+BACKGROUND = 1.0
+PERSPECTIVE_DISTANCE_FACTOR = 2.0
+PERSPECTIVE_FOCAL = 1.0 / math.tan(math.radians(30.0))
+MODES = ("min", "weighted")
+PROJECTIONS = ("orthographic", "perspective")
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """Depth settings: image size, dilation R (Eq. 13), mode (Eq. 14 ``min`` / Eq. 12 ``weighted``)."""
+
+    image_size: int = 224
+    dilation: int = 2
+    mode: str = "min"
+    projection: str = "orthographic"
+    eps: float = 1e-12  # Eq. 12's ε
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"depth mode must be one of {MODES}, got {self.mode!r}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"depth projection must be one of {PROJECTIONS}, got {self.projection!r}")
+        if not 1 <= int(self.image_size) <= 8192:
+            raise ValueError(f"image_size must be in [1, 8192], got {self.image_size}")
+        if not 1 <= int(self.dilation) <= 64:
+            raise ValueError(f"dilation must be in [1, 64], got {self.dilation}")
+
+
+def dilation_offsets(r: int) -> range:
+    """Pixel offsets covered by a point along one axis for dilation rate R (Eq. 13)."""
+    return range(-((r + 1) // 2 - 1), r // 2 + 1)
+
+
+def _distances(distance: float | torch.Tensor | None, views: ViewSet, b: int, device: torch.device,
+               ) -> torch.Tensor:
+    if distance is None:
+        distance = 1.0 if views.dist is None else torch.tensor(views.dist)
+    d = torch.as_tensor(distance, dtype=torch.float32, device=device)
+    if d.ndim == 1 and d.shape[0] == len(views):
+        d = d[None, :]
+    return d.expand(b, len(views)) if d.ndim < 2 or d.shape != (b, len(views)) else d
+
+
+def project(points: torch.Tensor, views: ViewSet | str, distance: float | torch.Tensor | None,
+            cfg: DepthConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Continuous pixel coordinates ``(u, v)`` and depth ``z`` of every point in every view, each (B, V, N).
+
+    Non-finite inputs give ``z = nan`` (dropped by the renderer).
+    """
+    views = get_views(views)
+    b = points.shape[0]
+    rot = view_rotations(views.elev, views.azim, dtype=points.dtype, device=points.device)
+    cam = torch.einsum("bnk,vjk->bvnj", points, rot)  # (B, V, N, 3): x, y, s
+    d = _distances(distance, views, b, points.device).to(points.dtype)[:, :, None]
+    x, y, s = cam.unbind(-1)
+    if cfg.projection == "orthographic":
+        inv = 1.0 / d
+        z = d - s * inv
+        px, py = x * inv, y * inv
+    else:
+        z = PERSPECTIVE_DISTANCE_FACTOR * d - s
+        k = PERSPECTIVE_FOCAL / torch.where(z > 0, z, torch.ones_like(z))
+        px, py = x * k, y * k
+    size = cfg.image_size
+    u = (px + 1.0) * (0.5 * size)
+    v = (1.0 - py) * (0.5 * size)
+    return u, v, z
+
+
+def depth_workspace(b: int, v: int, image_size: int,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """A reusable 1-D float32 buffer for :func:`render_depth`'s ``out`` (B·V·H·W + 1 elements).
+
+    Reusing it across batches avoids re-faulting fresh pages for every output (the dominant cost on CPU).
+    """
+    return torch.empty(b * v * image_size * image_size + 1, dtype=torch.float32, device=device)
+
+
+def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
+                 distance: float | torch.Tensor | None = None, cfg: DepthConfig | None = None,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+    """Depth maps (B, V, H, W) float32 of point clouds (B, N, 3) (Eq. 12–14); see the module docstring.
+
+    ``distance``: a float, a (B, V) / (V,) / (B, 1) tensor, or None (the view set's distances, else 1.0).
+    ``out``: optional workspace from :func:`depth_workspace` (``min`` mode); the result is then a view
+    into it, overwritten by the next call that uses the same workspace.
+    """
+    cfg = cfg or DepthConfig()
+    views = get_views(views)
+    if points.ndim != 3 or points.shape[-1] != 3:
+        raise ValueError(f"points must be (B, N, 3), got {tuple(points.shape)}")
+    points = points.float() if points.dtype not in (torch.float32, torch.float64) else points
+    b, n, _ = points.shape
+    nv, size, r = len(views), int(cfg.image_size), int(cfg.dilation)
+    dev = points.device
+    u, v, z = project(points, views, distance, cfg)
+    z = z.float()
+    valid_pt = z > 0  # False for nan
+    lim = float(size + r + 2)
+    # clamped before the integer cast (no overflow); NaN casts to garbage, but then z is NaN: invalid
+    col0 = u.clamp_(-lim, lim).floor_().long()  # (B, V, N)
+    row0 = v.clamp_(-lim, lim).floor_().long()
+    offs = torch.tensor(list(dilation_offsets(r)), device=dev)
+    lo, hi = int(offs[0]), int(offs[-1])
+    base = torch.arange(b * nv, device=dev).view(b, nv, 1) * (size * size)
+    pix0 = base + row0 * size + col0  # (B, V, N)
+    pix_offs = (offs[:, None] * size + offs[None, :]).reshape(-1)  # (R*R,)
+    total = b * nv * size * size
+    cmin, cmax = torch.aminmax(col0)
+    rmin, rmax = torch.aminmax(row0)
+    inside = valid_pt.all() & (cmin >= -lo) & (cmax < size - hi) & (rmin >= -lo) & (rmax < size - hi)
+    if bool(inside):  # common case: every block fully in frame, no per-pixel masks needed
+        valid_e = None
+        flat_idx = (pix0[..., None] + pix_offs).reshape(-1)
+    else:
+        cols = col0[..., None] + offs  # (B, V, N, R)
+        rows = row0[..., None] + offs
+        col_ok = (cols >= 0) & (cols < size)
+        row_ok = (rows >= 0) & (rows < size)
+        valid_e = (row_ok[..., :, None] & col_ok[..., None, :]) & valid_pt[..., None, None]  # (B,V,N,R,R)
+        valid_e = valid_e.reshape(b, nv, n * r * r)
+        idx = (pix0[..., None] + pix_offs).reshape(b, nv, n * r * r)
+        flat_idx = torch.where(valid_e, idx, total).reshape(-1)  # invalid → a dummy slot past the end
+    if cfg.mode == "min":
+        return _render_min(z, valid_e, flat_idx, b, nv, n, size, r, out)
+    if valid_e is None:
+        valid_e = torch.ones(b, nv, n * r * r, dtype=torch.bool, device=dev)
+    return _render_weighted(z, valid_e, flat_idx, b, nv, n, size, r, cfg.eps)
+
+
+def _render_min(z: torch.Tensor, valid_e: torch.Tensor | None, flat_idx: torch.Tensor, b: int, nv: int,
+                n: int, size: int, r: int, out: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 14 with the per-view normalisation, in O(B·V·(H·W + N·R²)); ``valid_e`` None: all valid."""
+    rr = r * r
+    length = b * nv * size * size + 1
+    inf = torch.tensor(float("inf"), device=z.device)
+    if valid_e is None:
+        zmin, zmax_pts = z.amin(-1), z.amax(-1)
+        has = torch.ones_like(zmin, dtype=torch.bool)
+    else:
+        vis = valid_e.view(b, nv, n, rr).any(-1)  # the point covers at least one in-frame pixel
+        zmin = torch.where(vis, z, inf).amin(-1)  # (B, V): min over points = min over pixels
+        zmax_pts = torch.where(vis, z, -inf).amax(-1)
+        has = vis.any(-1)
+        zmin = torch.where(has, zmin, torch.zeros_like(zmin))
+        zmax_pts = torch.where(has, zmax_pts, torch.ones_like(zmax_pts))
+    # pre-normalised values in [0, 200/255]: below the background 1.0, so amin against it picks foreground
+    t = (z - zmin[..., None]) * (FOREGROUND_MAX / zmax_pts)[..., None]
+    t_e = t[..., None].expand(b, nv, n, rr).reshape(-1)
+    if out is None:
+        buf = torch.full((length,), BACKGROUND, dtype=torch.float32, device=z.device)
+    else:
+        if out.dtype != torch.float32 or out.ndim != 1 or out.numel() < length or out.device != z.device:
+            raise ValueError(f"out must be a 1-D float32 tensor of >= {length} elements on {z.device}")
+        buf = out[:length].fill_(BACKGROUND)
+    buf.scatter_reduce_(0, flat_idx, t_e, reduce="amin", include_self=True)
+    g = buf[flat_idx].view(b, nv, n * rr)  # per-entry value of the pixel it covers
+    gm = g if valid_e is None else torch.where(valid_e, g, -inf)
+    tmax_pix = gm.amax(-1).clamp_min(0.0)
+    tmax_pix = torch.where(has, tmax_pix, torch.zeros_like(tmax_pix))
+    zmax_pix = zmin + tmax_pix * (zmax_pts / FOREGROUND_MAX)  # max over foreground pixels of the raw depth
+    scale = torch.where(has, zmax_pts / zmax_pix.clamp_min(torch.finfo(torch.float32).tiny),
+                        torch.ones_like(zmax_pts))
+    buf.index_put_((flat_idx,), (g * scale[..., None]).reshape(-1))
+    return buf[:-1].view(b, nv, size, size)
+
+
+def _render_weighted(z: torch.Tensor, valid_e: torch.Tensor, flat_idx: torch.Tensor, b: int, nv: int, n:
+int,
+                     size: int, r: int, eps: float) -> torch.Tensor:
+    """Eq. 12 (Σ z/(z+ε) / Σ 1/z per pixel) with the per-view normalisation."""
+    rr = r * r
+    zs = torch.where(z > 0, z, torch.ones_like(z))
+    num_e = (zs / (zs + eps))[..., None].expand(b, nv, n, rr).reshape(-1)
+    den_e = (1.0 / zs)[..., None].expand(b, nv, n, rr).reshape(-1)
+    length = b * nv * size * size + 1
+    num = torch.zeros(length, dtype=torch.float32, device=z.device).index_add_(0, flat_idx, num_e)
+    den = torch.zeros(length, dtype=torch.float32, device=z.device).index_add_(0, flat_idx, den_e)
+    num, den = num[:-1].view(b, nv, -1), den[:-1].view(b, nv, -1)
+    fg = den > 0
+    val = num / torch.where(fg, den, torch.ones_like(den))
+    inf = torch.tensor(float("inf"), device=z.device)
+    zmin = torch.where(fg, val, inf).amin(-1, keepdim=True)
+    zmax = torch.where(fg, val, -inf).amax(-1, keepdim=True)
+    has = fg.any(-1, keepdim=True)
+    zmin = torch.where(has, zmin, torch.zeros_like(zmin))
+    zmax = torch.where(has, zmax, torch.ones_like(zmax)).clamp_min(torch.finfo(torch.float32).tiny)
+    out = torch.where(fg, (val - zmin) / zmax * FOREGROUND_MAX, torch.full_like(val, BACKGROUND))
+    return out.view(b, nv, size, size)
+
+
+def jittered_distances(b: int, v: int, base: float = 1.0, jitter: float = 0.1,
+                       generator: torch.Generator | None = None, device: torch.device | str | None = None,
+                       ) -> torch.Tensor:
+    """(B, V) pretraining distances ``base · (1 + U(−jitter, jitter))`` (§5.2: [0.9, 1.1) at d = 1).
+
+    ``v = 1`` gives one distance per cloud (the released implementation), broadcast over views by
+    :func:`render_depth`. Call twice for the two independent renders of intra-modality learning (Eq. 5–7).
+    """
+    dev = generator.device if generator is not None and device is None else device
+    u = torch.rand((b, v), generator=generator, device=dev)
+    return base * (1.0 + (2.0 * u - 1.0) * jitter)

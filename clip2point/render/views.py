@@ -1,0 +1,178 @@
+"""View sets, camera frames and the axis convention shared by the depth and RGB renderers (§5.2).
+
+Angles
+------
+A view is an (elevation, azimuth) pair in degrees, in a **y-up** world frame, with the meaning of
+pytorch3d's ``look_at_view_transform(dist, elev, azim)`` that the released implementation used: the
+camera sits at
+
+    c = d · (cos(elev)·sin(azim), sin(elev), cos(elev)·cos(azim))
+
+and looks at the origin. So (0, 0) is the front view (camera on +z), (0, 90) the right view (camera on +x),
+(90, 0) the top view, (180, 0) the back view, (270, 0) the bottom view. The released 10-view set's four
+"corner" views (elev 225 / 315) are all *below* the object (sin 225° = sin 315° < 0): 225 puts the camera
+behind (−z), 315 in front (+z).
+
+Image orientation
+-----------------
+Each view has an orthonormal camera frame (right, up, back), ``back = c / |c|`` pointing from the object
+to the camera. Image columns grow along *right*, image rows grow along *−up* (row 0 is the top of the
+picture). As in pytorch3d (whose image +x is the camera's −X axis) nothing is mirrored: in the front view
+world +x is on the right of the picture and +y at the top; in the back view world +x is on the left.
+
+For a regular view ``right = normalize(forward × y)``, ``up = right × forward`` (``forward = −back``): the
+picture is upright, world +y projects upwards, whatever the elevation (elev = 180 gives an upright back
+view, not an upside-down one, exactly as pytorch3d's ``look_at_rotation`` with up = (0, 1, 0)).
+
+Poles (elev ≡ ±90°): the up-vector (0, 1, 0) is parallel to the view direction and the rule above is 0/0.
+pytorch3d does not special-case it: float32 rounding of cos(elev) (cos(float32(π/2)) = −4.4e−8,
+cos(float32(3π/2)) = +1.2e−8) tips the camera a hair off the pole, and its eps-guarded normalisation then
+picks a frame. Emulating that arithmetic for the released views gives, for all of them — (90, 0) in both
+sets, (270, 0) in ``pretrain10`` and (−90, 180) in ``zeroshot6`` — **image-up = world +z** (the object's
+front). We adopt that as the rule, stated exactly rather than by rounding accident: at a pole,
+``up = +z`` and ``right = forward × up``; the azimuth of a pole view is ignored. Consequences: the top
+view shows world +x on the *left* (you look down with the object's front at the top of the picture), the
+bottom view shows +x on the right.
+
+Axis conversion
+---------------
+Renderers assume y-up. ModelNet is z-up; :func:`to_y_up` maps a dataset's frame to this one. For ``"z"``
+it is the rotation the released implementation applies to ModelNet (``rot=True``): ``(x, y, z) → (−y, z,
+−x)``, a proper rotation (det +1) whose +y is the old +z and whose front view (camera on +z) looks along
+the old +x axis. ScanObjectNN, ShapeNet and the synthetic shapes are y-up already (``"y"``: identity).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+_POLE_COS = 1e-6  # |cos(elev)| below this is a pole view (see module docstring)
+
+
+@dataclass(frozen=True)
+class ViewSet:
+    """V views: elevation and azimuth in degrees (y-up frame), optional per-view distances."""
+
+    elev: tuple[float, ...]
+    azim: tuple[float, ...]
+    dist: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "elev", tuple(float(e) for e in self.elev))
+        object.__setattr__(self, "azim", tuple(float(a) for a in self.azim))
+        if len(self.elev) != len(self.azim) or not self.elev:
+            raise ValueError(f"ViewSet needs as many elevations as azimuths (>0), got {len(self.elev)}, "
+                             f"{len(self.azim)}")
+        if self.dist is not None:
+            object.__setattr__(self, "dist", tuple(float(d) for d in self.dist))
+            if len(self.dist) != len(self.elev):
+                raise ValueError(f"ViewSet has {len(self.elev)} views but {len(self.dist)} distances")
+            if not all(d > 0 and math.isfinite(d) for d in self.dist):
+                raise ValueError(f"ViewSet distances must be finite and > 0, got {self.dist}")
+
+    def __len__(self) -> int:
+        return len(self.elev)
+
+    @classmethod
+    def from_list(cls, views: Sequence[Sequence[float]]) -> ViewSet:
+        """From ``[(elev, azim), ...]`` or ``[(elev, azim, distance), ...]`` (degrees)."""
+        rows = [tuple(float(x) for x in v) for v in views]
+        if not rows or any(len(r) not in (2, 3) for r in rows):
+            raise ValueError("views must be a non-empty list of (elev, azim) or (elev, azim, distance)")
+        if len({len(r) for r in rows}) != 1:
+            raise ValueError("views must all have 2 or all have 3 entries")
+        dist = tuple(r[2] for r in rows) if len(rows[0]) == 3 else None
+        return cls(tuple(r[0] for r in rows), tuple(r[1] for r in rows), dist)
+
+    def as_dict(self) -> dict:
+        return {"elev": list(self.elev), "azim": list(self.azim), "dist": None if self.dist is None else
+                list(self.dist)}
+
+
+#: The released implementation's view sets (degrees, y-up): 10 views for pretraining and adapters, the 6
+#: orthogonal views (front, right, back, left, top, bottom) for zero-shot (§5.2).
+VIEW_SETS: dict[str, ViewSet] = {
+    "pretrain10": ViewSet(elev=(0, 90, 180, 270, 225, 225, 315, 315, 0, 0),
+                          azim=(0, 0, 0, 0, -45, 45, -45, 45, -90, 90)),
+    "zeroshot6": ViewSet(elev=(0, 0, 0, 0, 90, -90), azim=(0, 90, 180, 270, 0, 180)),
+}
+
+
+def get_views(views: str | ViewSet | Sequence[Sequence[float]]) -> ViewSet:
+    """A view set by name (:data:`VIEW_SETS`), as given, or from a list of (elev, azim[, distance])."""
+    if isinstance(views, ViewSet):
+        return views
+    if isinstance(views, str):
+        try:
+            return VIEW_SETS[views]
+        except KeyError:
+            raise ValueError(f"unknown view set {views!r}; known: {sorted(VIEW_SETS)}") from None
+    return ViewSet.from_list(views)
+
+
+def camera_frames(elev_deg: Sequence[float], azim_deg: Sequence[float]) -> np.ndarray:
+    """(V, 3, 3) float64 camera frames, rows ``(right, up, back)`` in world coordinates.
+
+    ``back`` is the unit vector from the object to the camera. The matrix is a proper rotation taking world
+    coordinates to camera coordinates (OpenGL convention: the camera looks along its −z axis).
+    """
+    e = np.deg2rad(np.asarray(elev_deg, dtype=np.float64))
+    a = np.deg2rad(np.asarray(azim_deg, dtype=np.float64))
+    back = np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], axis=-1)
+    back /= np.linalg.norm(back, axis=-1, keepdims=True)
+    pole = np.abs(np.cos(e)) < _POLE_COS
+    # At a pole the camera is exactly on ±y: snap it so the frame is exactly orthonormal.
+    back[pole] = np.array([0.0, 1.0, 0.0]) * np.sign(np.sin(e[pole]))[:, None]
+    fwd = -back
+    right = np.cross(fwd, np.array([0.0, 1.0, 0.0]))
+    right[pole] = np.cross(fwd[pole], np.array([0.0, 0.0, 1.0]))  # pole rule: image-up = world +z
+    right /= np.linalg.norm(right, axis=-1, keepdims=True)
+    up = np.cross(right, fwd)
+    up /= np.linalg.norm(up, axis=-1, keepdims=True)
+    return np.stack([right, up, back], axis=1)
+
+
+def view_rotations(
+    elev_deg: Sequence[float], azim_deg: Sequence[float], dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """(V, 3, 3) world → camera rotations (rows: right, up, back); see :func:`camera_frames`."""
+    return torch.as_tensor(camera_frames(elev_deg, azim_deg), dtype=dtype, device=device)
+
+
+def camera_poses(views: ViewSet, distances: Sequence[float]) -> np.ndarray:
+    """(V, 4, 4) camera-to-world poses (OpenGL: columns right, up, back, position) at ``distances``."""
+    frames = camera_frames(views.elev, views.azim)
+    poses = np.tile(np.eye(4), (len(views), 1, 1))
+    poses[:, :3, :3] = np.transpose(frames, (0, 2, 1))
+    poses[:, :3, 3] = frames[:, 2, :] * np.asarray(distances, dtype=np.float64)[:, None]
+    return poses
+
+
+_Y_UP = {
+    "y": np.eye(3),
+    # (x, y, z) -> (-y, z, -x): the released implementation's ModelNet rotation.
+    "z": np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]]),
+}
+
+
+def y_up_matrix(up_axis: str) -> np.ndarray:
+    """3×3 rotation M with ``p_yup = M @ p`` for a dataset whose up axis is ``up_axis`` ("y" or "z")."""
+    try:
+        return _Y_UP[up_axis].copy()
+    except KeyError:
+        raise ValueError(f"up_axis must be one of {sorted(_Y_UP)}, got {up_axis!r}") from None
+
+
+def to_y_up(points: np.ndarray | torch.Tensor, up_axis: str) -> np.ndarray | torch.Tensor:
+    """Rotate (..., 3) points from a dataset's frame into the y-up frame of the renderers."""
+    m = y_up_matrix(up_axis)
+    if isinstance(points, torch.Tensor):
+        return points @ torch.as_tensor(m.T, dtype=points.dtype, device=points.device)
+    pts = np.asarray(points)
+    return (pts @ m.T).astype(pts.dtype if pts.dtype.kind == "f" else np.float32, copy=False)
