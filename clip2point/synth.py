@@ -119,7 +119,7 @@ def tube_arc(center: Sequence[float], radius: float, thickness: float, rgba: np.
 
     t = np.linspace(-span / 2, span / 2, 14)
     path = np.column_stack([radius * np.cos(t), radius * np.sin(t), np.zeros_like(t)])
-    m = trimesh.creation.sweep_polygon(Point(0, 0).buffer(thickness, resolution=3), path)
+    m = trimesh.creation.sweep_polygon(Point(0, 0).buffer(thickness, quad_segs=3), path)
     m.apply_translation(center)
     return _paint(m, rgba)
 
@@ -354,7 +354,14 @@ def bowl(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         parts.append(
             cylinder(r_base * 0.9, foot, (0, foot / 2, 0), colour(rng) if rng.random() < 0.5 else col, 32)
         )
-    parts.append(revolve(_bowl_profile(r_top, r_base, height, wall, u(rng, 1.5, 3.0)), col, (0, foot, 0)))
+    body = revolve(_bowl_profile(r_top, r_base, height, wall, u(rng, 1.5, 3.0)), col, (0, foot, 0))
+    if rng.random() < 0.7:  # a glaze of another colour inside: faces whose normal points towards the axis
+        radial = body.triangles_center * [1, 0, 1]
+        inner = (body.face_normals * radial).sum(1) < 0
+        fc = np.array(body.visual.face_colors)
+        fc[inner] = colour(rng)
+        body.visual = trimesh.visual.ColorVisuals(body, face_colors=fc)
+    parts.append(body)
     return parts
 
 

@@ -192,11 +192,18 @@ def write_off(mesh: trimesh.Trimesh, path: str | os.PathLike, digits: int = 6) -
 def _bake_colours(geom: trimesh.Trimesh) -> trimesh.Trimesh:
     """Texture / material visuals → vertex colours, so parts can be concatenated without texture atlases."""
     vis = geom.visual
-    if isinstance(vis, trimesh.visual.texture.TextureVisuals):
-        try:
-            geom.visual = vis.to_color()
-        except Exception:  # noqa: BLE001 - a material we cannot bake keeps trimesh's default colour
-            geom.visual = trimesh.visual.ColorVisuals(geom)
+    if not isinstance(vis, trimesh.visual.texture.TextureVisuals):
+        return geom
+    mat = vis.material
+    image = getattr(mat, "image", None) or getattr(mat, "baseColorTexture", None)
+    try:
+        if vis.uv is not None and image is not None:
+            geom.visual = vis.to_color()  # sample the texture at each vertex's uv
+        else:  # untextured material (ShapeNetCore's usual case): its diffuse colour on every face
+            main = np.asarray(mat.main_color, dtype=np.uint8)
+            geom.visual = trimesh.visual.ColorVisuals(geom, face_colors=np.tile(main, (len(geom.faces), 1)))
+    except Exception:  # noqa: BLE001 - a material we cannot bake keeps trimesh's default colour
+        geom.visual = trimesh.visual.ColorVisuals(geom)
     return geom
 
 
