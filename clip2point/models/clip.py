@@ -9,11 +9,13 @@ into CLIP inputs here, in :func:`depth_to_clip_input`, and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,18 @@ def _check_pretrained_available(name: str, tag: str, cache_dir: str | None) -> N
         )
 
 
+@contextlib.contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """Silence open_clip's "No pretrained weights loaded" warning where random init is what we asked for."""
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(max(old, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(old)
+
+
 def create_clip(
     name: str, pretrained: str = "", device: str | torch.device = "cpu", cache_dir: str | None = None
 ) -> tuple[nn.Module, object]:
@@ -119,12 +133,14 @@ def create_clip(
         )
     tokenizer = open_clip.get_tokenizer(name)
     if not pretrained:
-        model = open_clip.create_model(name, pretrained=None, device=device)
+        with _quiet_open_clip():
+            model = open_clip.create_model(name, pretrained=None, device=device)
     elif os.path.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
         path = Path(pretrained)
         if not path.is_file():
             raise ClipWeightsError(f"CLIP checkpoint not found: {path} (clip.pretrained)")
-        model = open_clip.create_model(name, pretrained=None, device=device)
+        with _quiet_open_clip():
+            model = open_clip.create_model(name, pretrained=None, device=device)
         try:
             open_clip.load_checkpoint(model, str(path), strict=True)
         except Exception as e:  # noqa: BLE001 - one-line message for any unreadable checkpoint

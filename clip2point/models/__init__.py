@@ -1,0 +1,1 @@
+"""Models: the open_clip factory (:mod:`clip2point.models.clip`) and the downstream adapters."""

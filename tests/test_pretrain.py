@@ -1,0 +1,145 @@
+"""Pre-training loop on a tiny CLIP: E_i frozen, loss goes down, variants, NaN handling, on-the-fly depth."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from clip2point.models.clip import create_clip
+from clip2point.train.pretrain import (
+    EvalSet,
+    PretrainConfig,
+    PretrainData,
+    TextSide,
+    TrainingDiverged,
+    pretrain,
+)
+
+SIZE = 32
+
+
+def fake_render(points: torch.Tensor, view_idx: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """A tiny orthographic min-depth splatter: rotate about y by 36°·view, scale by 1/distance."""
+    ang = view_idx.float() * (2 * math.pi / 10)
+    c, s = torch.cos(ang)[:, None], torch.sin(ang)[:, None]
+    x = c * points[..., 0] + s * points[..., 2]
+    z = -s * points[..., 0] + c * points[..., 2]
+    y = points[..., 1]
+    d = distance.view(-1, 1).float()
+    col = ((x / d + 1) * SIZE / 2).long().clamp(0, SIZE - 1)
+    row = ((1 - y / d) * SIZE / 2).long().clamp(0, SIZE - 1)
+    depth = ((z / d + 1) / 2).clamp(0, 1) * 200 / 255
+    b = points.shape[0]
+    flat = torch.full((b, SIZE * SIZE), 1.0)
+    flat.scatter_reduce_(1, row * SIZE + col, depth, reduce="amin")
+    return flat.view(b, SIZE, SIZE)
+
+
+def make_data(m: int = 16, n: int = 128, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(m) % 4
+    # four classes of anisotropic blobs, so depth maps and "RGB" renders carry the class
+    scales = torch.tensor([[0.8, 0.2, 0.2], [0.2, 0.8, 0.2], [0.2, 0.2, 0.8], [0.5, 0.5, 0.5]])
+    points = torch.randn(m, n, 3, generator=g) * scales[labels][:, None, :]
+    rgb = torch.empty(m, 10, SIZE, SIZE, 3, dtype=torch.uint8)
+    for v in range(10):
+        dm = fake_render(points, torch.full((m,), v), torch.ones(m))
+        tint = torch.stack([labels == k for k in range(3)], -1).float() * 80
+        rgb[:, v] = ((1 - dm)[..., None] * 170 + tint[:, None, None, :]).clamp(0, 255).to(torch.uint8)
+    val_depth = torch.stack([fake_render(points, torch.full((m,), v), torch.ones(m)) for v in (0, 5)], 1)
+    return PretrainData(points=points, rgb=rgb, labels=labels), EvalSet(depth=val_depth, labels=labels)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model, tok = create_clip("c2p-tiny", "")
+    from clip2point.models.clip import text_features
+
+    text = text_features(model, tok, ["blob x", "blob y", "blob z", "ball"], ["image of a {}."])
+    caps = text_features(model, tok, ["blob x", "blob y", "blob z", "ball"], ["a {}."])
+    return model, TextSide(classes=text, captions=caps, caption_labels=torch.arange(4), logit_scale=10.0)
+
+
+def cfg(**kw) -> PretrainConfig:
+    base = dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=1, temperature=0.1, sigma_lr=0.05,
+                optimizer="lamb", bf16=True, eval_batch_size=64)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def test_image_encoder_frozen_and_depth_encoder_trained(tiny) -> None:
+    model, text = tiny
+    data, val = make_data()
+    before = {k: v.clone() for k, v in model.visual.state_dict().items()}
+    res = pretrain(model.visual, data, val, text, cfg(max_steps=3), fake_render, progress=False)
+    for k, v in model.visual.state_dict().items():
+        assert torch.equal(v, before[k]), f"E_i changed: {k}"
+    assert all(p.grad is None and not p.requires_grad for p in model.visual.parameters())
+    changed = [k for k, v in res.final_state.items() if k.startswith("encoder.")
+               and not torch.equal(v, before[k.removeprefix("encoder.")])]
+    assert changed, "E_d did not change"
+    assert res.metrics["steps"] == 3 and len(res.history["sigma"]) == 3
+    assert res.metrics["sigma_final"] != pytest.approx(1.0, abs=1e-6), "σ did not move"
+
+
+def test_few_steps_lower_the_loss(tiny) -> None:
+    model, text = tiny
+    data, val = make_data()
+    res = pretrain(model.visual, data, val, text, cfg(max_steps=16, lr=2e-3, temperature=0.2),
+                   fake_render, progress=False)
+    loss = res.history["loss"]
+    assert sum(loss[-4:]) / 4 < sum(loss[:4]) / 4 - 0.05, loss
+    m = res.metrics
+    assert m["val_zeroshot_before"] is not None and 0 <= m["val_zeroshot_best"] <= 1
+    assert m["best_step"] > 0  # selection among trained checkpoints, never the untouched encoder
+
+
+@pytest.mark.parametrize("variant", ["cross_only", "rgb_control"])
+def test_variants_run(tiny, variant: str) -> None:
+    model, text = tiny
+    data, val = make_data()
+    res = pretrain(model.visual, data, val, text, cfg(variant=variant, max_steps=3), fake_render,
+                   progress=False)
+    assert all(math.isfinite(x) for x in res.history["loss"])
+    assert res.metrics["sigma_final"] == pytest.approx(1.0)  # σ only exists in Eq. 11
+
+
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(tiny, tmp_path) -> None:
+    model, text = tiny
+    data, val = make_data()
+    calls = {"n": 0}
+
+    def poisoned(points, view_idx, distance):
+        calls["n"] += 1
+        out = fake_render(points, view_idx, distance)
+        return out * float("nan") if calls["n"] > 8 else out  # 2 renders per step: NaN from step 5 on
+
+    ck = tmp_path / "last.pt"
+    with pytest.raises(TrainingDiverged) as e:
+        pretrain(model.visual, data, val, text, cfg(max_steps=8, ckpt_every=2), poisoned,
+                 checkpoint_path=ck, progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "step 5" in msg and str(ck) in msg
+    state = torch.load(ck, weights_only=False)
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_view_renderer_matches_direct_render() -> None:
+    depth = pytest.importorskip("clip2point.render.depth")
+    views = pytest.importorskip("clip2point.render.views")
+    from clip2point.train.pretrain import ViewDepthRenderer
+
+    vs = views.VIEW_SETS["pretrain10"]
+    dcfg = depth.DepthConfig(image_size=24, dilation=2)
+    pts = torch.randn(6, 200, 3) * 0.4
+    vidx = torch.tensor([0, 3, 9, 4, 4, 7])
+    dist = torch.tensor([0.9, 1.0, 1.05, 1.1, 0.95, 1.0])
+    got = ViewDepthRenderer(vs, dcfg)(pts, vidx, dist)
+    for i in range(6):
+        one = views.ViewSet(elev=(vs.elev[vidx[i]],), azim=(vs.azim[vidx[i]],))
+        ref = depth.render_depth(pts[i : i + 1], one, dist[i].view(1, 1), dcfg)[0, 0]
+        assert torch.allclose(got[i], ref, atol=1e-5)
