@@ -43,8 +43,10 @@ def one_line(exc: BaseException) -> str:
 
 
 def err(message: str) -> None:
-    """Print one line on stderr."""
-    typer.echo(message, err=True)
+    """Print one line on stderr (above a running progress bar, if any)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 @contextlib.contextmanager

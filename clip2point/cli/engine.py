@@ -8,6 +8,7 @@ one by one (a bad file is reported and skipped) and classified ``batch_size`` cl
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -200,10 +201,15 @@ def load_encoders(clip: str | None, pretrained: str | None, encoder: str | None)
     from clip2point.models.clip import ClipWeightsError, create_clip
 
     if clip:
+        logging.disable(logging.WARNING)  # open_clip warns about random init, which --clip alone asks for
         try:
-            model, tokenizer = create_clip(clip, pretrained or "")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)  # random weights (no --pretrained) are the same on every invocation
+                model, tokenizer = create_clip(clip, pretrained or "")
         except ClipWeightsError as e:
             raise CliError(str(e)) from None
+        finally:
+            logging.disable(logging.NOTSET)
         enc = Encoders(clip, model, tokenizer, {"clip": model.visual}, "clip", f"--clip {clip}")
         enc.source += f" --pretrained {pretrained}" if pretrained else " (random weights)"
     else:

@@ -137,11 +137,11 @@ def write_params(path: Path, section: str, name: str, entry: dict[str, Any]) -> 
     return how
 
 
-def _portable(root: Path) -> str:
-    """A path relative to the working directory when inside it (DVC-friendly), else absolute."""
+def _portable(root: Path, base: Path) -> str:
+    """``root`` relative to ``base`` (the params file's folder, where dvc runs) if inside, else absolute."""
     resolved = root.resolve()
     try:
-        return str(resolved.relative_to(Path.cwd().resolve()))
+        return str(resolved.relative_to(base.resolve()))
     except ValueError:
         return str(resolved)
 
@@ -211,16 +211,16 @@ def prepare(
             raise CliError(
                 f"--name must be letters, digits and underscores (a DVC stage key), not {entry_name!r}"
             )
-        entry: dict[str, Any] = {"kind": info.kind, "root": _portable(report.root)}
+        from pipeline.params import PARAMS_FILE
+
+        target = params or Path(os.environ.get("CLIP2POINT_PARAMS", PARAMS_FILE))
+        entry: dict[str, Any] = {"kind": info.kind, "root": _portable(report.root, target.parent)}
         if variant:
             entry["variant"] = variant
         entry["up_axis"] = up_axis or info.up_axis
         section = "pretrain" if info.role == "pretrain" else "benchmarks"
         if section == "pretrain":
             entry = {"name": entry_name, **entry}
-        from pipeline.params import PARAMS_FILE
-
-        target = params or Path(os.environ.get("CLIP2POINT_PARAMS", PARAMS_FILE))
         how = write_params(target, section, entry_name, entry)
         where = "data.pretrain" if section == "pretrain" else f"data.benchmarks.{entry_name}"
         typer.echo(f"{where} = {_flow(entry)} ({how} {target})")
