@@ -1,0 +1,86 @@
+"""Sampling throughput and FPS speed (§5.1: "we sample the farthest 1,024 points").
+
+Prints, in one process on the same inputs:
+
+* ``mesh_to_points`` throughput on synthetic benchmark meshes (meshes/s, one process), with the default
+  params (20,000 dense points → 1,024 FPS points);
+* farthest point sampling of 1,024 out of 100,000 points: fpsample's bucket kd-line variant (the one the
+  pipeline uses) against a plain torch reference FPS (the test twin's algorithm, vectorised per step),
+  and the ratio.
+
+Usage: ``.venv/bin/python benchmarks/bench_sampling.py [--meshes 100] [--repeats 3] [--threads 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from clip2point.sampling import farthest_point_sample, mesh_to_points, sample_surface
+from clip2point.synth import CLASSES, make_shape, shape_rng
+
+
+def torch_fps(points: torch.Tensor, k: int, start: int) -> torch.Tensor:
+    """Reference FPS: one distance update and one argmax per selected point."""
+    n = points.shape[0]
+    chosen = torch.empty(k, dtype=torch.long)
+    dist = torch.full((n,), float("inf"), dtype=points.dtype)
+    chosen[0] = start
+    for i in range(1, k):
+        dist = torch.minimum(dist, ((points - points[chosen[i - 1]]) ** 2).sum(dim=1))
+        chosen[i] = torch.argmax(dist)
+    return chosen
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--meshes", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads for the reference")
+    ap.add_argument("--num-points", type=int, default=1024)
+    ap.add_argument("--dense", type=int, default=20000)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
+
+    names = sorted(CLASSES)
+    meshes = [
+        make_shape(names[i % len(names)], shape_rng(0, names[i % len(names)], i)) for i in range(args.meshes)
+    ]
+    faces = np.mean([len(m.faces) for m in meshes])
+    t = best_of(lambda: [mesh_to_points(m, args.num_points, args.dense, i) for i, m in enumerate(meshes)], 1)
+    print(
+        f"mesh_to_points: {len(meshes)} synth meshes (mean {faces:.0f} faces), {args.dense} dense -> "
+        f"{args.num_points} FPS: {len(meshes) / t:.1f} meshes/s "
+        f"({1000 * t / len(meshes):.1f} ms/mesh, 1 process)"
+    )
+
+    rng = np.random.default_rng(0)
+    big = make_shape("chair", shape_rng(0, "chair", 999))
+    pts = sample_surface(big, 100_000, rng).astype(np.float32)
+    t_fp = best_of(lambda: farthest_point_sample(pts, args.num_points), args.repeats)
+    idx = farthest_point_sample(pts, args.num_points)
+    tp = torch.from_numpy(pts)
+    t_ref = best_of(lambda: torch_fps(tp, args.num_points, int(idx[0])), args.repeats)
+    same = bool((torch_fps(tp, args.num_points, int(idx[0])).numpy() == idx).all())
+    print(f"FPS 100,000 -> {args.num_points} points (surface of a synth chair), best of {args.repeats}:")
+    print(f"  fpsample bucket kd-line : {1000 * t_fp:8.1f} ms")
+    print(f"  torch reference         : {1000 * t_ref:8.1f} ms")
+    print(f"  ratio (reference / fpsample): {t_ref / t_fp:.1f}x; identical indices: {same}")
+
+
+if __name__ == "__main__":
+    main()
