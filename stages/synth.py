@@ -23,7 +23,7 @@ from pipeline.artifacts import atomic_dir
 from pipeline.params import ParamsError, load_params
 from pipeline.paths import synth_root
 
-MESH_FORMATS = ("off", "ply", "obj")
+MESH_FORMATS = ("off", "ply")  # both keep per-face colours (read back by clip2point.io)
 
 #: pool name → stream id mixed into the seed, so the two pools never share a shape.
 POOL_STREAMS = {"pretrain": 0, "benchmark": 1}
