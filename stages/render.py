@@ -10,9 +10,9 @@ Params: ``render`` (views, image_size, workers, samples_per_shard, backend, cach
 dataset's kind and up_axis) and, only when ``render.cache_depth`` is true, ``depth`` (cached maps at
 ``depth.distance``).
 
-RGB: every mesh is read (``clip2point.io.read_mesh``), rotated to y-up (``to_y_up`` of the dataset's
-up_axis)
-and fitted to its points' frame (:func:`clip2point.render.rgb.align_mesh_to_points`), then rendered
+RGB: every mesh is read (``clip2point.io.read_mesh``), rotated to y-up (the matrix of
+``clip2point.sampling.to_y_up`` for the dataset's up_axis, as the ``sample`` stage did to the points) and
+fitted to its points' frame (:func:`clip2point.render.rgb.align_mesh_to_points`), then rendered
 orthographically at distance 1 from the view set. Datasets without meshes (``scanobjectnn``, or sources that
 are not mesh files) get no RGB: their shards hold points, label, metadata (and cached depth).
 

@@ -16,7 +16,15 @@ from clip2point.render.depth import (
     jittered_distances,
     render_depth,
 )
-from clip2point.render.views import VIEW_SETS, ViewSet, camera_frames, get_views, to_y_up, view_rotations
+from clip2point.render.views import (
+    VIEW_SETS,
+    ViewSet,
+    camera_frames,
+    get_views,
+    to_y_up,
+    view_rotations,
+    y_up_matrix,
+)
 
 K = 200.0 / 255.0
 
@@ -295,12 +303,18 @@ def test_frames_match_released_pytorch3d_convention(name):
     np.testing.assert_allclose(fr[:, 2], -z.numpy(), atol=1e-4)
 
 
-def test_to_y_up():
-    p = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
-    assert np.array_equal(to_y_up(p, "y"), p)
-    np.testing.assert_allclose(to_y_up(p, "z"), [[-2.0, 3.0, -1.0]])  # (x, y, z) → (−y, z, −x)
-    t = to_y_up(torch.tensor(p), "z")
-    assert torch.allclose(t, torch.tensor([[-2.0, 3.0, -1.0]]))
+def test_to_y_up_delegates_to_sampling():
+    from clip2point.sampling import to_y_up as sampling_to_y_up
+
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((7, 3))
+    for axis in ("y", "z"):
+        np.testing.assert_allclose(to_y_up(p, axis), sampling_to_y_up(p, axis), atol=1e-12)
+        t = to_y_up(torch.tensor(p), axis)
+        np.testing.assert_allclose(t.numpy(), sampling_to_y_up(p, axis), atol=1e-12)
+        m = y_up_matrix(axis)
+        assert np.isclose(np.linalg.det(m), 1.0)  # a rotation, never a mirror
+    np.testing.assert_allclose(to_y_up(np.array([[0.0, 0.0, 1.0]]), "z"), [[0.0, 1.0, 0.0]])  # z-up → y-up
     with pytest.raises(ValueError):
         to_y_up(p, "w")
 

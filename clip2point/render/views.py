@@ -36,10 +36,11 @@ bottom view shows +x on the right.
 
 Axis conversion
 ---------------
-Renderers assume y-up. ModelNet is z-up; :func:`to_y_up` maps a dataset's frame to this one. For ``"z"``
-it is the rotation the released implementation applies to ModelNet (``rot=True``): ``(x, y, z) → (−y, z,
-−x)``, a proper rotation (det +1) whose +y is the old +z and whose front view (camera on +z) looks along
-the old +x axis. ScanObjectNN, ShapeNet and the synthetic shapes are y-up already (``"y"``: identity).
+Renderers assume y-up. ModelNet is z-up; the one definition of the conversion is
+:func:`clip2point.sampling.to_y_up` (applied by the ``sample`` stage, so the points tables are y-up);
+:func:`to_y_up` and :func:`y_up_matrix` here delegate to it (the ``render`` stage rotates source meshes with
+the same matrix). Note: it maps ``(x, y, z) → (x, z, −y)`` for ``"z"``; the released implementation's ModelNet
+rotation is ``(x, y, z) → (−y, z, −x)``, the same up axis but turned 90° about it (which side is "front").
 """
 
 from __future__ import annotations
@@ -154,19 +155,11 @@ def camera_poses(views: ViewSet, distances: Sequence[float]) -> np.ndarray:
     return poses
 
 
-_Y_UP = {
-    "y": np.eye(3),
-    # (x, y, z) -> (-y, z, -x): the released implementation's ModelNet rotation.
-    "z": np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]]),
-}
-
-
 def y_up_matrix(up_axis: str) -> np.ndarray:
-    """3×3 rotation M with ``p_yup = M @ p`` for a dataset whose up axis is ``up_axis`` ("y" or "z")."""
-    try:
-        return _Y_UP[up_axis].copy()
-    except KeyError:
-        raise ValueError(f"up_axis must be one of {sorted(_Y_UP)}, got {up_axis!r}") from None
+    """3×3 rotation M with ``p_yup = M @ p`` for a dataset whose up axis is ``up_axis`` (see module doc)."""
+    from clip2point.sampling import to_y_up as _to_y_up
+
+    return np.asarray(_to_y_up(np.eye(3), up_axis), dtype=np.float64).T
 
 
 def to_y_up(points: np.ndarray | torch.Tensor, up_axis: str) -> np.ndarray | torch.Tensor:
