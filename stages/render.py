@@ -119,15 +119,16 @@ def _executor(workers: int) -> cf.ProcessPoolExecutor:
 
 
 def iter_rgb(rows: list[int], sources: list[str], points: np.ndarray, cfg: dict[str, Any], workers: int,
-             ) -> Iterator[list[bytes]]:
+             fn: Any = None) -> Iterator[list[bytes]]:
     """PNG lists for ``rows`` in order, rendered by a process pool (or inline when workers == 0)."""
     tasks = []
     for i in range(0, len(rows), CHUNK):
         sel = rows[i:i + CHUNK]
         tasks.append({**cfg, "sources": [sources[j] for j in sel], "points": points[sel]})
+    fn = fn or render_rows  # a module-level function (pickled by reference into spawned workers)
     if workers <= 0:
         for t in tasks:
-            yield from render_rows(t)
+            yield from fn(t)
         return
     ex = _executor(workers)
     window = 4 * workers  # bounded number of tasks in flight, results yielded in order
@@ -135,14 +136,14 @@ def iter_rgb(rows: list[int], sources: list[str], points: np.ndarray, cfg: dict[
     try:
         it = iter(tasks)
         for t in it:
-            pending.append(ex.submit(render_rows, t))
+            pending.append(ex.submit(fn, t))
             if len(pending) >= window:
                 break
         while pending:
             res = pending.pop(0).result()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(ex.submit(render_rows, nxt))
+                pending.append(ex.submit(fn, nxt))
             yield from res
     except BrokenProcessPool as e:
         msg = f"render: a worker process died ({e}); out of memory? lower render.workers"
