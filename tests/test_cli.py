@@ -443,3 +443,38 @@ def test_info_reports_versions_device_weights_outputs() -> None:
     assert data["device"]["device"] in ("cpu", "cuda")
     assert data["versions"]["torch"] == torch.__version__.split("+")[0]
     assert "missing" in data["outputs"]["models"]  # an empty folder has no pipeline outputs
+
+
+# ------------------------------------------------------------------------------------------ the run's models
+
+
+def test_default_models_are_the_runs_artifacts(
+    files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clip2point.models.clip import create_clip
+    from pipeline import paths
+
+    monkeypatch.setattr(paths, "DATA", tmp_path / "data")
+    res = run("classify", files["off"], "--labels", "a,b")
+    assert res.exit_code == 1 and "clip_bootstrap" in res.stderr and "--clip" in res.stderr
+
+    model, _ = create_clip("c2p-tiny")
+    clip_dir = paths.clip_dir()
+    clip_dir.mkdir(parents=True)
+    torch.save(model.state_dict(), clip_dir / "weights.pt")
+    (clip_dir / "clip.json").write_text(
+        json.dumps({"model": "c2p-tiny", "pretrained": "", "weights": "weights.pt"})
+    )
+    res = run("classify", files["off"], "--labels", "a,b")
+    assert res.exit_code == 0, res.output
+    assert "no pretrained depth encoder" in res.stderr  # zero-shot falls back to CLIP's image encoder
+
+    enc_dir = paths.pretrain_dir("intra_cross", 0)
+    enc_dir.mkdir(parents=True)
+    torch.save(model.visual.state_dict(), enc_dir / "encoder.pt")
+    res = run("classify", files["off"], "--labels", "a,b", "--json")
+    assert res.exit_code == 0, res.output
+    assert "depth encoder intra_cross-seed0" in res.stderr
+    assert json_lines(res.stdout)[0]["prediction"] in ("a", "b")
+    info = json.loads(run("info", "--json").stdout)
+    assert info["weights"]["pretrained depth encoders"] == "intra_cross-seed0"

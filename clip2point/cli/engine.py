@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,23 +221,42 @@ def load_encoders(clip: str | None, pretrained: str | None, encoder: str | None)
     return enc
 
 
-def run_encoders() -> Encoders:
-    """The run's CLIP and its pretrained depth encoder, through ``pipeline.models``."""
+def run_encoders(variant: str = "intra_cross") -> Encoders:
+    """The run's CLIP and its pretrained depth encoder (``pipeline.models``; the first seed of
+    ``pretrain.seeds`` that has one). Without a pretrained encoder, zero-shot uses CLIP's image encoder."""
+    from clip2point.models.clip import ClipWeightsError
+    from pipeline import models as run_models
+    from pipeline import paths
+    from pipeline.params import ParamsError, PretrainParams, load_params
+
     try:
-        from pipeline import models as run_models
-    except ImportError as e:
-        raise CliError(
-            f"cannot locate the pipeline's models ({one_line(e)}); pass --clip NAME [--pretrained PATH]"
-        ) from None
-    loader: Callable[..., Any] | None = getattr(run_models, "load_run_encoders", None)
-    if loader is None:
-        raise CliError(
-            "pipeline.models has no loader of the run's CLIP; pass --clip NAME [--pretrained PATH]"
-        )
-    return loader()
-
-
-# ------------------------------------------------------------------------------------------- bundle
+        pointer = run_models.read_clip_pointer()
+        model, tokenizer = run_models.load_clip()
+    except ClipWeightsError as e:
+        raise CliError(f"{e}; or pass --clip NAME [--pretrained PATH]") from None
+    enc = Encoders(pointer["model"], model, tokenizer, {"clip": model.visual}, "clip",
+                   f"run CLIP {pointer['model']} ({paths.clip_dir()})")  # fmt: skip
+    try:
+        seeds = load_params().pretrain.seeds
+    except ParamsError:
+        seeds = PretrainParams().seeds
+    for seed in seeds:
+        key = f"{variant}-seed{seed}"
+        if not (paths.pretrain_dir(variant, seed) / run_models.ENCODER_WEIGHTS).is_file():
+            continue
+        try:
+            enc.visuals[key] = run_models.load_depth_encoder(variant, seed, clip_model=model)
+        except RuntimeError as e:
+            msg = f"pretrained encoder {key} does not fit the run's CLIP: {one_line(e)[:200]}"
+            raise CliError(msg) from None
+        enc.zero_shot_key = key
+        enc.source += f", depth encoder {key}"
+        return enc
+    enc.notes.append(
+        f"no pretrained depth encoder under {paths.DATA / 'models' / 'pretrain'} (run `dvc repro pretrain`); "
+        "zero-shot uses CLIP's image encoder"
+    )
+    return enc
 
 
 @dataclass
