@@ -184,7 +184,8 @@ def text_features(
     return F.normalize(feats, dim=-1)
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
+def clip_normalize(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] (B, 3, S, S) → CLIP mean/std normalised."""
     mean = torch.tensor(CLIP_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -202,7 +203,7 @@ def depth_to_clip_input(depth: torch.Tensor, size: int) -> torch.Tensor:
         raise ValueError(f"depth must be (B, H, W), got {tuple(depth.shape)}")
     x = depth.float().unsqueeze(1)
     x = _resize(x, size).expand(-1, 3, -1, -1)
-    return _normalise(x)
+    return clip_normalize(x)
 
 
 def rgb_to_clip_input(rgb: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
@@ -212,7 +213,7 @@ def rgb_to_clip_input(rgb: torch.Tensor | np.ndarray, size: int) -> torch.Tensor
     if rgb.dim() != 4 or rgb.shape[-1] != 3:
         raise ValueError(f"rgb must be (B, H, W, 3), got {tuple(rgb.shape)}")
     x = rgb.permute(0, 3, 1, 2).float().div_(255.0)
-    return _normalise(_resize(x, size))
+    return clip_normalize(_resize(x, size))
 
 
 def encode_images(visual: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
