@@ -1,0 +1,229 @@
+"""The features / zeroshot / fewshot stages end to end on a tiny dataset with tiny random encoders."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+import pipeline.params as pparams
+import pipeline.paths as ppaths
+from clip2point.schema import points_to_table
+from pipeline.artifacts import read_json
+from stages import features as features_stage
+from stages import fewshot as fewshot_stage
+from stages import zeroshot as zeroshot_stage
+from stages.features import FeatureStore, union_views, write_store
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = "tiny_bench"
+CLASSES = ["rod_x", "rod_y", "rod_z", "ball"]
+SCALES = [(1.0, 0.25, 0.25), (0.25, 1.0, 0.25), (0.25, 0.25, 1.0), (0.7, 0.7, 0.7)]
+N_TRAIN, N_TEST, N_POINTS = 10, 5, 96
+ENCODERS = ["clip", "intra_cross-seed0", "intra_cross-seed1"]
+
+
+def _cloud(c: int, rng: np.random.Generator) -> np.ndarray:
+    pts = rng.normal(size=(N_POINTS, 3)) * np.asarray(SCALES[c])
+    pts -= pts.mean(0)
+    return (pts / np.linalg.norm(pts, axis=1).max()).astype(np.float32)
+
+
+def _points_table() -> pa.Table:
+    rng = np.random.default_rng(0)
+    ids, splits, labels, names, clouds = [], [], [], [], []
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        for c, name in enumerate(CLASSES):
+            for i in range(n):
+                ids.append(f"{split}/{name}_{i}")
+                splits.append(split)
+                labels.append(c)
+                names.append(name)
+                clouds.append(_cloud(c, rng))
+    return points_to_table(ids, splits, np.array(labels), names, ["-"] * len(ids), np.stack(clouds))
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["benchmarks"] = {DATASET: {"kind": "synth", "root": str(tmp_path / "meshes"), "up_axis": "y"}}
+    raw["depth"]["image_size"] = 16
+    raw["pretrain"]["seeds"] = [0, 1]
+    raw["adapter"].update({"k_shot": 4, "seeds": [0, 1], "epochs": 6, "val_fraction": 0.25})
+    raw["zeroshot"]["batch_size"] = 16
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(pparams, "PARAMS_FILE", params_file)
+    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
+    table = _points_table()
+    ppaths.points_table(DATASET).parent.mkdir(parents=True)
+    pq.write_table(table, ppaths.points_table(DATASET))
+
+    from clip2point.models.clip import create_clip
+
+    torch.manual_seed(0)
+    clip_model, tokenizer = create_clip("c2p-tiny")
+    encoders = {"clip": clip_model.visual}
+    for seed in (0, 1):
+        other = copy.deepcopy(clip_model.visual)
+        with torch.no_grad():
+            for p in other.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        encoders[f"intra_cross-seed{seed}"] = other
+
+    def fake_load(params, variants):
+        chosen = {k: v for k, v in encoders.items() if k == "clip" or k.split("-")[0] in variants}
+        return chosen, clip_model, tokenizer
+
+    monkeypatch.setattr(features_stage, "_load_encoders", fake_load)
+    return {"tmp": tmp_path, "table": table, "encoders": encoders, "params": raw}
+
+
+def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
+    from clip2point.models.clip import encode_views
+    from clip2point.predict import bundle_from_checkpoint, predict
+    from clip2point.render.depth import DepthConfig, render_depth
+
+    assert features_stage.main([DATASET, "--variants", "intra_cross"]) == 0
+    store = FeatureStore.open(ppaths.features_dir(DATASET))
+    assert store.class_names == CLASSES and store.encoders == ENCODERS
+    assert store.meta["splits"] == {"test": 4 * N_TEST, "train": 4 * N_TRAIN}
+    assert store.meta["view_sets"] == {"pretrain10": 10, "zeroshot6": 6}
+    assert store.meta["rendered_views"] == 10
+    f10 = store.features("clip", "pretrain10", "test")
+    f6 = store.features("clip", "zeroshot6", "test")
+    assert f10.shape == (4 * N_TEST, 10, 32) and f6.shape == (4 * N_TEST, 6, 32)
+    _, where = union_views({"pretrain10": _vs("pretrain10"), "zeroshot6": _vs("zeroshot6")}, 1.0)
+    assert torch.equal(f6, f10[:, where["zeroshot6"]])
+    # the cache holds what the encoder gives on the rendered depth maps of these very clouds, in index order
+    test_rows = run_dir["table"].filter(pa.compute.equal(run_dir["table"].column("split"), "test"))
+    assert store.ids("test") == test_rows.column("id").to_pylist()
+    from clip2point.schema import table_points
+
+    pts = torch.from_numpy(table_points(test_rows).copy())
+    with torch.no_grad():
+        ref = encode_views(run_dir["encoders"]["intra_cross-seed1"],
+                           render_depth(pts, "pretrain10", 1.0, DepthConfig(image_size=16)))
+    assert torch.allclose(store.features("intra_cross-seed1", "pretrain10", "test"), ref, atol=2e-3)
+
+    # zero-shot: Table 1 rows, metrics agree with the predictions table
+    assert zeroshot_stage.main([DATASET]) == 0
+    zs = read_json(ppaths.metrics_file(f"zeroshot/{DATASET}"))
+    assert set(zs["rows"]) == {"without_pretraining", "with_pretraining"}
+    assert zs["missing_rows"] == ["cross_only", "rgb_control"]
+    assert zs["rows"]["with_pretraining"]["n_seeds"] == 2
+    assert zs["rows"]["without_pretraining"]["n_seeds"] == 1
+    out = ppaths.results_dir("zeroshot") / DATASET
+    preds = pq.read_table(out / "predictions.parquet").to_pylist()
+    assert len(preds) == 3 * 4 * N_TEST
+    sel = [r for r in preds if r["encoder"] == "intra_cross-seed0"]
+    assert zs["rows"]["with_pretraining"]["seeds"]["intra_cross-seed0"]["acc"] == pytest.approx(
+        np.mean([r["label"] == r["pred"] for r in sel])
+    )
+    assert (out / "confusion_with_pretraining.png").read_bytes()[:4] == b"\x89PNG"
+
+    # few-shot grid: rows with missing encoders are skipped; checkpoint of the DPA reproduces its predictions
+    assert fewshot_stage.main(["--mode", "fewshot", DATASET]) == 0
+    fs = read_json(ppaths.metrics_file(f"fewshot/{DATASET}"))
+    assert fewshot_stage.MAIN_ROW in fs["rows"] and "global_view@clip" in fs["rows"]
+    assert "dual_path@clip+rgb_control" in fs["missing_rows"]
+    dpa = fs["rows"][fewshot_stage.MAIN_ROW]
+    assert dpa["n_seeds"] == 2 and dpa["seeds"]["seed0"]["n_train"] == 16
+    assert dpa["seeds"]["seed1"]["encoders"] == ["clip", "intra_cross-seed1"]
+    assert "global_above_inter_single" in fs["findings"]
+    out = ppaths.results_dir("fewshot") / DATASET
+    ckpt = torch.load(out / "adapter.pt", weights_only=False)
+    assert ckpt["paths"][0] == "clip" and ckpt["views"] == "pretrain10" and ckpt["depth"]["image_size"] == 16
+    bundle = bundle_from_checkpoint(ckpt, run_dir["encoders"])
+    preds = pq.read_table(out / "predictions.parquet").to_pylist()
+    mine = {r["id"]: r for r in preds if r["method"] == fewshot_stage.MAIN_ROW and r["seed"] == ckpt["seed"]}
+    for i in range(3):
+        top = predict(pts[i].numpy(), bundle, top_k=1)[0]
+        row = mine[store.ids("test")[i]]
+        assert top[0] == row["pred_name"] and top[1] == pytest.approx(row["prob"], abs=2e-2)
+    assert (out / "confusion_dpa.png").is_file()
+
+    # supervised: the whole training split
+    assert fewshot_stage.main(["--mode", "supervised", DATASET]) == 0
+    sv = read_json(ppaths.metrics_file(f"supervised/{DATASET}"))
+    assert sv["rows"][fewshot_stage.MAIN_ROW]["seeds"]["seed0"]["n_train"] == 4 * N_TRAIN
+    assert (ppaths.results_dir("supervised") / DATASET / "adapter.pt").is_file()
+
+
+def _vs(name: str):
+    from clip2point.render.views import VIEW_SETS
+
+    return VIEW_SETS[name]
+
+
+def test_stage_errors_are_one_line(run_dir, capsys, monkeypatch):
+    assert zeroshot_stage.main([DATASET]) == 1  # no feature cache yet
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "stages.features" in err
+    assert features_stage.main(["no_such_dataset"]) == 1
+    assert "no_such_dataset" in capsys.readouterr().err
+    # k larger than a class's training samples: the class is named
+    raw = dict(run_dir["params"])
+    raw["adapter"] = {**raw["adapter"], "k_shot": N_TRAIN + 1}
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    _write_signal_store(ppaths.features_dir(DATASET))
+    assert fewshot_stage.main(["--mode", "fewshot", DATASET]) == 1
+    err = capsys.readouterr().err
+    assert "'rod_x' (label 0)" in err and "k=11" in err
+
+
+def _write_signal_store(root: Path, seed: int = 0, c: int = 16) -> FeatureStore:
+    """A cache whose pretrained features point at the class's text feature (plus noise), CLIP's are noise."""
+    g = torch.Generator().manual_seed(seed)
+    k = len(CLASSES)
+    text = F.normalize(torch.randn(k, c, generator=g), dim=-1)
+    labels = {"train": np.repeat(np.arange(k), N_TRAIN), "test": np.repeat(np.arange(k), N_TEST)}
+    feats: dict = {}
+    for split, y in labels.items():
+        feats[split] = {}
+        for enc in ENCODERS:
+            signal = 0.0 if enc == "clip" else 1.0
+            x = signal * text[y][:, None, :] + 0.3 * torch.randn(len(y), 10, c, generator=g)
+            x = F.normalize(x, dim=-1).half()
+            feats[split][enc] = {"pretrain10": x, "zeroshot6": x[:, :6].contiguous()}
+    index = pa.table({
+        "id": [f"{s}{i}" for s, y in labels.items() for i in range(len(y))],
+        "split": [s for s, y in labels.items() for _ in y],
+        "label": pa.array(np.concatenate(list(labels.values())), pa.int32()),
+        "label_name": [CLASSES[j] for y in labels.values() for j in y],
+    })
+    meta = {"dataset": DATASET, "class_names": CLASSES, "encoders": ENCODERS,
+            "view_sets": {"pretrain10": 10, "zeroshot6": 6}, "splits": {s: len(y) for s, y in labels.items()},
+            "dim": c, "logit_scale": 50.0, "depth": {"image_size": 16, "distance": 1.0}}
+    write_store(root, meta, index, text, feats)
+    return FeatureStore.open(root)
+
+
+def test_signal_in_features_shows_in_zero_shot_and_fewshot(tmp_path):
+    store = _write_signal_store(tmp_path / "feats")
+    metrics, preds, cms, = zeroshot_stage.evaluate_zero_shot(store, "zeroshot6", [0, 1])
+    rows = metrics["rows"]
+    assert rows["with_pretraining"]["acc"] > 0.9 and rows["without_pretraining"]["acc"] < 0.6
+    assert metrics["findings"]["with_above_without"] is True
+    assert cms["with_pretraining"].sum() == 2 * 4 * N_TEST
+
+    class AP:  # adapter params, as in params.yaml
+        k_shot, seeds, epochs, lr, weight_decay, batch_size = 8, (0, 1), 100, 1e-3, 1e-4, 8
+        hidden, dropout, val_fraction, views = 0, 0.0, 0.25, "pretrain10"
+
+    grid = [r for r in fewshot_stage.GRID if r.key in ("global_view@clip", fewshot_stage.MAIN_ROW)]
+    m, preds, cms, ckpt = fewshot_stage.run_grid(store, "fewshot", AP, [0, 1], grid, log=lambda s: None)
+    assert m["rows"][fewshot_stage.MAIN_ROW]["acc"] > 0.75  # chance is 0.25
+    assert m["rows"]["global_view@clip"]["acc"] < 0.6  # the CLIP path alone carries no label
+    assert m["findings"]["dpa_ge_best_single_path"] is True
+    assert ckpt is not None and ckpt["val_acc"] == max(
+        s["val_acc"] for s in m["rows"][fewshot_stage.MAIN_ROW]["seeds"].values()
+    )
+    assert len(preds) == 2 * 2 * 4 * N_TEST
