@@ -262,11 +262,12 @@ def _load_encoders(params: Any, variants: Sequence[str]) -> tuple[dict[str, torc
     """The run's CLIP (model, tokenizer) and ``{key: visual encoder}`` for CLIP and every pretrained run."""
     from pipeline import models
 
-    clip_model, tokenizer = models.load_clip(params)
+    clip_model, tokenizer = models.load_clip()
     encoders: dict[str, torch.nn.Module] = {CLIP_KEY: clip_model.visual}
     for variant in variants:
         for seed in params.pretrain.seeds:
-            encoders[encoder_key(variant, seed)] = models.load_depth_encoder(params, variant, seed)
+            enc = models.load_depth_encoder(variant, seed, clip_model=clip_model)
+            encoders[encoder_key(variant, seed)] = enc
     return encoders, clip_model, tokenizer
 
 
