@@ -35,7 +35,7 @@ def manifest(dataset: str) -> Path:
 
 
 def contact_sheet() -> Path:
-    return DATA / "shards" / "contact_sheet.png"
+    return DATA / "figures" / "contact_sheet.png"
 
 
 def clip_dir() -> Path:
