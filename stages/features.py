@@ -258,11 +258,13 @@ def build_store(
 # ---------------------------------------------------------------------------------------------- main
 
 
-def _load_encoders(params: Any, variants: Sequence[str]) -> tuple[dict[str, torch.nn.Module], Any, Any]:
+def _load_encoders(
+    params: Any, variants: Sequence[str], device: str = "cpu"
+) -> tuple[dict[str, torch.nn.Module], Any, Any]:
     """The run's CLIP (model, tokenizer) and ``{key: visual encoder}`` for CLIP and every pretrained run."""
     from pipeline import models
 
-    clip_model, tokenizer = models.load_clip()
+    clip_model, tokenizer = models.load_clip(device)
     encoders: dict[str, torch.nn.Module] = {CLIP_KEY: clip_model.visual}
     for variant in variants:
         for seed in params.pretrain.seeds:
@@ -271,7 +273,7 @@ def _load_encoders(params: Any, variants: Sequence[str]) -> tuple[dict[str, torc
     return encoders, clip_model, tokenizer
 
 
-def run(dataset: str, variants: Sequence[str], batch_size: int | None = None) -> Path:
+def run(dataset: str, variants: Sequence[str], batch_size: int | None = None, device: str = "auto") -> Path:
     """Build the feature cache of ``dataset`` with the real encoders; returns its directory."""
     from clip2point.models.clip import encode_views, text_features
     from clip2point.render.depth import DepthConfig, render_depth
@@ -290,7 +292,9 @@ def run(dataset: str, variants: Sequence[str], batch_size: int | None = None) ->
     view_sets = {name: get_views(name) for name in wanted}
     d = params.depth
     cfg = DepthConfig(image_size=d.image_size, dilation=d.dilation, mode=d.mode, projection=d.projection)
-    encoders, clip_model, tokenizer = _load_encoders(params, variants)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoders, clip_model, tokenizer = _load_encoders(params, variants, device)
     bs = batch_size or params.zeroshot.batch_size
     fns = {k: (lambda depth, m=m: encode_views(m, depth, bs)) for k, m in encoders.items()}
     with torch.no_grad():
@@ -309,7 +313,7 @@ def run(dataset: str, variants: Sequence[str], batch_size: int | None = None) ->
         out = features_dir(dataset)
         with atomic_dir(out) as tmp:
             build_store(tmp, dataset, table, clouds, class_names, view_sets, d.distance,
-                        lambda p, vs: render_depth(p, vs, None, cfg), fns, text, bs, extra)
+                        lambda p, vs: render_depth(p.to(device), vs, None, cfg), fns, text, bs, extra)
     return out
 
 
@@ -339,8 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dataset", help="a downstream dataset name (params.yaml data.benchmarks)")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), help="pretraining variants to encode")
     ap.add_argument("--batch-size", type=int, default=None, help="clouds per render/encode batch")
+    ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     args = ap.parse_args(argv)
-    return run_stage("features", lambda: _report(run(args.dataset, args.variants, args.batch_size)))
+    return run_stage(
+        "features", lambda: _report(run(args.dataset, args.variants, args.batch_size, args.device))
+    )
 
 
 if __name__ == "__main__":

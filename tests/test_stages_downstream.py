@@ -78,7 +78,7 @@ def run_dir(tmp_path, monkeypatch):
                 p.add_(0.05 * torch.randn_like(p))
         encoders[f"intra_cross-seed{seed}"] = other
 
-    def fake_load(params, variants):
+    def fake_load(params, variants, device="cpu"):
         chosen = {k: v for k, v in encoders.items() if k == "clip" or k.split("-")[0] in variants}
         return chosen, clip_model, tokenizer
 
