@@ -25,7 +25,9 @@ Grid (row key ``<adapter>@<paths>``; ``pre`` = the intra + cross pretrained dept
 
 Each row runs over ``params.adapter.seeds`` (k-shot draw, held-out split, init and shuffling); adapter seed
 number ``i`` uses the pretrained encoder of ``params.pretrain.seeds[i % n]``, so the spread covers both.
-Rows whose encoders are not cached are skipped (listed under ``missing_rows``).
+Rows whose encoders are not cached are skipped (listed under ``missing_rows``). Adapter logits are cosine
+similarities times a learnable scale (see :mod:`clip2point.models.adapters`), initialised here at the run's
+CLIP logit scale (``params.adapter.logit_scale`` when that field exists and is non-zero).
 
 Outputs: ``metrics_file("<mode>/<dataset>")`` and in ``results_dir(mode)/<dataset>``: ``predictions.parquet``,
 ``confusion_dpa.png`` (the DPA, summed over seeds) and ``adapter.pt``: the DPA of the seed with the best
