@@ -1,0 +1,186 @@
+"""The paper's findings, checked on a run's metrics, with margins derived from the measured spread.
+
+``python -m pipeline.findings [--strict] [--json]`` reads the metrics files of a finished run
+(``pipeline.paths.metrics_file``) and prints one line per finding: what it claims, the numbers, and PASS /
+FAIL. With ``--strict`` (CI) it exits 1 when a *checked* finding fails; the *reported* ones (directions the
+paper shows that the miniature may or may not reproduce) never fail the run, they are listed in the report.
+
+Margins are not picked to pass:
+
+* "well above chance" for an accuracy measured on n test samples: acc > chance + 3·sqrt(chance·(1−chance)/n),
+  three binomial standard errors of a chance-level classifier on the same n;
+* "A above B" for rows measured over seeds: mean_A − mean_B > 2·sqrt(se_A² + se_B²) with
+  se = std/sqrt(n_seeds), two standard errors of the difference of the means (a row without seeds, e.g. CLIP
+  without pre-training, contributes no spread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import paths
+from pipeline.params import load_params
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    claim: str
+    passed: bool
+    detail: str
+    checked: bool  # True: CI fails when it fails; False: reported only
+
+
+def binomial_margin(chance: float, n: int, z: float = 3.0) -> float:
+    """``z`` binomial standard errors of a chance-level classifier on ``n`` samples."""
+    return z * math.sqrt(chance * (1.0 - chance) / max(n, 1))
+
+
+def diff_margin(row_a: dict[str, Any], row_b: dict[str, Any], z: float = 2.0) -> float:
+    """``z`` standard errors of the difference of two seed means (rows with ``acc_std`` and ``n_seeds``)."""
+    se2 = 0.0
+    for r in (row_a, row_b):
+        n = max(int(r.get("n_seeds", 1)), 1)
+        se2 += (float(r.get("acc_std", 0.0)) ** 2) / n
+    return z * math.sqrt(se2)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _row_str(name: str, r: dict[str, Any]) -> str:
+    n = int(r.get("n_seeds", 1))
+    spread = f" ± {_pct(r.get('acc_std', 0.0))} (n={n})" if n > 1 else ""
+    return f"{name} {_pct(r['acc'])}{spread}"
+
+
+def above(key: str, claim: str, rows: dict[str, Any], a: str, b: str, checked: bool) -> Finding | None:
+    """Finding "row a is above row b" with a margin from the seed spread; None when a row is missing."""
+    if a not in rows or b not in rows:
+        return None
+    ra, rb = rows[a], rows[b]
+    margin = diff_margin(ra, rb)
+    diff = ra["acc"] - rb["acc"]
+    ok = diff > margin
+    detail = f"{_row_str(a, ra)} vs {_row_str(b, rb)}: difference {_pct(diff)}, margin {_pct(margin)}"
+    return Finding(key, claim, ok, detail, checked)
+
+
+def at_least(
+    key: str, claim: str, rows: dict[str, Any], a: str, bs: list[str], checked: bool
+) -> Finding | None:
+    """Finding "row a is at least as good as the best of rows bs", within the seed-spread margin."""
+    present = [b for b in bs if b in rows]
+    if a not in rows or not present:
+        return None
+    best = max(present, key=lambda b: rows[b]["acc"])
+    margin = diff_margin(rows[a], rows[best])
+    diff = rows[a]["acc"] - rows[best]["acc"]
+    ok = diff >= -margin
+    detail = (f"{_row_str(a, rows[a])} vs best of {present}: {_row_str(best, rows[best])}; "
+              f"difference {_pct(diff)}, tolerance {_pct(margin)}")
+    return Finding(key, claim, ok, detail, checked)
+
+
+def well_above_chance(key: str, claim: str, acc: float, chance: float, n: int, checked: bool) -> Finding:
+    margin = binomial_margin(chance, n)
+    ok = acc > chance + margin
+    detail = f"{_pct(acc)} vs chance {_pct(chance)} + 3 SE {_pct(margin)} (n={n})"
+    return Finding(key, claim, ok, detail, checked)
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def evaluate(dataset: str, pretrain_pool: str) -> list[Finding]:
+    """Every finding that the run's metrics files allow to check on one downstream dataset."""
+    out: list[Finding | None] = []
+    boot = _load(paths.metrics_file("clip_bootstrap"))
+    if boot is not None:
+        z = boot.get("zeroshot", {}).get(f"{dataset}/test", {})
+        if "rgb_multi_view" in z:
+            out.append(well_above_chance(
+                "clip_rgb_above_chance", "the miniature CLIP classifies RGB renders well above chance",
+                z["rgb_multi_view"], z["chance"], int(z["n"]), checked=True))
+            out.append(Finding(
+                "clip_rgb_4x_chance", "the miniature CLIP reaches 4x chance on RGB renders (issue target)",
+                z["rgb_multi_view"] >= 4 * z["chance"],
+                f"{_pct(z['rgb_multi_view'])} vs 4 x chance {_pct(4 * z['chance'])}", checked=False))
+    zs = _load(paths.metrics_file(f"zeroshot/{dataset}"))
+    if zs is not None:
+        r = zs["rows"]
+        out.append(above("zeroshot_pretraining_helps", "zero-shot: with pre-training above without (Table 1)",
+                         r, "with_pretraining", "without_pretraining", checked=True))
+        out.append(above("zeroshot_intra_helps", "zero-shot: intra + cross above cross only (§5.6)",
+                         r, "with_pretraining", "cross_only", checked=False))
+        out.append(above("zeroshot_not_just_compute",
+                         "zero-shot: image–depth pre-training above the equal-compute RGB-only control",
+                         r, "with_pretraining", "rgb_control", checked=False))
+    for mode in ("fewshot", "supervised"):
+        m = _load(paths.metrics_file(f"{mode}/{dataset}"))
+        if m is None:
+            continue
+        r = m["rows"]
+        dpa = "dual_path@clip+intra_cross"
+        if dpa in r:
+            n_test = int(m.get("n_test", m.get("n", 0)) or 0)
+            chance = float(m.get("chance", 0.0) or 0.0)
+            if n_test and chance:
+                # the seed mean less two standard errors of it, against the chance margin
+                se = r[dpa].get("acc_std", 0.0) / math.sqrt(max(r[dpa].get("n_seeds", 1), 1))
+                out.append(well_above_chance(
+                    f"{mode}_above_chance", f"{mode}: the Dual-Path Adapter well above chance",
+                    r[dpa]["acc"] - 2 * se, chance, n_test, checked=(mode == "fewshot")))
+        out.append(at_least(f"{mode}_dpa_vs_single",
+                            f"{mode}: DPA at least as good as the better single path (Table 4)",
+                            r, dpa, ["global_view@clip", "global_view@intra_cross"], checked=False))
+        out.append(above(f"{mode}_global_vs_inter",
+                         f"{mode}: global-view above inter-view, single path (Table 4)",
+                         r, "global_view@intra_cross", "inter_view@intra_cross", checked=False))
+        out.append(above(f"{mode}_dpa_knowledge",
+                         f"{mode}: DPA with the pretrained path above DPA with two CLIP paths (§5.6)",
+                         r, dpa, "dual_path@clip+clip", checked=False))
+    return [f for f in out if f is not None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.findings", description=__doc__.split("\n")[0])
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a checked finding fails")
+    ap.add_argument("--json", action="store_true", help="print the findings as JSON")
+    args = ap.parse_args(argv)
+    params = load_params()
+    failed = []
+    all_findings: dict[str, list[dict[str, Any]]] = {}
+    for ds in params.data.benchmarks:
+        fs = evaluate(ds.name, params.data.pretrain.name)
+        all_findings[ds.name] = [asdict(f) for f in fs]
+        if not args.json:
+            for f in fs:
+                tag = ("PASS" if f.passed else "FAIL") if f.checked else ("yes " if f.passed else "no  ")
+                print(f"[{tag}] {ds.name}: {f.claim}: {f.detail}")
+        failed += [f"{ds.name}: {f.claim}: {f.detail}" for f in fs if f.checked and not f.passed]
+        if not fs:
+            failed.append(f"{ds.name}: no metrics found under {paths.DATA}")
+    if args.json:
+        print(json.dumps(all_findings, indent=2))
+    if failed and args.strict:
+        print(f"findings: {len(failed)} checked finding(s) failed:", file=sys.stderr)
+        for line in failed:
+            print(f"  FAILED {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The CI sanity checks: margins come from the spread, failures name the finding and the numbers."""
+
+import json
+import math
+
+import pytest
+
+from pipeline import findings, paths
+
+
+def _write(root, key, obj):
+    p = root / "metrics" / f"{key}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(obj))
+
+
+def _row(accs):
+    m = sum(accs) / len(accs)
+    s = math.sqrt(sum((a - m) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0
+    return {"acc": m, "acc_std": s, "n_seeds": len(accs)}
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "DATA", tmp_path)
+    return tmp_path
+
+
+def test_binomial_margin_is_three_standard_errors():
+    assert findings.binomial_margin(0.1, 100) == pytest.approx(3 * math.sqrt(0.1 * 0.9 / 100))
+
+
+def test_diff_margin_from_seed_spread():
+    a, b = _row([0.5, 0.6, 0.7]), _row([0.3])
+    expected = 2 * math.sqrt(a["acc_std"] ** 2 / 3 + 0.0)
+    assert findings.diff_margin(a, b) == pytest.approx(expected)
+
+
+def test_pretraining_finding_passes_and_fails_by_margin(data_root):
+    rows = {"without_pretraining": _row([0.30]), "with_pretraining": _row([0.50, 0.52, 0.48])}
+    _write(data_root, "zeroshot/ds", {"rows": rows})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "zeroshot_pretraining_helps"]
+    assert f.passed and f.checked
+    # same mean gain, but a seed spread so wide that the gain is inside two standard errors
+    rows["with_pretraining"] = _row([0.05, 0.50, 0.95])
+    _write(data_root, "zeroshot/ds", {"rows": rows})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "zeroshot_pretraining_helps"]
+    assert not f.passed
+    assert "with_pretraining" in f.detail and "margin" in f.detail
+
+
+def test_rgb_above_chance(data_root):
+    _write(data_root, "clip_bootstrap",
+           {"zeroshot": {"ds/test": {"rgb_multi_view": 0.13, "chance": 0.1, "n": 100}}})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "clip_rgb_above_chance"]
+    assert not f.passed  # 13% on 100 samples is within 3 SE (9%) of 10% chance
+    _write(data_root, "clip_bootstrap",
+           {"zeroshot": {"ds/test": {"rgb_multi_view": 0.45, "chance": 0.1, "n": 100}}})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "clip_rgb_above_chance"]
+    assert f.passed
+
+
+def test_strict_main_fails_with_message(data_root, monkeypatch, capsys, tmp_path):
+    params = tmp_path / "params.yaml"
+    from pathlib import Path
+
+    params.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    monkeypatch.setattr("pipeline.params.PARAMS_FILE", params)
+    name = "synth_benchmark"
+    _write(data_root, f"zeroshot/{name}",
+           {"rows": {"without_pretraining": _row([0.40]), "with_pretraining": _row([0.30, 0.31, 0.29])}})
+    assert findings.main(["--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "with pre-training above without" in err
+    assert findings.main([]) == 0
+
+
+def test_no_metrics_is_a_failure_in_strict_mode(data_root, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    params = tmp_path / "params.yaml"
+    params.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    monkeypatch.setattr("pipeline.params.PARAMS_FILE", params)
+    assert findings.main(["--strict"]) == 1
