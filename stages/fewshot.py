@@ -31,7 +31,9 @@ CLIP logit scale (``params.adapter.logit_scale`` when that field exists and is n
 
 Outputs: ``metrics_file("<mode>/<dataset>")`` and in ``results_dir(mode)/<dataset>``: ``predictions.parquet``,
 ``confusion_dpa.png`` (the DPA, summed over seeds) and ``adapter.pt``: the DPA of the seed with the best
-*held-out* accuracy (never test), with everything :func:`clip2point.predict.bundle_from_checkpoint` needs.
+*held-out* accuracy (never test), with everything :func:`clip2point.predict.bundle_from_checkpoint` needs;
+its ``paths`` name the encoders it was trained on (e.g. ``intra_cross-seed2``) and ``encoders`` says how to
+load each (``{"variant", "seed"}``): another seed's encoder gives different features.
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ def path_encoder(variant: str, seed_index: int, pretrain_seeds: Sequence[int]) -
     if variant == CLIP_KEY:
         return CLIP_KEY
     return encoder_key(variant, pretrain_seeds[seed_index % len(pretrain_seeds)])
+
+
+def encoder_source(key: str) -> dict[str, Any]:
+    """How to load the encoder of a path key: ``{"variant": "clip"}`` or ``{"variant": v, "seed": s}``
+    (``pipeline.models.load_depth_encoder(v, s)``)."""
+    if key == CLIP_KEY:
+        return {"variant": CLIP_KEY}
+    variant, _, seed = key.rpartition("-seed")
+    return {"variant": variant, "seed": int(seed)}
 
 
 def training_indices(
@@ -175,7 +186,8 @@ def run_grid(
                     best_ckpt = {
                         "adapter": adapter_state(res.model), "class_names": names, "text": text,
                         "views": views, "distance": float(depth.pop("distance", 1.0)), "depth": depth,
-                        "paths": encs, "logit_scale": store.logit_scale, "dataset": store.meta["dataset"],
+                        "paths": encs, "encoders": {e: encoder_source(e) for e in encs},
+                        "logit_scale": store.logit_scale, "dataset": store.meta["dataset"],
                         "mode": mode, "seed": seed, "val_acc": val, "best_epoch": res.best_epoch,
                         "up_axis": store.meta.get("up_axis", "y"), "clip_model": store.meta.get("clip_model"),
                     }

@@ -141,6 +141,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
     out = ppaths.results_dir("fewshot") / DATASET
     ckpt = torch.load(out / "adapter.pt", weights_only=False)
     assert ckpt["paths"][0] == "clip" and ckpt["views"] == "pretrain10" and ckpt["depth"]["image_size"] == 16
+    assert ckpt["encoders"][ckpt["paths"][1]] == {"variant": "intra_cross", "seed": ckpt["seed"]}
     bundle = bundle_from_checkpoint(ckpt, run_dir["encoders"])
     preds = pq.read_table(out / "predictions.parquet").to_pylist()
     mine = {r["id"]: r for r in preds if r["method"] == fewshot_stage.MAIN_ROW and r["seed"] == ckpt["seed"]}
