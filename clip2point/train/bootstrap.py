@@ -49,6 +49,8 @@ class BootstrapConfig:
     eval_every: int = 1
     eval_batch_size: int = 256
     max_steps: int = 0
+    text_lr_mult: float = 0.1  # text tower lr = lr × this (a from-scratch text tower collapses at full lr)
+    grad_clip: float = 1.0
 
 
 @dataclass
@@ -146,7 +148,18 @@ def bootstrap_clip(
     caption_tokens = tokenizer(captions).to(dev)
     caption_labels = torch.arange(k, device=dev).repeat_interleave(len(caption_templates))
 
-    optimizer = build_optimizer(cfg.optimizer, param_groups(model, cfg.lr, cfg.weight_decay), cfg.lr)
+    groups = param_groups(model.visual, cfg.lr, cfg.weight_decay)
+    text_tower = nn.ModuleDict({n: mod for n, mod in model.named_children() if n != "visual"})
+    for g in param_groups(text_tower, cfg.lr * cfg.text_lr_mult, cfg.weight_decay):
+        g["name"] = "text_" + g["name"]
+        groups.append(g)
+    # the CLIP's own parameters: text positional embedding and projection, logit scale
+    direct = dict(model.named_parameters(recurse=False))
+    text_direct = [p for n, p in direct.items() if n != "logit_scale" and p.requires_grad]
+    text_lr = cfg.lr * cfg.text_lr_mult
+    groups.append({"params": text_direct, "lr": text_lr, "weight_decay": 0.0, "name": "text_direct"})
+    groups.append({"params": [direct["logit_scale"]], "lr": cfg.lr, "weight_decay": 0.0, "name": "scale"})
+    optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr)
     if cfg.optimizer == "adamw":
         for g in optimizer.param_groups:
             g["betas"], g["eps"] = (0.9, 0.98), 1e-6  # CLIP's AdamW settings
@@ -194,6 +207,8 @@ def bootstrap_clip(
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             with torch.no_grad():
