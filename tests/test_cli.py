@@ -478,3 +478,27 @@ def test_default_models_are_the_runs_artifacts(
     assert json_lines(res.stdout)[0]["prediction"] in ("a", "b")
     info = json.loads(run("info", "--json").stdout)
     assert info["weights"]["pretrained depth encoders"] == "intra_cross-seed0"
+
+
+def test_adapter_checkpoint_loads_the_encoder_it_names(files: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """A dual-path checkpoint trained on intra_cross-seed2 is served with that very encoder, not seed 0."""
+    import copy
+
+    import pipeline.models as pm
+    from clip2point.models.adapters import adapter_state, create_adapter
+
+    asked: list[tuple[str, int]] = []
+
+    def fake_load(variant: str, seed: int, device="cpu", clip_model=None):
+        asked.append((variant, seed))
+        return copy.deepcopy(clip_model.visual)
+
+    monkeypatch.setattr(pm, "load_depth_encoder", fake_load)
+    ckpt = _adapter_ckpt(32)
+    ckpt["adapter"] = adapter_state(create_adapter("dual_path", n_views=6, dim=32))
+    ckpt["paths"] = ["clip", "intra_cross-seed2"]
+    ckpt["encoders"] = {"clip": {"variant": "clip"}, "intra_cross-seed2": {"variant": "intra_cross", "seed": 2}}
+    torch.save(ckpt, tmp_path / "dpa.pt")
+    res = run("classify", files["off"], "--checkpoint", tmp_path / "dpa.pt", *TINY, "--json", "-q")
+    assert res.exit_code == 0, res.output
+    assert asked == [("intra_cross", 2)]

@@ -333,8 +333,21 @@ def build_bundle(
     if checkpoint:
         ckpt = load_adapter_checkpoint(checkpoint, enc)
         encoders = dict(enc.visuals)
-        for key in ckpt["paths"]:  # a depth path of the checkpoint falls back to the run's pretrained encoder
-            if key not in encoders and key != "clip" and enc.zero_shot_key != "clip":
+        sources = ckpt.get("encoders") or {}
+        for key in ckpt["paths"]:
+            if key in encoders or key == "clip":
+                continue
+            src = sources.get(key)
+            if src and "seed" in src:
+                # the exact pretrained encoder the adapter was trained on (e.g. intra_cross-seed2)
+                try:
+                    from pipeline.models import load_depth_encoder
+
+                    encoders[key] = load_depth_encoder(src["variant"], int(src["seed"]), clip_model=enc.model)
+                    continue
+                except FileNotFoundError as e:
+                    raise CliError(f"adapter checkpoint {checkpoint} needs encoder '{key}': {one_line(e)}") from None
+            if enc.zero_shot_key != "clip":  # a checkpoint that does not say: the loaded depth encoder
                 encoders[key] = enc.visuals[enc.zero_shot_key]
                 enc.notes.append(f"checkpoint path '{key}' uses encoder '{enc.zero_shot_key}'")
         if n_views is not None and view_set_for(n_views) != ckpt["views"]:
