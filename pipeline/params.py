@@ -111,6 +111,9 @@ class BootstrapParams:
     seed: int = 0
     caption_templates: tuple[str, ...] = ("image of a {}.",)
     augment: bool = True
+    optimizer: str = "adamw"
+    eval_every: int = 1
+    max_steps: int = 0  # 0: no cap
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class PretrainParams:
     eval_every: int = 1
     bf16: bool = True
     num_workers: int = 0
+    max_steps: int = 0  # 0: no cap
+    ckpt_every: int = 0  # steps between resume checkpoints (0: once per epoch)
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class AdapterParams:
     dropout: float = 0.0
     val_fraction: float = 0.2
     views: str = "pretrain10"
+    logit_scale: float = 0.0  # initial adapter logit scale; 0: the run's CLIP logit scale
+    threads: int = 1  # torch threads for adapter training (small matrices: one thread is fastest)
 
 
 @dataclass(frozen=True)
