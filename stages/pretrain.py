@@ -110,7 +110,7 @@ def run(params, variant: str, seed: int, info, resume: bool = False, keep_checkp
     cap_templates = list(params.bootstrap.caption_templates)
     caps = torch.cat([text_features(model, tok, class_names, [t]) for t in cap_templates])
     cap_labels = torch.arange(len(class_names)).repeat(len(cap_templates))
-    side = TextSide(classes=text, logit_scale=float(model.logit_scale.exp().clamp(max=100)), captions=caps,
+    side = TextSide(classes=text, logit_scale=float(model.logit_scale.detach().exp().clamp(max=100)), captions=caps,
                     caption_labels=cap_labels)
     zs_views = get_views(params.zeroshot.views)
     evalset = render_eval_set(val["points"], val["labels"], zs_views, dcfg, dp.distance)

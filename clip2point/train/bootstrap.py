@@ -8,7 +8,14 @@ images only, and the image–depth domain gap that CLIP2Point closes (§3.2) is 
 Objective: CLIP's symmetric image–text InfoNCE with a class-aware multi-positive target
 (:func:`clip2point.losses.multi_positive_contrastive`): every caption of an image's class is a positive.
 With ~10 classes, plain CLIP targets would make most in-batch pairs false negatives. All captions
-(K classes × T templates) are encoded at every step; the learnable logit scale is CLIP's.
+(K classes × T templates) take part in every step; the learnable logit scale is CLIP's.
+
+Text tower: by default locked at its random initialisation (``text_lr_mult = 0``, LiT's recipe with the
+roles swapped). Trained jointly from scratch it collapses within ~10 steps: the random image tower maps all
+renders to nearly one point (cosine ≈ 0.99), so the loss is minimised by captions that all coincide, after
+which no gradient separates anything (loss pinned at its uniform value; measured). The random text tower
+already gives distinct class embeddings (mean cosine ≈ 0.67 between classes); the image tower learns to
+land on them. ``text_lr_mult > 0`` trains the text tower too, at ``lr × text_lr_mult``.
 
 Augmentation (RGB only): random resized crop (scale 0.6–1), horizontal flip, brightness / contrast /
 saturation jitter, all as batched tensor ops.
@@ -49,7 +56,7 @@ class BootstrapConfig:
     eval_every: int = 1
     eval_batch_size: int = 256
     max_steps: int = 0
-    text_lr_mult: float = 0.1  # text tower lr = lr × this (a from-scratch text tower collapses at full lr)
+    text_lr_mult: float = 0.0  # text tower lr = lr × this; 0 locks it (a from-scratch text tower collapses)
     grad_clip: float = 1.0
 
 
@@ -148,6 +155,10 @@ def bootstrap_clip(
     caption_tokens = tokenizer(captions).to(dev)
     caption_labels = torch.arange(k, device=dev).repeat_interleave(len(caption_templates))
 
+    locked_text = cfg.text_lr_mult <= 0
+    for n, p in model.named_parameters():
+        if not n.startswith("visual.") and n != "logit_scale":
+            p.requires_grad_(not locked_text)
     groups = param_groups(model.visual, cfg.lr, cfg.weight_decay)
     text_tower = nn.ModuleDict({n: mod for n, mod in model.named_children() if n != "visual"})
     for g in param_groups(text_tower, cfg.lr * cfg.text_lr_mult, cfg.weight_decay):
@@ -157,7 +168,9 @@ def bootstrap_clip(
     direct = dict(model.named_parameters(recurse=False))
     text_direct = [p for n, p in direct.items() if n != "logit_scale" and p.requires_grad]
     text_lr = cfg.lr * cfg.text_lr_mult
-    groups.append({"params": text_direct, "lr": text_lr, "weight_decay": 0.0, "name": "text_direct"})
+    if text_direct:
+        groups.append({"params": text_direct, "lr": text_lr, "weight_decay": 0.0, "name": "text_direct"})
+    groups = [g for g in groups if g["params"]]
     groups.append({"params": [direct["logit_scale"]], "lr": cfg.lr, "weight_decay": 0.0, "name": "scale"})
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr)
     if cfg.optimizer == "adamw":
@@ -198,7 +211,11 @@ def bootstrap_clip(
                 x = augment_batch(x, g)
             x = clip_normalize(x).to(dev)
             img = model.encode_image(x)
-            txt = model.encode_text(caption_tokens)
+            if locked_text:
+                with torch.no_grad():
+                    txt = model.encode_text(caption_tokens)
+            else:
+                txt = model.encode_text(caption_tokens)
             scale = model.logit_scale.exp().clamp(max=100.0)
             loss = multi_positive_contrastive(img, txt, flat_lab[idx].to(dev), caption_labels, scale)
             if not torch.isfinite(loss):
