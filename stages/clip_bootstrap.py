@@ -121,7 +121,8 @@ def run(params, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
         epochs=bp.epochs, batch_size=bp.batch_size, lr=bp.lr, weight_decay=bp.weight_decay,
         warmup_steps=bp.warmup_steps, seed=bp.seed, augment=bp.augment,
         optimizer=getattr(bp, "optimizer", "adamw"), eval_every=getattr(bp, "eval_every", 1),
-        max_steps=getattr(bp, "max_steps", 0),
+        max_steps=getattr(bp, "max_steps", 0), text_lr_mult=getattr(bp, "text_lr_mult", 0.0),
+        grad_clip=getattr(bp, "grad_clip", 1.0),
     )
     live = _live("clip_bootstrap")
 
