@@ -114,6 +114,8 @@ class BootstrapParams:
     optimizer: str = "adamw"
     eval_every: int = 1
     max_steps: int = 0  # 0: no cap
+    text_lr_mult: float = 0.0  # text tower lr multiplier; 0 keeps it at its random init (see docs/results.md)
+    grad_clip: float = 1.0
 
 
 @dataclass(frozen=True)
