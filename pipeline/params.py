@@ -130,6 +130,8 @@ class PretrainParams:
     sigma_lr: float = 1e-2
     optimizer: str = "lamb"
     seeds: tuple[int, ...] = (0, 1, 2)
+    # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
+    variants: tuple[str, ...] = ("intra_cross", "cross_only", "rgb_control")
     eval_every: int = 1
     bf16: bool = True
     num_workers: int = 0

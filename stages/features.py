@@ -341,13 +341,18 @@ def _report(out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m stages.features", description=__doc__.split("\n")[0])
     ap.add_argument("dataset", help="a downstream dataset name (params.yaml data.benchmarks)")
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), help="pretraining variants to encode")
+    ap.add_argument("--variants", nargs="*", default=None,
+                    help="pretraining variants to encode (default: params pretrain.variants)")
     ap.add_argument("--batch-size", type=int, default=None, help="clouds per render/encode batch")
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     args = ap.parse_args(argv)
-    return run_stage(
-        "features", lambda: _report(run(args.dataset, args.variants, args.batch_size, args.device))
-    )
+    def _run() -> None:
+        from pipeline.params import load_params
+
+        variants = args.variants if args.variants is not None else list(load_params().pretrain.variants)
+        _report(run(args.dataset, variants, args.batch_size, args.device))
+
+    return run_stage("features", _run)
 
 
 if __name__ == "__main__":
