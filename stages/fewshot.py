@@ -166,7 +166,7 @@ def run_grid(
             idx = training_indices(mode, y_train, ap.k_shot, seed, names)
             cfg = TrainConfig(epochs=ap.epochs, lr=ap.lr, weight_decay=ap.weight_decay,
                               batch_size=ap.batch_size, val_fraction=ap.val_fraction, seed=seed,
-                              threads=ap.threads or None)
+                              threads=getattr(ap, "threads", 1) or None)
             kwargs = {"n_views": n_views, "dim": dim, "hidden": ap.hidden, "dropout": ap.dropout,
                       "logit_scale": scale_init}
             res = fit_adapter(lambda: create_adapter(row.adapter, **kwargs),  # noqa: B023 - called right here
