@@ -35,7 +35,6 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -50,7 +49,7 @@ from tqdm import tqdm
 from clip2point import shards
 from clip2point.schema import table_points
 from pipeline import paths
-from pipeline.artifacts import atomic_dir, read_json, write_json
+from pipeline.artifacts import atomic_dir, read_json, replace_dir, write_json
 from pipeline.params import DatasetParams, Params, load_params
 
 MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".glb", ".gltf")
@@ -225,18 +224,6 @@ def render_dataset(name: str, params: Params, out_dir: Path, rank: int = 0, worl
     }
 
 
-def _swap_into_place(staging: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, final)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m stages.render", description=__doc__.splitlines()[0])
     ap.add_argument("dataset", help="dataset name (params.yaml data.pretrain.name or "
@@ -270,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 shards.write_manifest(staging / "manifest.json", merged)
                 for p in parts:
                     p.unlink()
-                _swap_into_place(staging, final)
+                replace_dir(staging, final)
     except (StageError, shards.ShardError) as e:
         print(str(e), file=sys.stderr)
         return 1
