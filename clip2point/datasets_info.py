@@ -5,7 +5,13 @@ The facts here are the published split sizes and the on-disk layouts of the offi
 * ModelNet40 (Wu et al. 2015): 12,311 CAD meshes (OFF, z-up), 9,843 train / 2,468 test, 40 classes.
 * ModelNet10: the 10-class subset, 3,991 train / 908 test.
 * ShapeNet-55 (the Point-BERT split of ShapeNetCore v2 point clouds, 8,192 points each, ``.npy``):
-  41,952 train / 10,518 test (52,470 objects, 55 categories). Used for pretraining.
+  41,952 train / 10,518 test (52,470 objects, 55 categories). Used for pretraining (depth only: no meshes).
+* ShapeNetCore v2 (Chang et al. 2015), the meshes the paper pre-trains on (RGB renders need textured meshes):
+  52,460 models in 55 categories (synsets), ``<synset>/<model_id>/models/model_normalized.{obj,mtl}``, y-up.
+  The paper splits them 41,943 train / 10,517 val following the ShapeNet classification benchmark; this
+  repository uses Point-BERT's ``train.txt``/``test.txt`` when given, else an 80/20 split by a hash of the
+  model id (:func:`clip2point.io.catalogues.shapenetcore_split`), so only the total (key :data:`TOTAL`) is
+  checked.
 * ScanObjectNN (Uy et al. 2019), 15 classes, HDF5: the main split has 2,309 train / 581 test objects in
   both ``OBJ_ONLY`` (``main_split_nobg``) and ``OBJ_BG`` (``main_split``); the hardest perturbed variant
   ``PB_T50_RS`` (``*_augmentedrot_scale75.h5``) has five perturbed copies of each: 11,416 / 2,882.
@@ -20,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+#: A ``counts`` key standing for all splits together (datasets whose split is chosen locally).
+TOTAL = "all"
 
 MODELNET40_CLASSES: tuple[str, ...] = (
     "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone",
@@ -60,6 +69,8 @@ class DatasetInfo:
     variant_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     download: str = ""
     layout: str = ""
+    #: non-empty when ``--variant`` may name a folder (what it holds); such datasets have no named variants
+    variant_path: str = ""
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -110,6 +121,24 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         layout="ShapeNet55-34/{shapenet_pc/<synset>-<model>.npy, ShapeNet-55/{train,test}.txt}",
     ),
+    "shapenetcore": DatasetInfo(
+        name="shapenetcore",
+        kind="shapenetcore",
+        role="pretrain",
+        up_axis="y",
+        classes=(),  # 55 synsets, named by clip2point.io.SHAPENET_SYNSETS
+        counts={TOTAL: 52460},
+        download=(
+            "https://shapenet.org/ (register and accept the terms of use; ShapeNetCore v2) or the gated Hugging "
+            "Face dataset https://huggingface.co/datasets/ShapeNet/ShapeNetCore (one zip per synset; unzip all "
+            "into one folder)"
+        ),
+        layout="ShapeNetCore.v2/<synset>/<model_id>/models/model_normalized.{obj,mtl} (+ taxonomy.json)",
+        variant_path=(
+            "the folder holding Point-BERT's train.txt/test.txt (default: the root; without them an 80/20 split "
+            "by sha256 of the model id)"
+        ),
+    ),
     "scanobjectnn": DatasetInfo(
         name="scanobjectnn",
         kind="scanobjectnn",
@@ -148,6 +177,8 @@ class LayoutReport:
     expected: dict[str, int]
     found: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: facts worth telling that do not make the download incomplete (e.g. which split rule applies)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -185,6 +216,8 @@ def check_layout(name: str, root: str | Path, variant: str = "") -> LayoutReport
         _check_modelnet(info, root, report)
     elif info.kind == "shapenet55":
         _check_shapenet55(root, report)
+    elif info.kind == "shapenetcore":
+        _check_shapenetcore(root, variant, report)
     elif info.kind == "scanobjectnn":
         _check_scanobjectnn(root, variant, report)
     for split, n in expected.items():
@@ -256,6 +289,53 @@ def _check_shapenet55(root: Path, report: LayoutReport) -> None:
             report.problems.append(
                 f"{split}: {len(missing):,} listed files missing from {pc}: {_listing(missing)}"
             )
+
+
+def _check_shapenetcore(root: Path, variant: str, report: LayoutReport) -> None:
+    import re
+
+    from clip2point.io.catalogues import SHAPENET_SYNSETS, SHAPENETCORE_MODEL
+
+    root = _find_root(root, ["ShapeNetCore.v2", "ShapeNetCore"])
+    report.root = root
+    synsets = sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"\d{8}", p.name))
+    if not synsets:
+        report.problems.append(f"no synset folders (8-digit ids such as 02691156) under {root}")
+        return
+    absent = [f"{s} ({n})" for s, n in SHAPENET_SYNSETS.items() if not (root / s).is_dir()]
+    if absent:
+        report.problems.append(f"missing synset folders under {root}: {_listing(absent)}")
+    no_obj, no_mtl, total = [], [], 0
+    for sdir in synsets:
+        for mdir in (p for p in sdir.iterdir() if p.is_dir()):
+            obj = mdir / SHAPENETCORE_MODEL
+            if not obj.is_file():
+                no_obj.append(f"{sdir.name}/{mdir.name}")
+                continue
+            total += 1
+            if not obj.with_suffix(".mtl").is_file():
+                no_mtl.append(f"{sdir.name}/{mdir.name}")
+    report.found[TOTAL] = total
+    if no_obj:
+        report.notes.append(f"{len(no_obj):,} model folders without {SHAPENETCORE_MODEL} (skipped): {_listing(no_obj)}")
+    if no_mtl:
+        report.notes.append(
+            f"{len(no_mtl):,} models without model_normalized.mtl (rendered without materials): {_listing(no_mtl)}"
+        )
+    lists = Path(variant).expanduser() if variant else root
+    present = [n for n in ("train.txt", "test.txt") if (lists / n).is_file()]
+    if len(present) == 2:
+        report.notes.append(
+            f"split: Point-BERT's lists in {lists} (test.txt → val); models they do not name by model-id hash"
+        )
+    elif variant or present:
+        missing = [n for n in ("train.txt", "test.txt") if n not in present]
+        report.problems.append(f"missing split list {lists / missing[0]} (train.txt and test.txt go together)")
+    else:
+        report.notes.append(
+            "split: 80/20 by sha256 of the model id (no train.txt/test.txt in the root; "
+            "--variant DIR uses Point-BERT's lists)"
+        )
 
 
 def _check_scanobjectnn(root: Path, variant: str, report: LayoutReport) -> None:

@@ -431,6 +431,75 @@ def test_prepare_bad_arguments(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "shapenet_pc" in res.stderr and "train.txt" in res.stderr
 
 
+def _shapenetcore(base: Path) -> Path:
+    """One empty model per ShapeNetCore synset (the catalogue lists files, it does not parse them)."""
+    from clip2point.io import SHAPENET_SYNSETS
+
+    for synset in SHAPENET_SYNSETS:
+        d = base / synset / f"model{synset}" / "models"
+        d.mkdir(parents=True)
+        (d / "model_normalized.obj").touch()
+        (d / "model_normalized.mtl").touch()
+    return base
+
+
+def _expect(monkeypatch: pytest.MonkeyPatch, dataset: str, counts: dict[str, int]) -> None:
+    """Shrink a dataset's expected counts to the fixture's, keeping everything else of its description."""
+    from dataclasses import replace
+
+    from clip2point import datasets_info
+
+    monkeypatch.setitem(datasets_info.DATASETS, dataset, replace(datasets_info.DATASETS[dataset], counts=counts))
+
+
+def test_prepare_shapenetcore_is_the_pretrain_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clip2point.datasets_info import TOTAL
+    from pipeline.params import load_params
+
+    base = _shapenetcore(tmp_path / "dl" / "ShapeNetCore.v2")
+    params = tmp_path / "params.yaml"
+    params.write_text(REPO_PARAMS)
+    res = run("prepare", "shapenetcore", "--root", tmp_path / "dl", "--params", params, "--check-only")
+    assert res.exit_code == 1  # the real expected size
+    assert "all: found 55 of 52,460 (52,405 missing)" in res.stderr and "shapenet.org" in res.stderr
+    assert params.read_text() == REPO_PARAMS
+    _expect(monkeypatch, "shapenetcore", {TOTAL: 55})
+    res = run("prepare", "shapenetcore", "--root", tmp_path / "dl", "--params", params)
+    assert res.exit_code == 0, res.output
+    assert "all 55/55; splits: train " in res.stderr and "80/20 by sha256" in res.stderr
+    pre = load_params(params).data.pretrain
+    assert (pre.name, pre.kind, pre.root, pre.variant, pre.up_axis) == (
+        "shapenetcore", "shapenetcore", "dl/ShapeNetCore.v2", "", "y"
+    )
+    assert len(params.read_text().splitlines()) == len(REPO_PARAMS.splitlines())  # replaced, not added
+    lists = tmp_path / "ShapeNet-55"
+    lists.mkdir()
+    synsets = sorted(p.name for p in base.iterdir())
+    (lists / "train.txt").write_text("".join(f"{s}-model{s}.npy\n" for s in synsets[:40]))
+    (lists / "test.txt").write_text("".join(f"{s}-model{s}.npy\n" for s in synsets[40:]))
+    res = run("prepare", "shapenetcore", "--root", base, "--variant", lists, "--params", params)
+    assert res.exit_code == 0, res.output
+    assert "splits: train 40, val 15" in res.stderr and "Point-BERT's lists" in res.stderr
+    assert load_params(params).data.pretrain.variant == "ShapeNet-55"  # relative to the params file
+    res = run("prepare", "shapenetcore", "--root", base, "--variant", tmp_path / "nowhere", "--params", params)
+    assert res.exit_code == 1 and "is not a folder" in res.stderr
+
+
+def test_prepare_shapenet55_point_bert_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the archive as unpacked: ShapeNet55-34/{shapenet_pc/, ShapeNet-55/{train,test}.txt}
+    root = tmp_path / "ShapeNet55-34"
+    (root / "shapenet_pc").mkdir(parents=True)
+    (root / "ShapeNet-55").mkdir()
+    for split, names in (("train", ["02691156-a", "03001627-b"]), ("test", ["03001627-c"])):
+        (root / "ShapeNet-55" / f"{split}.txt").write_text("".join(f"{n}.npy\n" for n in names))
+        for n in names:
+            np.save(root / "shapenet_pc" / f"{n}.npy", np.zeros((8, 3), np.float32))
+    _expect(monkeypatch, "shapenet55", {"train": 2, "test": 1})
+    res = run("prepare", "shapenet55", "--root", tmp_path, "--check-only")
+    assert res.exit_code == 0, res.output
+    assert "train 2/2, test 1/1" in res.stderr
+
+
 # ------------------------------------------------------------------------------------------ info
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -10,6 +11,7 @@ import pytest
 import trimesh
 
 from clip2point.io import (
+    KINDS,
     SCANOBJECTNN_CLASSES,
     Item,
     ReadError,
@@ -19,6 +21,8 @@ from clip2point.io import (
     read_mesh,
     read_mesh_or_points,
     read_points,
+    register_catalogue,
+    shapenetcore_split,
     write_off,
 )
 
@@ -355,23 +359,157 @@ def test_modelnet40_resampled_catalogue(tmp_path):
     assert class_names("modelnet40", root) == names
 
 
-def test_shapenet55_catalogue(tmp_path):
-    root = tmp_path / "ShapeNet55"
+def _shapenet55(root: Path, lists: Path) -> dict[str, np.ndarray]:
     files = {"train": ["03001627-aaa.npy", "02691156-bbb.npy"], "test": ["03001627-ccc.npy"]}
     rng = np.random.default_rng(7)
+    clouds = {}
     for split, fs in files.items():
-        _write(root / f"{split}.txt", "\n".join(fs) + "\n")
+        _write(lists / f"{split}.txt", "\n".join(fs) + "\n")
         for f in fs:
-            _write(root / "shapenet_pc" / f, b"")
-            np.save(root / "shapenet_pc" / f, rng.normal(size=(16, 3)).astype(np.float32))
+            clouds[Path(f).stem] = rng.normal(size=(16, 3)).astype(np.float32)
+            (root / "shapenet_pc").mkdir(parents=True, exist_ok=True)
+            np.save(root / "shapenet_pc" / f, clouds[Path(f).stem])
+    return clouds
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["flat", "point_bert_archive"])
+def test_shapenet55_catalogue(tmp_path, nested):
+    # Point-BERT's archive: ShapeNet55-34/{shapenet_pc/, ShapeNet-55/{train,test}.txt}; flat: lists in root
+    root = tmp_path / "ShapeNet55-34"
+    clouds = _shapenet55(root, root / "ShapeNet-55" if nested else root)
     items = catalogue("shapenet55", root)
     assert class_names("shapenet55", root) == ["airplane", "chair"]  # synsets sorted: 02691156 < 03001627
     by_id = {it.id: it for it in items}
+    assert sorted(by_id) == ["02691156-bbb", "03001627-aaa", "03001627-ccc"]
     assert by_id["03001627-aaa"].label_name == "chair" and by_id["03001627-aaa"].label == 1
     assert by_id["02691156-bbb"].label == 0 and by_id["03001627-ccc"].split == "test"
-    np.testing.assert_array_equal(
-        load_item(by_id["03001627-ccc"]), np.load(root / "shapenet_pc/03001627-ccc.npy")
+    np.testing.assert_array_equal(load_item(by_id["03001627-ccc"]), clouds["03001627-ccc"])
+
+
+def test_shapenet55_missing_lists_or_clouds(tmp_path):
+    root = tmp_path / "ShapeNet55-34"
+    (root / "shapenet_pc").mkdir(parents=True)
+    _write(root / "ShapeNet-55" / "train.txt", "03001627-aaa.npy\n")  # test.txt missing
+    for fn in (catalogue, class_names):
+        with pytest.raises(ReadError) as e:
+            fn("shapenet55", root)
+        _assert_one_line(e, root, "train.txt and test.txt not found", "ShapeNet-55/")
+    _write(root / "ShapeNet-55" / "test.txt", "03001627-bbb.npy\n")
+    (root / "shapenet_pc").rmdir()
+    with pytest.raises(ReadError) as e:
+        catalogue("shapenet55", root)
+    _assert_one_line(e, root / "shapenet_pc", "not found")
+
+
+# ------------------------------------------------------------------------------------------ ShapeNetCore.v2
+
+# Two synsets of ShapeNetCore (airplane, chair) with a few models each; the MTL colours differ per model.
+SHAPENETCORE = {"02691156": ["a1", "a2"], "03001627": ["c1", "c2", "c3"]}
+
+
+def _shapenetcore_model(root: Path, synset: str, model: str, rgb: tuple[float, float, float]) -> Path:
+    d = root / synset / model / "models"
+    _write(d / "model_normalized.mtl", "newmtl m0\nKd {} {} {}\n".format(*rgb))
+    obj = ["mtllib model_normalized.mtl", "usemtl m0"] + [f"v {x} {y} {z}" for x, y, z in VERTS]
+    obj += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in FACES]
+    return _write(d / "model_normalized.obj", "\n".join(obj) + "\n")
+
+
+def _shapenetcore(root: Path, models: dict[str, list[str]] = SHAPENETCORE) -> Path:
+    for i, (synset, ids) in enumerate(models.items()):
+        for model in ids:
+            _shapenetcore_model(root, synset, model, (float(i), 0.0, 1.0 - i))
+    return root
+
+
+def test_shapenetcore_split_is_a_stable_sha256_rule():
+    import hashlib
+
+    for model in ("c1", "1a04e3eab45ca15dd86060f189eb133", "ñ-unicode"):
+        bucket = int(hashlib.sha256(model.encode()).hexdigest()[:16], 16) % 100
+        assert shapenetcore_split(model) == ("val" if bucket < 20 else "train")
+    val = sum(shapenetcore_split(f"model{i:05d}") == "val" for i in range(5000)) / 5000
+    assert 0.18 < val < 0.22
+
+
+def test_shapenetcore_catalogue_hash_split(tmp_path):
+    root = _shapenetcore(tmp_path / "ShapeNetCore.v2")
+    (root / "02691156" / "empty_model").mkdir()  # no models/model_normalized.obj: not an item
+    (root / "README").mkdir()  # not a synset folder
+    items = catalogue("shapenetcore", root)
+    assert class_names("shapenetcore", root) == ["airplane", "chair"]
+    assert [(it.id, it.label, it.label_name) for it in items] == [
+        ("02691156-a1", 0, "airplane"), ("02691156-a2", 0, "airplane"),
+        ("03001627-c1", 1, "chair"), ("03001627-c2", 1, "chair"), ("03001627-c3", 1, "chair"),
+    ]  # fmt: skip
+    for it in items:
+        assert it.split == shapenetcore_split(it.id.split("-", 1)[1])
+        assert it.source == str(root / it.id[:8] / it.id[9:] / "models" / "model_normalized.obj")
+    assert catalogue("shapenetcore", root) == items  # deterministic
+    mesh = load_item(items[2])  # a chair: Kd (1, 0, 0) in its MTL
+    assert isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) == len(FACES)
+    np.testing.assert_array_equal(mesh.visual.face_colors[:, :3], [[255, 0, 0]] * len(FACES))
+
+
+def test_shapenetcore_point_bert_lists_in_root_or_variant(tmp_path):
+    root = _shapenetcore(tmp_path / "ShapeNetCore.v2")
+    lists = "train.txt", "test.txt"
+    content = (
+        "02691156-a1.npy\n03001627-c1.npy\n03001627-gone.npy\n",  # a listed model absent from disk is skipped
+        "02691156-a2.npy\n03001627-c2\n",  # ".npy" optional
     )
+    for name, text in zip(lists, content, strict=True):
+        _write(tmp_path / "ShapeNet-55" / name, text)
+    expected = {"02691156-a1": "train", "03001627-c1": "train", "02691156-a2": "val", "03001627-c2": "val",
+                "03001627-c3": shapenetcore_split("c3")}  # fmt: skip  # not listed: the hash rule
+    via_variant = catalogue("shapenetcore", root, str(tmp_path / "ShapeNet-55"))
+    assert {it.id: it.split for it in via_variant} == expected
+    for name, text in zip(lists, content, strict=True):
+        _write(root / name, text)
+    in_root = catalogue("shapenetcore", root)
+    assert in_root == via_variant
+
+
+def test_shapenetcore_names_from_table_then_taxonomy(tmp_path):
+    root = _shapenetcore(tmp_path / "core", {"04530566": ["w"], "09999999": ["x"], "09999998": ["y"]})
+    taxonomy = [
+        {"synsetId": "04530566", "name": "vessel,watercraft", "children": [], "numInstances": 1},
+        {"synsetId": "09999999", "name": "gizmo,widget", "children": [], "numInstances": 1},
+    ]
+    assert class_names("shapenetcore", root) == ["watercraft", "09999998", "09999999"]  # no taxonomy.json
+    _write(root / "taxonomy.json", json.dumps(taxonomy))
+    assert class_names("shapenetcore", root) == ["watercraft", "09999998", "gizmo"]  # the table wins for known
+    assert [it.label_name for it in catalogue("shapenetcore", root)] == ["watercraft", "09999998", "gizmo"]
+    _write(root / "taxonomy.json", "{not json")
+    with pytest.raises(ReadError) as e:
+        class_names("shapenetcore", root)
+    _assert_one_line(e, root / "taxonomy.json", "not a ShapeNet taxonomy")
+
+
+@pytest.mark.parametrize(
+    ("make", "variant", "bad", "reason"),
+    [
+        (lambda r: None, "", "root", "not found"),
+        (lambda r: (r / "02691156" / "m1" / "models").mkdir(parents=True), "", "root", "no ShapeNetCore models"),
+        (lambda r: _write(_shapenetcore(r) / "train.txt", "02691156-a1.npy\n"), "", "test.txt",
+         "split list not found"),
+        (lambda r: _shapenetcore(r), "lists", "lists", "split-list folder"),
+        (lambda r: [_write(_shapenetcore(r) / n, "02691156-a1.npy\n") for n in ("train.txt", "test.txt")], "",
+         "test.txt", "listed in both"),
+        (lambda r: [_write(_shapenetcore(r) / n, "chair_0001\n") for n in ("train.txt", "test.txt")], "",
+         "train.txt", "is not <synset>-<model_id>.npy"),
+        (lambda r: [_write(_shapenetcore(r) / f"{n}.txt", f"04379243-{n}.npy\n") for n in ("train", "test")], "",
+         "root", "none of the 2 models"),
+    ],
+    ids=["missing_root", "no_models", "one_list", "no_list_folder", "in_both_lists", "bad_line", "wrong_lists"],
+)  # fmt: skip
+def test_shapenetcore_bad_inputs_are_one_line(tmp_path, make, variant, bad, reason):
+    root = tmp_path / "ShapeNetCore.v2"
+    make(root)
+    variant = str(tmp_path / variant) if variant else ""
+    with pytest.raises(ReadError) as e:
+        catalogue("shapenetcore", root, variant)
+    _assert_one_line(e, {"root": root, "lists": tmp_path / "lists"}.get(bad, root / bad), reason)
 
 
 @pytest.mark.parametrize(
@@ -406,15 +544,36 @@ def test_scanobjectnn_variants(tmp_path, variant, folder, stem):
 
 
 def test_catalogue_errors(tmp_path):
-    with pytest.raises(ValueError, match="kind"):
-        catalogue("modelnet99", tmp_path)
+    for fn in (catalogue, class_names):
+        with pytest.raises(ValueError, match="kind") as e:
+            fn("modelnet99", tmp_path)
+        assert "\n" not in str(e.value) and all(k in str(e.value) for k in KINDS)
+    assert "shapenetcore" in KINDS and "shapenet55" in KINDS
     with pytest.raises(ValueError, match="variant"):
         catalogue("scanobjectnn", tmp_path, "OBJ_WHATEVER")
-    with pytest.raises(ReadError) as e:
-        catalogue("synth", tmp_path / "absent")
-    _assert_one_line(e, tmp_path / "absent", "not found")
+    for kind in ("synth", "modelnet40", "shapenet55", "shapenetcore"):
+        with pytest.raises(ReadError) as e:
+            catalogue(kind, tmp_path / "absent")
+        _assert_one_line(e, tmp_path / "absent", "not found")
     with pytest.raises(ReadError):
         catalogue("scanobjectnn", tmp_path, "OBJ_BG")  # files missing
+
+
+def test_register_catalogue(tmp_path, monkeypatch):
+    from clip2point.io import catalogues
+
+    monkeypatch.setattr(catalogues, "_CATALOGUES", dict(catalogues._CATALOGUES))
+
+    @register_catalogue("toy", names=lambda root, variant: ["thing"])
+    def toy(root: Path, variant: str) -> list[Item]:
+        return [Item(f"toy-{variant}", "train", 0, "thing", str(root / "t.off"))]
+
+    assert catalogue("toy", tmp_path, "v") == [Item("toy-v", "train", 0, "thing", str(tmp_path / "t.off"))]
+    assert class_names("toy", tmp_path) == ["thing"]
+    with pytest.raises(ValueError, match="toy"):  # the live registry is listed
+        catalogue("nope", tmp_path)
+    with pytest.raises(ValueError, match="already registered"):
+        register_catalogue("shapenetcore", names=lambda root, variant: [])(toy)
 
 
 def test_load_item_bad_file_raises_read_error(tmp_path):

@@ -3,8 +3,8 @@
 The check (:func:`clip2point.datasets_info.check_layout`) compares the files with the published split
 sizes and names what is missing; the pipeline's own reader (:func:`clip2point.io.catalogue`) is then run
 over the download so what ``dvc repro`` will see is what was checked. On success the dataset's entry is
-written into ``data.benchmarks`` (or ``data.pretrain`` for ShapeNet-55) with a targeted text edit that
-keeps the rest of ``params.yaml``, comments included.
+written into ``data.benchmarks`` (or ``data.pretrain`` for the pretraining sets, ShapeNet-55 and
+ShapeNetCore) with a targeted text edit that keeps the rest of ``params.yaml``, comments included.
 """
 
 from __future__ import annotations
@@ -147,11 +147,19 @@ def _portable(root: Path, base: Path) -> str:
 
 
 def prepare(
-    dataset: Annotated[str, typer.Argument(help="modelnet40 | modelnet10 | shapenet55 | scanobjectnn")],
+    dataset: Annotated[
+        str, typer.Argument(help="modelnet40 | modelnet10 | shapenet55 | shapenetcore | scanobjectnn")
+    ],
     root: Annotated[
         Path, typer.Option("--root", help="The local download (see docs/cli.md for where to get it).")
     ],
-    variant: Annotated[str | None, typer.Option(help="ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS.")] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            help="ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS. ShapeNetCore: the folder of Point-BERT's "
+            "train.txt/test.txt (default: the root; else an 80/20 split by model-id hash)."
+        ),
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Entry name in params.yaml (default: the dataset's).")
     ] = None,
@@ -172,7 +180,7 @@ def prepare(
     Exit 1, with one line per problem on stderr (exactly what is missing), when the download is incomplete.
     """
     with handled(debug):
-        from clip2point.datasets_info import DATASETS, check_layout
+        from clip2point.datasets_info import DATASETS, TOTAL, check_layout
 
         info = DATASETS.get(dataset.lower())
         if info is None:
@@ -184,6 +192,11 @@ def prepare(
                 raise CliError(
                     f"unknown {info.name} variant '{variant}' (choose from {', '.join(info.variants)})"
                 )
+        elif info.variant_path:
+            if variant is not None:
+                if not Path(variant).expanduser().is_dir():
+                    raise CliError(f"--variant {variant} is not a folder ({info.name}: {info.variant_path})")
+                variant = str(Path(variant).expanduser())
         elif variant:
             raise CliError(f"{info.name} has no variants (drop --variant)")
         if up_axis is not None and up_axis not in ("x", "y", "z"):
@@ -193,8 +206,13 @@ def prepare(
 
         report = check_layout(info.name, root, variant or "")
         problems = list(report.problems)
+        splits: Counter[str] = Counter()
         if not problems:
-            problems += _reader_problems(info.kind, report.root, variant or "", report.expected)
+            reader_problems, splits = _reader_check(info.kind, report.root, variant or "", report.expected)
+            problems += reader_problems
+        if not quiet:
+            for note in report.notes:
+                err(f"{info.name}: note: {note}")
         if problems:
             for p in problems:
                 err(f"{info.name}: {p}")
@@ -203,10 +221,12 @@ def prepare(
                 f"expected layout {info.layout}; download: {info.download}"
             )
         if not quiet:
-            err(f"{info.name}: complete at {report.root} ({report.summary()})")
+            split_sizes = ", ".join(f"{s} {n:,}" for s, n in sorted(splits.items()))
+            extra = f"; splits: {split_sizes}" if TOTAL in report.expected else ""
+            err(f"{info.name}: complete at {report.root} ({report.summary()}{extra})")
         if check_only:
             return
-        entry_name = name or (f"{info.name}_{variant.lower()}" if variant else info.name)
+        entry_name = name or (f"{info.name}_{variant.lower()}" if variant and info.variants else info.name)
         if not re.fullmatch(r"[A-Za-z0-9_]+", entry_name):
             raise CliError(
                 f"--name must be letters, digits and underscores (a DVC stage key), not {entry_name!r}"
@@ -216,7 +236,7 @@ def prepare(
         target = params or Path(os.environ.get("CLIP2POINT_PARAMS", PARAMS_FILE))
         entry: dict[str, Any] = {"kind": info.kind, "root": _portable(report.root, target.parent)}
         if variant:
-            entry["variant"] = variant
+            entry["variant"] = _portable(Path(variant), target.parent) if info.variant_path else variant
         entry["up_axis"] = up_axis or info.up_axis
         section = "pretrain" if info.role == "pretrain" else "benchmarks"
         if section == "pretrain":
@@ -231,17 +251,23 @@ def prepare(
             )
 
 
-def _reader_problems(kind: str, root: Path, variant: str, expected: dict[str, int]) -> list[str]:
-    """Run the pipeline's catalogue over the download; disagreements with the expected counts are problems."""
+def _reader_check(
+    kind: str, root: Path, variant: str, expected: dict[str, int]
+) -> tuple[list[str], Counter[str]]:
+    """Run the pipeline's catalogue over the download: the problems (disagreements with the expected counts,
+    :data:`~clip2point.datasets_info.TOTAL` standing for all splits) and the items per split it sees."""
+    from clip2point.datasets_info import TOTAL
     from clip2point.io import ReadError, catalogue
 
     try:
         items = catalogue(kind, root, variant)
     except (ReadError, OSError, ValueError) as e:
-        return [f"the pipeline's reader cannot list it: {one_line(e)}"]
-    counts = Counter(it.split for it in items)
-    return [
+        return [f"the pipeline's reader cannot list it: {one_line(e)}"], Counter()
+    splits = Counter(it.split for it in items)
+    counts = {**splits, TOTAL: len(items)}
+    problems = [
         f"the pipeline's reader sees {counts.get(s, 0):,} {s} items, expected {n:,}"
         for s, n in expected.items()
         if counts.get(s, 0) != n
     ]
+    return problems, splits

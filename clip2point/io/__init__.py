@@ -8,11 +8,15 @@ from clip2point.io.catalogues import (
     SCANOBJECTNN_CLASSES,
     SCANOBJECTNN_FILES,
     SHAPENET_SYNSETS,
+    SHAPENETCORE_MODEL,
+    CatalogueKind,
     Item,
     catalogue,
     class_names,
     load_item,
+    register_catalogue,
     scanobjectnn_files,
+    shapenetcore_split,
 )
 from clip2point.io.errors import ReadError
 from clip2point.io.meshes import MESH_EXTENSIONS, parse_off, read_mesh, read_mesh_or_points, write_off
@@ -25,6 +29,8 @@ __all__ = [
     "SCANOBJECTNN_CLASSES",
     "SCANOBJECTNN_FILES",
     "SHAPENET_SYNSETS",
+    "SHAPENETCORE_MODEL",
+    "CatalogueKind",
     "Item",
     "ReadError",
     "catalogue",
@@ -35,6 +41,8 @@ __all__ = [
     "read_mesh",
     "read_mesh_or_points",
     "read_points",
+    "register_catalogue",
     "scanobjectnn_files",
+    "shapenetcore_split",
     "write_off",
 ]
