@@ -40,7 +40,7 @@ class DatasetParams:
     """One downstream or pretraining source. ``kind`` names a catalogue reader in clip2point.io."""
 
     name: str
-    kind: str  # synth | modelnet40 | modelnet10 | shapenet55 | scanobjectnn
+    kind: str  # clip2point.io catalogue: synth | modelnet40 | modelnet10 | shapenet55 | shapenetcore | scanobjectnn
     root: str
     variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
     up_axis: str = "y"  # "y" (synth, ShapeNet) or "z" (ModelNet): converted to y-up before rendering
