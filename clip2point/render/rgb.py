@@ -39,6 +39,20 @@ PROJECTIONS = ("orthographic", "perspective")
 _ORTHO_CAMERA_DISTANCE = 4.0  # any value > 1 + margin: orthographic framing does not depend on it
 
 
+def _load_llvm_users_in_safe_order() -> None:
+    """Import triton (through ``torch._dynamo``) before the OSMesa context exists.
+
+    Both triton and Mesa's llvmpipe (behind OSMesa) carry their own LLVM. Measured here: once an OSMesa
+    context is created, a later ``import triton`` (torchvision and open_clip trigger it through
+    ``torch._dynamo``) dies with a segmentation fault; in the other order both work. So any process that
+    renders RGB and may later touch a CLIP model loads triton first.
+    """
+    try:
+        import torch._dynamo  # noqa: F401
+    except Exception:  # pragma: no cover - torch without dynamo/triton: nothing to order
+        pass
+
+
 @runtime_checkable
 class RgbRenderer(Protocol):
     """A mesh renderer: ``render(mesh, views, image_size) -> uint8 (V, H, W, 3)``."""
@@ -60,6 +74,7 @@ class PyrenderRenderer:
         self.calls = 0
 
     def _ensure(self, image_size: int):
+        _load_llvm_users_in_safe_order()
         import pyrender
 
         if self._renderer is None:
