@@ -40,7 +40,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
-def bar_figure(groups: dict[str, Sequence[float]], title: str, ylabel: str = "accuracy (%)", chance: float | None = None):
+def bar_figure(
+    groups: dict[str, Sequence[float]], title: str, ylabel: str = "accuracy (%)", chance: float | None = None
+):
     """Bars of mean accuracy with one-std error bars, one bar per named group of per-seed values in [0, 1]."""
     import matplotlib
 
