@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -243,11 +244,34 @@ def params_from_dict(raw: dict) -> Params:
     return _build(Params, raw, "")
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: only ``true``/``false``.
+
+    PyYAML follows YAML 1.1, where ``off``, ``on``, ``yes`` and ``no`` are booleans; DVC (ruamel, YAML 1.2)
+    reads them as strings and rewrites params.yaml without quotes on ``dvc exp run -S``. Reading the file the
+    way DVC does keeps ``synth.mesh_format: off`` a string in both.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse params YAML the way DVC reads it (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_params(path: str | os.PathLike | None = None) -> Params:
     """Load and validate ``params.yaml`` (or ``$CLIP2POINT_PARAMS``)."""
     path = Path(path) if path is not None else PARAMS_FILE
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = parse_yaml(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"params: file not found: {path}") from None
     except yaml.YAMLError as e:

@@ -59,3 +59,14 @@ def test_unknown_dataset_is_named():
     p = params_from_dict(_raw())
     with pytest.raises(ParamsError, match="no dataset named 'modelnet99'"):
         p.data.benchmark("modelnet99")
+
+
+def test_yaml_12_booleans_like_dvc(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml without quotes: `off` must stay a string, `true` a bool."""
+    text = (ROOT / "params.yaml").read_text().replace('mesh_format: "off"', "mesh_format: off")
+    assert "mesh_format: off" in text
+    f = tmp_path / "params.yaml"
+    f.write_text(text)
+    p = load_params(f)
+    assert p.synth.mesh_format == "off"
+    assert p.render.cache_depth is False and p.pretrain.bf16 is True

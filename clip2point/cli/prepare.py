@@ -110,26 +110,26 @@ def _expected_raw(raw: dict, section: str, name: str, entry: dict[str, Any]) -> 
 def write_params(path: Path, section: str, name: str, entry: dict[str, Any]) -> str:
     """Upsert the dataset entry in ``path``; returns ``"edited"`` (comments kept) or ``"rewritten"``."""
     from pipeline.artifacts import atomic_path
-    from pipeline.params import ParamsError, params_from_dict
+    from pipeline.params import ParamsError, params_from_dict, parse_yaml
 
     try:
         text = path.read_text()
     except OSError as e:
         raise CliError(f"cannot read {path}: {e.strerror or e}") from None
-    raw = yaml.safe_load(text) or {}
+    raw = parse_yaml(text) or {}
     if not isinstance(raw, dict):
         raise CliError(f"{path} does not hold a mapping")
     expected = _expected_raw(raw, section, name, entry)
     how = "edited"
     try:
         new_text = edit_params_text(text, section, name, entry)
-        if yaml.safe_load(new_text) != expected:
+        if parse_yaml(new_text) != expected:
             raise _EditError("the edited file does not parse to the expected parameters")
     except _EditError:
         how = "rewritten"
         new_text = yaml.safe_dump(expected, sort_keys=False, width=110)
     try:
-        params_from_dict(yaml.safe_load(new_text))
+        params_from_dict(parse_yaml(new_text))
     except ParamsError as e:
         raise CliError(f"{path} would not validate after the change: {e}") from None
     with atomic_path(path) as tmp:
