@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 WORK=${CI_REPRO_DIR:-$(mktemp -d /tmp/clip2point-ci.XXXXXX)}
 echo "[ci-repro] scratch copy: $WORK"
-git ls-files -z | (cd "$ROOT" && xargs -0 tar cf -) | (cd "$WORK" && tar xf -)
+git ls-files -z -- ':!data' | (cd "$ROOT" && xargs -0 tar cf -) | (cd "$WORK" && tar xf -)
 cp "$ROOT/configs/ci.yaml" "$WORK/params.yaml"
 cd "$WORK"
 git init -q && git add -A >/dev/null && git -c user.email=ci@local -c user.name=ci commit -qm ci

@@ -111,7 +111,7 @@ def build_report(params: Params, out: Path) -> str:
     md += ["## Pre-training", ""]
     curves: dict[str, dict[str, Any]] = {}
     prow = []
-    for variant in ("intra_cross", "cross_only", "rgb_control"):
+    for variant in params.pretrain.variants:
         for seed in params.pretrain.seeds:
             m = _load(paths.metrics_file(f"pretrain/{variant}-seed{seed}"))
             if m is None:
