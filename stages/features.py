@@ -172,9 +172,12 @@ def compute_features(
     return out
 
 
-def read_points(path: Path, up_axis: str) -> tuple[pa.Table, dict[str, torch.Tensor], list[str]]:
-    """The points table, per-split y-up clouds ``(M,N,3)`` and the class names (indexed by label)."""
-    from clip2point.render.views import to_y_up
+def read_points_table(path: Path) -> tuple[pa.Table, dict[str, torch.Tensor], list[str]]:
+    """The points table, per-split clouds ``(M,N,3)`` and the class names (indexed by label).
+
+    The sample stage already converted every dataset to the renderer's y-up frame, so the clouds are used
+    as stored (rotating them again by the dataset's ``up_axis`` tipped z-up datasets over: issue 10).
+    """
     from clip2point.schema import table_points
 
     if not path.is_file():
@@ -191,7 +194,7 @@ def read_points(path: Path, up_axis: str) -> tuple[pa.Table, dict[str, torch.Ten
     clouds: dict[str, torch.Tensor] = {}
     for split in sorted(set(table.column("split").to_pylist())):
         rows = table.filter(pc.equal(table.column("split"), split))
-        clouds[split] = torch.as_tensor(to_y_up(table_points(rows), up_axis)).float()
+        clouds[split] = torch.as_tensor(table_points(rows)).float()
     return table, clouds, class_names
 
 
@@ -287,7 +290,7 @@ def run(dataset: str, variants: Sequence[str], batch_size: int | None = None, de
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise StageError(f"unknown pretraining variant(s) {bad}; known: {list(VARIANTS)}")
-    table, clouds, class_names = read_points(points_table(dataset), ds.up_axis)
+    table, clouds, class_names = read_points_table(points_table(dataset))
     wanted = dict.fromkeys([params.adapter.views, params.zeroshot.views])
     view_sets = {name: get_views(name) for name in wanted}
     d = params.depth

@@ -228,3 +228,25 @@ def test_signal_in_features_shows_in_zero_shot_and_fewshot(tmp_path):
         s["val_acc"] for s in m["rows"][fewshot_stage.MAIN_ROW]["seeds"].values()
     )
     assert len(preds) == 2 * 2 * 4 * N_TEST
+
+
+def test_features_do_not_rotate_a_z_up_dataset_twice(run_dir):
+    """The sample stage writes y-up points for every dataset; features must render them as stored.
+
+    Regression: features rotated the (already y-up) points of an ``up_axis: z`` dataset a second time, so
+    ModelNet shapes were seen tipped 90° about x.
+    """
+    from clip2point.models.clip import encode_views
+    from clip2point.render.depth import DepthConfig, render_depth
+    from clip2point.schema import table_points
+
+    raw = copy.deepcopy(run_dir["params"])
+    raw["data"]["benchmarks"][DATASET]["up_axis"] = "z"
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    assert features_stage.main([DATASET, "--variants", "intra_cross"]) == 0
+    store = FeatureStore.open(ppaths.features_dir(DATASET))
+    test_rows = run_dir["table"].filter(pa.compute.equal(run_dir["table"].column("split"), "test"))
+    pts = torch.from_numpy(table_points(test_rows).copy())
+    with torch.no_grad():
+        ref = encode_views(run_dir["encoders"]["clip"], render_depth(pts, "pretrain10", 1.0, DepthConfig(image_size=16)))
+    assert torch.allclose(store.features("clip", "pretrain10", "test"), ref, atol=2e-3)
