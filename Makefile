@@ -1,22 +1,29 @@
 # The two commands of the README: `make repro` (main job on the embedded default) and `make test`.
+# Every recipe runs with the project's venv first on PATH, so dvc.yaml's `python` is the venv's even in a
+# fresh shell where the first `python` has none of the project's packages.
 VENV ?= .venv
-BIN := $(VENV)/bin
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
 export PYOPENGL_PLATFORM ?= osmesa
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro test lint ci-repro
+.PHONY: setup repro test lint ci-repro rehearsal
 setup:
 	@bash scripts/setup.sh
 
 repro: setup
-	@[ -d .dvc ] || $(BIN)/dvc init -q
-	$(BIN)/dvc config core.analytics false
-	$(BIN)/dvc repro
+	@[ -d .dvc ] || dvc init -q
+	dvc config core.analytics false
+	dvc repro
 
 test: setup
-	$(BIN)/ruff check clip2point pipeline stages tests benchmarks
-	$(BIN)/python -m pytest -q
+	ruff check clip2point pipeline stages tests benchmarks
+	python -m pytest -q
 
 # CI-size reproduction with scientific sanity checks (see .ci/run)
 ci-repro: setup
 	bash scripts/ci_repro.sh
+
+# The paper profile (ViT-B-32, 224², released choices) rehearsed on fabricated datasets in the real formats
+rehearsal: setup
+	bash scripts/rehearsal.sh

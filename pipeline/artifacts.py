@@ -87,3 +87,26 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save`` of ``obj`` as bytes, the same bytes for the same content.
+
+    Saved to a file path, torch records the file's name inside the zip, so an atomic write through a
+    random temporary name gives different bytes each run and DVC reruns everything downstream; saved to a
+    buffer, the archive name is fixed.
+    """
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def write_torch(obj: Any, path: str | os.PathLike) -> None:
+    """Atomically write ``torch.save(obj)`` to ``path``, byte-reproducibly (see :func:`torch_bytes`)."""
+    data = torch_bytes(obj)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

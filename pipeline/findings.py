@@ -103,20 +103,31 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def clip_rgb_zero_shot() -> dict[str, dict[str, Any]]:
+    """RGB zero-shot of the run's CLIP per ``"<dataset>/<split>"``: the pool's val (``clip_bootstrap``)
+    and each benchmark's test split (``rgb_zeroshot@<ds>``)."""
+    out: dict[str, dict[str, Any]] = {}
+    per_benchmark = sorted(paths.metrics_file("rgb_zeroshot/-").parent.glob("*.json"))
+    files = [paths.metrics_file("clip_bootstrap"), *per_benchmark]
+    for f in files:
+        m = _load(f)
+        if m is not None:
+            out.update(m.get("zeroshot", {}))
+    return out
+
+
 def evaluate(dataset: str, pretrain_pool: str) -> list[Finding]:
     """Every finding that the run's metrics files allow to check on one downstream dataset."""
     out: list[Finding | None] = []
-    boot = _load(paths.metrics_file("clip_bootstrap"))
-    if boot is not None:
-        z = boot.get("zeroshot", {}).get(f"{dataset}/test", {})
-        if "rgb_multi_view" in z:
-            out.append(well_above_chance(
-                "clip_rgb_above_chance", "the miniature CLIP classifies RGB renders well above chance",
-                z["rgb_multi_view"], z["chance"], int(z["n"]), checked=True))
-            out.append(Finding(
-                "clip_rgb_4x_chance", "the miniature CLIP reaches 4x chance on RGB renders (issue target)",
-                z["rgb_multi_view"] >= 4 * z["chance"],
-                f"{_pct(z['rgb_multi_view'])} vs 4 x chance {_pct(4 * z['chance'])}", checked=False))
+    z = clip_rgb_zero_shot().get(f"{dataset}/test", {})
+    if "rgb_multi_view" in z:
+        out.append(well_above_chance(
+            "clip_rgb_above_chance", "the miniature CLIP classifies RGB renders well above chance",
+            z["rgb_multi_view"], z["chance"], int(z["n"]), checked=True))
+        out.append(Finding(
+            "clip_rgb_4x_chance", "the miniature CLIP reaches 4x chance on RGB renders (issue target)",
+            z["rgb_multi_view"] >= 4 * z["chance"],
+            f"{_pct(z['rgb_multi_view'])} vs 4 x chance {_pct(4 * z['chance'])}", checked=False))
     zs = _load(paths.metrics_file(f"zeroshot/{dataset}"))
     if zs is not None:
         r = zs["rows"]

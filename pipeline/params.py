@@ -22,18 +22,36 @@ PARAMS_FILE = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
 
 
 class ParamsError(ValueError):
-    """A parameter is missing, unknown or of the wrong type."""
+    """A parameter is missing, unknown, of the wrong type or out of its range."""
+
+
+def _f(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+       lt: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with a range (``ge``/``gt``/``le``/``lt``) or a set of ``choices`` checked at load."""
+    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items() if v is not None}
+    return field(default=default, metadata=meta)
+
+
+def _check_range(value: Any, meta: Any, key: str) -> None:
+    items = value if isinstance(value, tuple) else (value,)
+    for v in items:
+        if "choices" in meta and v not in meta["choices"]:
+            raise ParamsError(f"params: '{key}' must be one of {', '.join(meta['choices'])}; got {v!r}")
+        for op, ok, word in (("ge", lambda a, b: a >= b, ">="), ("gt", lambda a, b: a > b, ">"),
+                             ("le", lambda a, b: a <= b, "<="), ("lt", lambda a, b: a < b, "<")):
+            if op in meta and not ok(v, meta[op]):
+                raise ParamsError(f"params: '{key}' must be {word} {meta[op]}; got {v!r}")
 
 
 @dataclass(frozen=True)
 class SynthParams:
     seed: int = 0
     classes: tuple[str, ...] = ()
-    pretrain_train_per_class: int = 40
-    pretrain_val_per_class: int = 10
-    benchmark_train_per_class: int = 30
-    benchmark_test_per_class: int = 20
-    mesh_format: str = "off"
+    pretrain_train_per_class: int = _f(40, ge=1)
+    pretrain_val_per_class: int = _f(10, ge=1)
+    benchmark_train_per_class: int = _f(30, ge=1)
+    benchmark_test_per_class: int = _f(20, ge=1)
+    mesh_format: str = _f("off", choices=("off", "obj", "ply", "stl"))
 
 
 @dataclass(frozen=True)
@@ -44,7 +62,8 @@ class DatasetParams:
     kind: str  # clip2point.io catalogue: synth | modelnet40 | modelnet10 | shapenet55 | shapenetcore | scanobjectnn
     root: str
     variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
-    up_axis: str = "y"  # "y" (synth, ShapeNet) or "z" (ModelNet): converted to y-up before rendering
+    # "y" (synth, ShapeNet) or "z" (ModelNet): the sample stage converts the points to y-up
+    up_axis: str = _f("y", choices=("x", "y", "z"))
 
 
 @dataclass(frozen=True)
@@ -68,31 +87,31 @@ def _find_dataset(data: DataParams, name: str) -> DatasetParams:
 
 @dataclass(frozen=True)
 class SampleParams:
-    num_points: int = 1024
-    dense_points: int = 20000
-    max_reject_fraction: float = 0.05
-    workers: int = 2
+    num_points: int = _f(1024, ge=1)
+    dense_points: int = _f(20000, ge=1)
+    max_reject_fraction: float = _f(0.05, ge=0.0, le=1.0)
+    workers: int = _f(2, ge=1)
 
 
 @dataclass(frozen=True)
 class RenderParams:
-    image_size: int = 112
+    image_size: int = _f(112, ge=8)
     views: str = "pretrain10"
-    samples_per_shard: int = 256
-    workers: int = 2
+    samples_per_shard: int = _f(256, ge=1)
+    workers: int = _f(2, ge=1)
     cache_depth: bool = False
     backend: str = "pyrender"
-    contact_sheet_per_class: int = 2
+    contact_sheet_per_class: int = _f(2, ge=1)
 
 
 @dataclass(frozen=True)
 class DepthParams:
-    image_size: int = 112
-    dilation: int = 2
-    mode: str = "min"  # min (Eq. 14) | weighted (Eq. 12)
-    projection: str = "orthographic"  # orthographic | perspective
-    distance: float = 1.0
-    jitter: float = 0.1  # pretraining distances d * (1 + U(-jitter, jitter))
+    image_size: int = _f(112, ge=8)
+    dilation: int = _f(2, ge=1)
+    mode: str = _f("min", choices=("min", "weighted"))  # min (Eq. 14) | weighted (Eq. 12)
+    projection: str = _f("orthographic", choices=("orthographic", "perspective"))  # orthographic | perspective
+    distance: float = _f(1.0, gt=0.0)
+    jitter: float = _f(0.1, ge=0.0, lt=1.0)  # pretraining distances d * (1 + U(-jitter, jitter))
 
 
 @dataclass(frozen=True)
@@ -104,62 +123,71 @@ class ClipParams:
 
 @dataclass(frozen=True)
 class BootstrapParams:
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
+    epochs: int = _f(20, ge=1)
+    batch_size: int = _f(128, ge=1)
+    lr: float = _f(1e-3, gt=0.0)
+    weight_decay: float = _f(0.1, ge=0.0)
+    warmup_steps: int = _f(50, ge=0)
     seed: int = 0
     caption_templates: tuple[str, ...] = ("image of a {}.",)
     augment: bool = True
     optimizer: str = "adamw"
-    eval_every: int = 1
-    max_steps: int = 0  # 0: no cap
-    text_lr_mult: float = 0.0  # text tower lr multiplier; 0 keeps it at its random init (see docs/results.md)
-    grad_clip: float = 1.0
+    eval_every: int = _f(1, ge=1)
+    max_steps: int = _f(0, ge=0)  # 0: no cap
+    text_lr_mult: float = _f(0.0, ge=0.0)  # text tower lr multiplier; 0 keeps it at its random init
+    grad_clip: float = _f(1.0, ge=0.0)
 
 
 @dataclass(frozen=True)
 class PretrainParams:
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 6e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 20
-    temperature: float = 0.07
-    sigma_init: float = 1.0
-    sigma_lr: float = 1e-2
+    epochs: int = _f(5, ge=1)
+    batch_size: int = _f(64, ge=1)
+    lr: float = _f(6e-3, gt=0.0)
+    weight_decay: float = _f(1e-4, ge=0.0)
+    warmup_steps: int = _f(20, ge=0)
+    temperature: float = _f(0.07, gt=0.0)
+    sigma_init: float = _f(1.0, gt=0.0)
+    sigma_lr: float = _f(1e-2, ge=0.0)
     optimizer: str = "lamb"
     seeds: tuple[int, ...] = (0, 1, 2)
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
-    variants: tuple[str, ...] = ("intra_cross", "cross_only", "rgb_control")
-    eval_every: int = 1
+    variants: tuple[str, ...] = _f(("intra_cross", "cross_only", "rgb_control"),
+                                   choices=("intra_cross", "cross_only", "rgb_control"))
+    eval_every: int = _f(1, ge=1)
     bf16: bool = True
-    num_workers: int = 0
-    max_steps: int = 0  # 0: no cap
-    ckpt_every: int = 0  # steps between resume checkpoints (0: once per epoch)
+    num_workers: int = _f(0, ge=0)
+    max_steps: int = _f(0, ge=0)  # 0: no cap
+    ckpt_every: int = _f(0, ge=0)  # steps between resume checkpoints (0: once per epoch)
 
 
 @dataclass(frozen=True)
 class ZeroshotParams:
     views: str = "zeroshot6"
-    batch_size: int = 64
+    batch_size: int = _f(64, ge=1)
 
 
 @dataclass(frozen=True)
 class AdapterParams:
-    k_shot: int = 16
+    k_shot: int = _f(16, ge=1)
     seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 100
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    hidden: int = 0  # 0: adapter bottleneck = embedding dim
-    dropout: float = 0.0
-    val_fraction: float = 0.2
+    epochs: int = _f(100, ge=1)
+    lr: float = _f(1e-3, gt=0.0)
+    weight_decay: float = _f(1e-4, ge=0.0)
+    batch_size: int = _f(32, ge=1)
+    hidden: int = _f(0, ge=0)  # 0: adapter bottleneck = embedding dim
+    dropout: float = _f(0.0, ge=0.0, lt=1.0)
+    val_fraction: float = _f(0.2, gt=0.0, lt=1.0)
     views: str = "pretrain10"
-    logit_scale: float = 0.0  # initial adapter logit scale; 0: the run's CLIP logit scale
-    threads: int = 1  # torch threads for adapter training (small matrices: one thread is fastest)
+    logit_scale: float = _f(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
+    threads: int = _f(1, ge=1)  # torch threads for adapter training (small matrices: one thread is fastest)
+
+
+@dataclass(frozen=True)
+class LaunchParams:
+    """How ``pipeline.launch`` starts the distributed stages; never changes a result, so no stage depends
+    on it."""
+
+    nproc_per_node: int = _f(1, ge=1)  # > 1: render and pretrain run under torchrun (DDP, NCCL / gloo)
 
 
 @dataclass(frozen=True)
@@ -175,6 +203,7 @@ class Params:
     pretrain: PretrainParams
     zeroshot: ZeroshotParams
     adapter: AdapterParams
+    launch: LaunchParams = field(default_factory=LaunchParams)
     extra: dict = field(default_factory=dict)
 
 
@@ -234,6 +263,7 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
         key = f"{prefix}.{f.name}" if prefix else f.name
         if f.name in raw:
             kwargs[f.name] = _coerce(raw[f.name], hints[f.name], key)
+            _check_range(kwargs[f.name], f.metadata, key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ParamsError(f"params: missing required key '{key}'")
     return cls(**kwargs)
@@ -259,6 +289,14 @@ _Yaml12Loader.yaml_implicit_resolvers = {
 }
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+# YAML 1.2 floats: ``2e-3`` and ``1E5`` are numbers (PyYAML's 1.1 resolver wants a dot: "2.0e-3")
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
 )
 
 

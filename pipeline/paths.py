@@ -71,3 +71,8 @@ def metrics_file(key: str) -> Path:
 def plots_dir(key: str) -> Path:
     """dvclive directory of one training stage instance (``dvc plots``)."""
     return DATA / "plots" / key
+
+
+def preflight_file() -> Path:
+    """Constant-content marker of the ``preflight`` stage (every expensive stage depends on it)."""
+    return DATA / "preflight.json"

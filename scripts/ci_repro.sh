@@ -10,7 +10,7 @@ git ls-files -z -- ':!data' | (cd "$ROOT" && xargs -0 tar cf -) | (cd "$WORK" &&
 cp "$ROOT/configs/ci.yaml" "$WORK/params.yaml"
 cd "$WORK"
 git init -q && git add -A >/dev/null && git -c user.email=ci@local -c user.name=ci commit -qm ci
-export PATH="$ROOT/.venv/bin:$PATH" PYTHONPATH="$WORK"
+export PYTHONPATH="$WORK"  # PATH: the Makefile puts the venv first (no activation needed)
 start=$(date +%s)
 dvc repro
 echo "[ci-repro] dvc repro took $(( $(date +%s) - start )) s"

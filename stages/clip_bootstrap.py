@@ -3,11 +3,12 @@
 ``clip.pretrained`` empty: train the miniature CLIP ``clip.model`` on the pre-training pool's RGB renders
 (train split, every view a separate image) with captions from ``bootstrap.caption_templates``, select on the
 pool's validation split (RGB zero-shot), and write ``weights.pt`` + ``clip.json``.
-``clip.pretrained`` set (``openai`` or a checkpoint path): check the weights load, write the pointer only.
+``clip.pretrained`` set (``openai``, ``random[:seed]`` or a checkpoint path): check the weights load, write
+the pointer only.
 
-Either way it then reports, for every benchmark with a ``test`` split, the CLIP's zero-shot accuracy on RGB
-renders (per view and over all views) and on depth maps (``zeroshot.views``, Eq. 15): the image–depth
-domain gap the pre-training closes. Reported, never used for any choice.
+Either way it then reports the CLIP's RGB zero-shot accuracy on the pool's validation split (streamed).
+It reads only the pre-training pool: the same CLIP on each benchmark is measured by that benchmark's
+``rgb_zeroshot@<ds>`` stage, so adding a benchmark never reruns this stage or pre-training.
 
 Usage: ``python -m stages.clip_bootstrap [--no-progress] [--device cpu|cuda]``
 Metrics: ``pipeline.paths.metrics_file("clip_bootstrap")``; curves: ``plots_dir("clip_bootstrap")``.
@@ -18,51 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 import torch
 
-from clip2point.models.clip import MINI_CONFIGS, ClipWeightsError, create_clip, text_features
+from clip2point.models.clip import MINI_CONFIGS, create_clip
 from pipeline import paths
-from pipeline.artifacts import atomic_dir, write_json
+from pipeline.artifacts import atomic_dir, write_json, write_torch
+from pipeline.clip_eval import stream_rgb_zero_shot
 from pipeline.models import CLIP_POINTER, CLIP_WEIGHTS, load_split_tensors
-from pipeline.params import ParamsError, load_params
-
-
-class StageError(RuntimeError):
-    pass
-
-
-def evaluate_clip(model, tok, params, progress: bool = True) -> dict[str, Any]:
-    """Zero-shot RGB accuracy of a CLIP on each benchmark's test split and the pool's val split.
-
-    Depth-map accuracy of the same CLIP is the ``without_pretraining`` row of the ``zeroshot`` stage: it is
-    not measured here, so that depth parameters (``dvc exp run -S depth.dilation=4``) never rerun this stage.
-    """
-    from clip2point.train.bootstrap import RgbSet, rgb_zero_shot
-
-    templates = list(params.clip.templates)
-    out: dict[str, Any] = {}
-    targets = [(params.data.pretrain.name, "val")] + [(b.name, "test") for b in params.data.benchmarks]
-    for name, split in targets:
-        try:
-            data = load_split_tensors(name, split)
-            if data["rgb"] is None:
-                raise ValueError(f"{name}/{split} has no RGB renders")
-        except (FileNotFoundError, KeyError, ValueError) as e:
-            out[f"{name}/{split}"] = {"skipped": str(e).splitlines()[0]}
-            continue
-        text = text_features(model, tok, data["class_names"], templates)
-        res: dict[str, Any] = {"n": int(len(data["labels"])), "chance": 1.0 / len(data["class_names"])}
-        if data["rgb"] is not None:
-            rgb = rgb_zero_shot(model.visual, RgbSet(data["rgb"], data["labels"]), text)
-            res["rgb_per_view"], res["rgb_multi_view"] = rgb["per_view"], rgb["multi_view"]
-        out[f"{name}/{split}"] = res
-        if progress:
-            print(f"clip_bootstrap: {name}/{split}: " + ", ".join(
-                f"{k}={v:.3f}" for k, v in res.items() if isinstance(v, float)), file=sys.stderr)
-    return out
+from pipeline.params import load_params
+from pipeline.stage import StageError, live_logger, run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,34 +37,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
-    t0 = time.perf_counter()
+
+    def body() -> None:
+        result = run(load_params(), args.device, progress=not args.no_progress)
+        write_json(paths.metrics_file("clip_bootstrap"), result)
+        print(f"clip_bootstrap: done -> {paths.clip_dir()}", file=sys.stderr)
+
+    return run_main("clip_bootstrap", body)
+
+
+def _val_zero_shot(model, tok, params, progress: bool) -> dict[str, Any]:
+    pool = params.data.pretrain.name
     try:
-        params = load_params()
-        result = run(params, args.device, progress=not args.no_progress)
-    except (ParamsError, ClipWeightsError, StageError) as e:
-        print(f"clip_bootstrap: {e}", file=sys.stderr)
-        return 1
-    result["wall_s"] = round(time.perf_counter() - t0, 1)
-    write_json(paths.metrics_file("clip_bootstrap"), result)
-    print(f"clip_bootstrap: done in {result['wall_s']} s -> {paths.clip_dir()}", file=sys.stderr)
-    return 0
+        res = stream_rgb_zero_shot(model, tok, pool, "val", list(params.clip.templates))
+    except (KeyError, ValueError) as e:
+        return {f"{pool}/val": {"skipped": str(e).splitlines()[0]}}
+    if progress:
+        print(f"clip_bootstrap: {pool}/val: RGB zero-shot {res['rgb_per_view']:.3f} per view, "
+              f"{res['rgb_multi_view']:.3f} over views", file=sys.stderr)
+    return {f"{pool}/val": res}
 
 
 def run(params, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     cp, bp = params.clip, params.bootstrap
     torch.manual_seed(bp.seed)
     if cp.pretrained:
-        model, tok = create_clip(cp.model, cp.pretrained, device=device)
-        with atomic_dir(paths.clip_dir()) as tmp:
-            (tmp / CLIP_POINTER).write_text(json.dumps(
-                {"model": cp.model, "pretrained": cp.pretrained, "weights": None}, indent=2) + "\n")
-        return {"mode": "pointer", "model": cp.model, "pretrained": cp.pretrained,
-                "zeroshot": evaluate_clip(model, tok, params, progress)}
+        return _pointer(params, device, progress)
     if cp.model not in MINI_CONFIGS:
         raise StageError(
             f"clip.model '{cp.model}' with empty clip.pretrained: bootstrapping is for the miniature "
-            f"configs {sorted(MINI_CONFIGS)}; for a full-size CLIP set clip.pretrained to 'openai' or a "
-            "checkpoint path"
+            f"configs {sorted(MINI_CONFIGS)}; for a full-size CLIP set clip.pretrained to 'openai', "
+            "'random' or a checkpoint path"
         )
     from clip2point.train.bootstrap import BootstrapConfig, RgbSet, bootstrap_clip
 
@@ -112,12 +82,10 @@ def run(params, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     model, tok = create_clip(cp.model, "", device=device)
     cfg = BootstrapConfig(
         epochs=bp.epochs, batch_size=bp.batch_size, lr=bp.lr, weight_decay=bp.weight_decay,
-        warmup_steps=bp.warmup_steps, seed=bp.seed, augment=bp.augment,
-        optimizer=getattr(bp, "optimizer", "adamw"), eval_every=getattr(bp, "eval_every", 1),
-        max_steps=getattr(bp, "max_steps", 0), text_lr_mult=getattr(bp, "text_lr_mult", 0.0),
-        grad_clip=getattr(bp, "grad_clip", 1.0),
+        warmup_steps=bp.warmup_steps, seed=bp.seed, augment=bp.augment, optimizer=bp.optimizer,
+        eval_every=bp.eval_every, max_steps=bp.max_steps, text_lr_mult=bp.text_lr_mult, grad_clip=bp.grad_clip,
     )
-    live = _live("clip_bootstrap")
+    live = live_logger("clip_bootstrap")
 
     def on_step(step: int, sc: dict[str, float]) -> None:
         if live is not None and (step % 5 == 0 or step == 1):
@@ -139,25 +107,32 @@ def run(params, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     model.load_state_dict(res.state_dict)
     model.eval()
     with atomic_dir(paths.clip_dir()) as tmp:
-        torch.save(res.state_dict, tmp / CLIP_WEIGHTS)
+        write_torch(res.state_dict, tmp / CLIP_WEIGHTS)
         (tmp / CLIP_POINTER).write_text(json.dumps(
             {"model": cp.model, "pretrained": "", "weights": CLIP_WEIGHTS, "config": MINI_CONFIGS[cp.model]},
             indent=2) + "\n")
     return {"mode": "bootstrap", "model": cp.model, **res.metrics,
-            "zeroshot": evaluate_clip(model, tok, params, progress)}
+            "zeroshot": _val_zero_shot(model, tok, params, progress)}
 
 
-def _live(key: str):
-    try:
-        from dvclive import Live
-    except ImportError:  # pragma: no cover
-        return None
-    import shutil
-
-    d = paths.plots_dir(key)
-    if d.exists():
-        shutil.rmtree(d)
-    return Live(dir=str(d), save_dvc_exp=False, dvcyaml=None, report=None)
+def _pointer(params, device: str, progress: bool) -> dict[str, Any]:
+    """Real (or seeded random) weights: check they load, write the pointer, measure them on the pool's val."""
+    cp = params.clip
+    model, tok = create_clip(cp.model, cp.pretrained, device=device)
+    with atomic_dir(paths.clip_dir()) as tmp:
+        (tmp / CLIP_POINTER).write_text(json.dumps(
+            {"model": cp.model, "pretrained": cp.pretrained, "weights": None}, indent=2) + "\n")
+    zs = _val_zero_shot(model, tok, params, progress)
+    live = live_logger("clip_bootstrap")  # the plots output exists in pointer mode too (DVC expects it)
+    if live is not None:
+        live.step = 0
+        for res in zs.values():
+            if "rgb_per_view" in res:
+                live.log_metric("val/rgb_zeroshot_per_view", res["rgb_per_view"])
+                live.log_metric("val/rgb_zeroshot_multi_view", res["rgb_multi_view"])
+        live.end()
+    paths.plots_dir("clip_bootstrap").mkdir(parents=True, exist_ok=True)
+    return {"mode": "pointer", "model": cp.model, "pretrained": cp.pretrained, "zeroshot": zs}
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 from clip2point.report import bar_figure, fmt_pct, markdown_table
 from pipeline import paths
 from pipeline.artifacts import atomic_dir
-from pipeline.findings import evaluate
+from pipeline.findings import clip_rgb_zero_shot, evaluate
 from pipeline.params import Params, load_params
 
 # Paper figures (ModelNet40 unless said otherwise), for the direction of each finding.
@@ -92,7 +92,7 @@ def build_report(params: Params, out: Path) -> str:
         md += ["(no `clip_bootstrap` metrics)", ""]
     else:
         rows = []
-        for key, z in sorted(boot.get("zeroshot", {}).items()):
+        for key, z in sorted(clip_rgb_zero_shot().items()):
             if "skipped" in z:
                 continue
             ds, _, split = key.partition("/")

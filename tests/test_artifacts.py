@@ -50,3 +50,17 @@ def test_json_roundtrip_numpy(tmp_path):
 
     write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.arange(3)})
     assert read_json(tmp_path / "m.json") == {"a": 0.5, "b": [0, 1, 2]}
+
+
+def test_torch_writes_are_byte_reproducible(tmp_path):
+    """Same content → same bytes, whatever temporary name the atomic write used (DVC compares hashes)."""
+    import torch
+
+    from pipeline.artifacts import write_torch
+
+    sd = {"w": torch.arange(6.0).view(2, 3), "b": torch.ones(2)}
+    write_torch(sd, tmp_path / "a.pt")
+    write_torch(sd, tmp_path / "sub" / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "sub" / "b.pt").read_bytes()
+    back = torch.load(tmp_path / "a.pt", weights_only=True)
+    assert torch.equal(back["w"], sd["w"]) and not list(tmp_path.glob("**/*.tmp"))

@@ -157,3 +157,31 @@ def test_bootstrap_learns_colour_classes() -> None:
     assert after["per_view"] >= 0.9, (before, after)
     assert res.history["loss"][-1] < res.history["loss"][0]
     assert res.metrics["best_step"] > 0
+
+
+def test_random_weights_are_seeded_and_leave_the_global_rng_alone():
+    from clip2point.models.clip import create_clip
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a, _ = create_clip("c2p-tiny", "random")
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b, _ = create_clip("c2p-tiny", "random:0")
+    c, _ = create_clip("c2p-tiny", "random:1")
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+
+
+@pytest.mark.parametrize(("name", "pretrained", "needle"), [
+    ("ViT-B-32", "random:x", "'random:x'"),
+    ("ViT-B-99", "random", "unknown CLIP model 'ViT-B-99'"),
+    ("ViT-B-32", "/nonexistent/vit.pt", "CLIP checkpoint not found: /nonexistent/vit.pt"),
+    ("ViT-B-32", "no_such_tag", "no pretrained tag 'no_such_tag'"),
+])
+def test_check_clip_weights_fails_fast_with_one_line(name, pretrained, needle):
+    from clip2point.models.clip import ClipWeightsError, check_clip_weights
+
+    with pytest.raises(ClipWeightsError) as e:
+        check_clip_weights(name, pretrained)
+    assert needle in str(e.value) and "\n" not in str(e.value)

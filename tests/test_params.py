@@ -70,3 +70,47 @@ def test_yaml_12_booleans_like_dvc(tmp_path):
     p = load_params(f)
     assert p.synth.mesh_format == "off"
     assert p.render.cache_depth is False and p.pretrain.bf16 is True
+
+
+@pytest.mark.parametrize(("section", "key", "value", "needle"), [
+    ("pretrain", "epochs", -1, "'pretrain.epochs' must be >= 1; got -1"),
+    ("pretrain", "epochs", 0, "'pretrain.epochs' must be >= 1; got 0"),
+    ("pretrain", "batch_size", -32, "'pretrain.batch_size' must be >= 1; got -32"),
+    ("pretrain", "lr", 0.0, "'pretrain.lr' must be > 0.0; got 0.0"),
+    ("pretrain", "temperature", -0.07, "'pretrain.temperature' must be > 0.0"),
+    ("pretrain", "variants", ["intra_cross", "intra_crss"], "'pretrain.variants' must be one of"),
+    ("bootstrap", "epochs", 0, "'bootstrap.epochs' must be >= 1"),
+    ("depth", "dilation", 0, "'depth.dilation' must be >= 1; got 0"),
+    ("depth", "mode", "median", "'depth.mode' must be one of min, weighted; got 'median'"),
+    ("depth", "projection", "fisheye", "'depth.projection' must be one of"),
+    ("depth", "distance", 0.0, "'depth.distance' must be > 0.0"),
+    ("depth", "jitter", 1.5, "'depth.jitter' must be < 1.0"),
+    ("depth", "image_size", 4, "'depth.image_size' must be >= 8"),
+    ("render", "workers", 0, "'render.workers' must be >= 1"),
+    ("sample", "max_reject_fraction", 2.0, "'sample.max_reject_fraction' must be <= 1.0"),
+    ("adapter", "k_shot", 0, "'adapter.k_shot' must be >= 1"),
+    ("adapter", "val_fraction", 1.0, "'adapter.val_fraction' must be < 1.0"),
+    ("adapter", "dropout", -0.1, "'adapter.dropout' must be >= 0.0"),
+])
+def test_out_of_range_values_are_refused_with_the_key_and_value(section, key, value, needle):
+    raw = _raw()
+    raw[section][key] = value
+    with pytest.raises(ParamsError) as e:
+        params_from_dict(raw)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_yaml_1_2_floats_without_a_dot_are_numbers(tmp_path):
+    """``lr: 2e-3`` is a float in YAML 1.2 (DVC writes it so on ``-S``); PyYAML 1.1 read it as a string."""
+    text = (ROOT / "params.yaml").read_text().replace("  lr: 0.002\n", "  lr: 2e-3\n", 1)
+    assert "lr: 2e-3" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").pretrain.lr == pytest.approx(2e-3)
+
+
+def test_launch_section_is_optional_and_checked():
+    assert params_from_dict(_raw()).launch.nproc_per_node == 1
+    raw = _raw()
+    raw["launch"] = {"nproc_per_node": 0}
+    with pytest.raises(ParamsError, match="'launch.nproc_per_node' must be >= 1"):
+        params_from_dict(raw)

@@ -117,28 +117,71 @@ def _quiet_open_clip() -> Iterator[None]:
         root.setLevel(old)
 
 
-def create_clip(
-    name: str, pretrained: str = "", device: str | torch.device = "cpu", cache_dir: str | None = None
-) -> tuple[nn.Module, object]:
-    """Build an open_clip CLIP and its tokenizer.
+RANDOM_WEIGHTS = "random"
 
-    ``pretrained``: ``""`` random init; an open_clip tag such as ``"openai"`` (looked up in open_clip's
-    cache only, never downloaded: a missing cache raises :class:`ClipWeightsError`); or a local checkpoint
-    path (an open_clip checkpoint or a plain state dict, as written by the bootstrap).
+
+def is_random_weights(pretrained: str) -> bool:
+    """``clip.pretrained`` asks for seeded random weights (``random`` or ``random:<seed>``)."""
+    return pretrained == RANDOM_WEIGHTS or pretrained.startswith(RANDOM_WEIGHTS + ":")
+
+
+def random_weights_seed(pretrained: str) -> int:
+    _, _, seed = pretrained.partition(":")
+    try:
+        return int(seed or 0)
+    except ValueError:
+        raise ClipWeightsError(f"clip.pretrained '{pretrained}': the seed after 'random:' must be an integer") from None
+
+
+def _is_checkpoint_path(pretrained: str) -> bool:
+    return os.path.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
+
+
+def check_clip_weights(name: str, pretrained: str, cache_dir: str | None = None) -> None:
+    """Fail fast, without building the model, when ``name`` / ``pretrained`` cannot be loaded here.
+
+    Cheap (no weights are read): the DAG's ``preflight`` stage runs it before any expensive stage, so a
+    missing download is found in seconds, not after hours of sampling and rendering.
     """
     if open_clip.get_model_config(name) is None:
         raise ClipWeightsError(
             f"unknown CLIP model '{name}': use an open_clip model name (e.g. ViT-B-32) or one of "
             f"{sorted(MINI_CONFIGS)}"
         )
+    if not pretrained:
+        return
+    if is_random_weights(pretrained):
+        random_weights_seed(pretrained)
+    elif _is_checkpoint_path(pretrained):
+        if not Path(pretrained).is_file():
+            raise ClipWeightsError(f"CLIP checkpoint not found: {pretrained} (clip.pretrained)")
+    else:
+        _check_pretrained_available(name, pretrained, cache_dir)
+
+
+def create_clip(
+    name: str, pretrained: str = "", device: str | torch.device = "cpu", cache_dir: str | None = None
+) -> tuple[nn.Module, object]:
+    """Build an open_clip CLIP and its tokenizer.
+
+    ``pretrained``: ``""`` random init; ``"random"`` or ``"random:<seed>"`` seeded random init (the same
+    weights for the same seed on every machine: smoke tests and rehearsals of full-size architectures);
+    an open_clip tag such as ``"openai"`` (looked up in open_clip's cache only, never downloaded: a
+    missing cache raises :class:`ClipWeightsError`); or a local checkpoint path (an open_clip checkpoint
+    or a plain state dict, as written by the bootstrap).
+    """
+    check_clip_weights(name, pretrained, cache_dir)
     tokenizer = open_clip.get_tokenizer(name)
     if not pretrained:
         with _quiet_open_clip():
             model = open_clip.create_model(name, pretrained=None, device=device)
-    elif os.path.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+    elif is_random_weights(pretrained):
+        with _quiet_open_clip(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_weights_seed(pretrained))
+            model = open_clip.create_model(name, pretrained=None, device="cpu")
+        model = model.to(device)
+    elif _is_checkpoint_path(pretrained):
         path = Path(pretrained)
-        if not path.is_file():
-            raise ClipWeightsError(f"CLIP checkpoint not found: {path} (clip.pretrained)")
         with _quiet_open_clip():
             model = open_clip.create_model(name, pretrained=None, device=device)
         try:
@@ -148,7 +191,6 @@ def create_clip(
             msg = f"cannot load CLIP checkpoint {path} into '{name}': {first[:300]}"
             raise ClipWeightsError(msg) from None
     else:
-        _check_pretrained_available(name, pretrained, cache_dir)
         old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"

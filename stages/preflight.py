@@ -1,0 +1,38 @@
+"""Stage ``preflight``: checks that take seconds, before any stage that takes hours.
+
+Validates ``params.yaml`` (every key, type and range), that the CLIP weights ``clip.pretrained`` names
+can be loaded on this machine (without loading them), and that every dataset root exists. Every
+expensive stage depends on its output, whose content is constant: a change of ``clip`` or ``data`` reruns
+this check (seconds) and nothing else.
+
+Usage: ``python -m stages.preflight``
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from clip2point.models.clip import check_clip_weights
+from pipeline import paths
+from pipeline.artifacts import write_json
+from pipeline.params import load_params
+from pipeline.stage import StageError, run_main
+
+GENERATED_KINDS = ("synth",)  # roots written by the DAG itself (the ``synth`` stage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body() -> None:
+        params = load_params()
+        check_clip_weights(params.clip.model, params.clip.pretrained)
+        for ds in (params.data.pretrain, *params.data.benchmarks):
+            if ds.kind not in GENERATED_KINDS and not Path(ds.root).exists():
+                raise StageError(f"dataset '{ds.name}': root {ds.root} does not exist (params data)")
+        write_json(paths.preflight_file(), {"ok": True})
+
+    return run_main("preflight", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

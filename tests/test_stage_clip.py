@@ -1,0 +1,109 @@
+"""preflight, clip_bootstrap in pointer mode and rgb_zeroshot@<ds> on tiny shards with seeded random weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import pipeline.params as pparams
+import pipeline.paths as ppaths
+from clip2point import shards
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["red", "green", "blue"]
+
+
+def _write_pool(name: str, splits: dict[str, int], rng: np.random.Generator) -> None:
+    out = ppaths.shards_dir(name)
+    info = {}
+    for split, n in splits.items():
+        samples = []
+        for i in range(n):
+            label = i % len(CLASSES)
+            rgb = np.full((2, 32, 32, 3), 40, np.uint8)
+            rgb[:, 8:24, 8:24, label] = 230
+            samples.append({"id": f"{split}/{i}", "points": rng.normal(size=(16, 3)).astype(np.float32),
+                            "label": label, "rgb": rgb})
+        info[split] = {"count": n, "shards": shards.write_shards(samples, out, split, maxcount=4)}
+    shards.write_manifest(ppaths.manifest(name), {"dataset": name, "class_names": CLASSES, "splits": info})
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["clip"] = {"model": "c2p-tiny", "pretrained": "random:0", "templates": ["image of a {}."]}
+    raw["data"]["pretrain"] = {"name": "pool", "kind": "synth", "root": str(tmp_path / "m"), "up_axis": "y"}
+    raw["data"]["benchmarks"] = {"bench": {"kind": "synth", "root": str(tmp_path / "b"), "up_axis": "y"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(pparams, "PARAMS_FILE", tmp_path / "params.yaml")
+    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
+    rng = np.random.default_rng(0)
+    _write_pool("pool", {"train": 6, "val": 5}, rng)
+    _write_pool("bench", {"train": 3, "test": 7}, rng)
+    return {"tmp": tmp_path, "raw": raw}
+
+
+def test_pointer_mode_writes_every_declared_output(run_dir):
+    """Regression (issue 10): pointer mode returned before the plots output existed; DVC then failed."""
+    from stages import clip_bootstrap
+
+    assert clip_bootstrap.main(["--no-progress"]) == 0
+    assert ppaths.plots_dir("clip_bootstrap").is_dir()
+    assert any(ppaths.plots_dir("clip_bootstrap").rglob("*.tsv"))
+    m = yaml.safe_load(ppaths.metrics_file("clip_bootstrap").read_text())
+    assert m["mode"] == "pointer" and m["pretrained"] == "random:0"
+    assert set(m["zeroshot"]) == {"pool/val"} and m["zeroshot"]["pool/val"]["n"] == 5
+    assert yaml.safe_load((ppaths.clip_dir() / "clip.json").read_text())["pretrained"] == "random:0"
+
+
+def test_rgb_zeroshot_stage_streams_one_benchmark(run_dir):
+    """The benchmark's own stage measures the CLIP on its test renders, exactly as a direct computation."""
+    import torch
+
+    from clip2point.models.clip import create_clip, text_features
+    from clip2point.train.bootstrap import RgbSet, rgb_zero_shot
+    from stages import clip_bootstrap, rgb_zeroshot
+
+    assert clip_bootstrap.main(["--no-progress"]) == 0
+    assert rgb_zeroshot.main(["bench"]) == 0
+    got = yaml.safe_load(ppaths.metrics_file("rgb_zeroshot/bench").read_text())["zeroshot"]["bench/test"]
+    split = shards.load_split(ppaths.manifest("bench"), "test")
+    model, tok = create_clip("c2p-tiny", "random:0")
+    ref = rgb_zero_shot(model.visual, RgbSet(torch.from_numpy(split["rgb"]), torch.from_numpy(split["labels"])),
+                        text_features(model, tok, CLASSES, ["image of a {}."]))
+    assert got["n"] == 7 and got["chance"] == pytest.approx(1 / 3)
+    assert got["rgb_per_view"] == pytest.approx(ref["per_view"]) and got["rgb_multi_view"] == pytest.approx(
+        ref["multi_view"])
+
+
+@pytest.mark.parametrize(("clip", "needle"), [
+    ({"model": "ViT-B-32", "pretrained": "/no/such/vit.pt"}, "CLIP checkpoint not found: /no/such/vit.pt"),
+    ({"model": "ViT-B-32", "pretrained": "openai"}, "not in open_clip's cache"),
+    ({"model": "ViT-Q-7", "pretrained": "openai"}, "unknown CLIP model 'ViT-Q-7'"),
+])
+def test_preflight_fails_in_seconds_on_missing_weights(run_dir, capsys, clip, needle, monkeypatch):
+    from stages import preflight
+
+    monkeypatch.setenv("HF_HOME", str(run_dir["tmp"] / "hf"))  # an empty cache, whatever this machine has
+    raw = dict(run_dir["raw"], clip={**run_dir["raw"]["clip"], **clip})
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    assert preflight.main([]) == 1
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and not ppaths.preflight_file().exists()
+
+
+def test_preflight_names_a_missing_dataset_root(run_dir, capsys):
+    from stages import preflight
+
+    raw = dict(run_dir["raw"])
+    raw["data"] = {**raw["data"], "benchmarks": {"mn40": {"kind": "modelnet40", "root": "/no/ModelNet40",
+                                                           "up_axis": "z"}}}
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    assert preflight.main([]) == 1
+    assert "dataset 'mn40': root /no/ModelNet40 does not exist" in capsys.readouterr().err
+    raw["data"]["benchmarks"] = {}
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    assert preflight.main([]) == 0 and yaml.safe_load(ppaths.preflight_file().read_text()) == {"ok": True}
