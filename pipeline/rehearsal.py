@@ -1,0 +1,188 @@
+"""Checks of the paper-profile rehearsal (``make rehearsal``): what random weights can still prove.
+
+Run after ``dvc repro`` in the rehearsal's scratch copy, with the fabricated datasets in ``FAB``
+(``pipeline/fabricate.py``, whose ``expected.json`` says what each dataset holds):
+
+* every dataset's class names (in label order) and per-split counts reached the points tables and shards;
+* each z-up dataset gives the same depth maps (silhouette IoU) as the same shapes stored y-up
+  (``<Dataset>_yup`` copies), and its RGB renders agree with its depth maps (the meshes were turned like
+  the points);
+* textured ShapeNetCore models render their texture, untextured ones do not;
+* every stage wrote its metrics, the report says ``subset: n of N`` for the fabricated subsets, and
+  ``dvc status`` is clean.
+
+Usage: ``python -m pipeline.rehearsal FAB``; exit 1 with one line per failed check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from clip2point import shards
+from clip2point.io import catalogue
+from clip2point.render.depth import DepthConfig, render_depth
+from clip2point.render.rgb import foreground_mask
+from clip2point.schema import table_points
+from pipeline import paths
+from pipeline.params import load_params
+
+MIN_IOU_Z_VS_Y = 0.9  # the same shapes, once z-up and converted, once stored y-up: near-identical maps
+MIN_IOU_RGB_VS_DEPTH = 0.6  # RGB silhouette vs depth silhouette of the same views (1,024 points, R = 2)
+MIN_TEXTURE_FRACTION = 0.02  # share of foreground pixels near the checkerboard colours on a textured model
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+        self.passed = 0
+
+    def check(self, ok: bool, what: str) -> None:
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(what)
+        print(f"[rehearsal] {'ok  ' if ok else 'FAIL'} {what}", file=sys.stderr)
+
+
+def check_contents(c: Checks, expected: dict[str, Any]) -> None:
+    params = load_params()
+    for ds in (params.data.pretrain, *params.data.benchmarks):
+        exp = expected["datasets"].get(ds.name)
+        if exp is None:
+            c.check(False, f"{ds.name}: not in expected.json")
+            continue
+        table = pq.read_table(paths.points_table(ds.name), columns=["split", "label", "label_name"])
+        pairs = sorted(set(zip(table.column("label").to_pylist(), table.column("label_name").to_pylist(),
+                               strict=True)))
+        seen_names = [n for _, n in pairs]
+        exp_names = [n for n in exp["class_names"] if any(exp["per_class"][s].get(n) for s in exp["per_class"])]
+        c.check(seen_names == exp_names, f"{ds.name}: class names in label order ({len(seen_names)} classes)")
+        counts = {s: table.column("split").to_pylist().count(s) for s in exp["counts"]}
+        c.check(counts == exp["counts"], f"{ds.name}: per-split counts {counts} == expected {exp['counts']}")
+        m = shards.read_manifest(paths.manifest(ds.name))
+        shard_counts = {s: m["splits"][s]["count"] for s in m["splits"]}
+        c.check(shard_counts == exp["counts"], f"{ds.name}: shards hold {shard_counts}")
+
+
+def _maps(points: np.ndarray, image_size: int) -> np.ndarray:
+    return render_depth(torch.from_numpy(points), "pretrain10", 1.0, DepthConfig(image_size=image_size)).numpy()
+
+
+def check_z_up(c: Checks, fab: Path, expected: dict[str, Any]) -> None:
+    from stages.sample import sample_item
+
+    params = load_params()
+    size = params.depth.image_size
+    for ds in params.data.benchmarks:
+        if ds.up_axis != "z":
+            continue
+        exp = expected["datasets"][ds.name]
+        yup_root = fab / f"{exp['root']}_yup"
+        table = pq.read_table(paths.points_table(ds.name))
+        ids = table.column("id").to_pylist()
+        pts = table_points(table)
+        copies = {it.id: it for it in catalogue(ds.kind, yup_root, ds.variant)}
+        ious = []
+        for item_id in ids[:: max(1, len(ids) // 12)]:
+            ref, why = sample_item(copies[item_id], num_points=params.sample.num_points,
+                                   dense_points=params.sample.dense_points, up_axis="y", seed=params.seed,
+                                   dataset=ds.name)
+            if ref is None:
+                c.check(False, f"{ds.name}: y-up copy of {item_id} unreadable: {why}")
+                return
+            a = _maps(pts[ids.index(item_id)][None], size)[0] < 1
+            b = _maps(ref[None], size)[0] < 1
+            ious += [iou(a[v], b[v]) for v in range(a.shape[0])]
+        c.check(min(ious) >= MIN_IOU_Z_VS_Y,
+                f"{ds.name}: depth silhouettes of the z-up data vs the same shapes stored y-up: min IoU "
+                f"{min(ious):.3f}, mean {np.mean(ious):.3f} (>= {MIN_IOU_Z_VS_Y})")
+        sample = next(iter(shards.iter_shards(shards.manifest_urls(shards.read_manifest(paths.manifest(ds.name)),
+                                                                   "test"), split_by_node=False,
+                                              split_by_worker=False)))
+        if sample["rgb"] is not None:
+            d = _maps(sample["points"][None], sample["rgb"].shape[1])[0] < 1
+            rgb_iou = [iou(foreground_mask(sample["rgb"][v]), d[v]) for v in range(d.shape[0])]
+            c.check(min(rgb_iou) >= MIN_IOU_RGB_VS_DEPTH,
+                    f"{ds.name}: RGB vs depth silhouettes of {sample['id']}: min IoU {min(rgb_iou):.3f}")
+
+
+def _texture_fraction(rgb: np.ndarray, colours: list[list[int]]) -> float:
+    fg = foreground_mask(rgb)
+    near = np.zeros_like(fg)
+    for col in colours:
+        near |= (np.abs(rgb.astype(int) - np.asarray(col)).max(-1) < 60)
+    return float((near & fg).sum() / max(fg.sum(), 1))
+
+
+def check_textures(c: Checks, expected: dict[str, Any]) -> None:
+    params = load_params()
+    pool = params.data.pretrain.name
+    exp = expected["datasets"][pool]
+    textured = set(exp.get("textured", []))
+    colours = exp.get("texture_colours", [[255, 0, 255], [0, 255, 255]])
+    m = shards.read_manifest(paths.manifest(pool))
+    with_tex, without = [], []
+    for split in m["splits"]:
+        for s in shards.iter_shards(shards.manifest_urls(m, split), split_by_node=False, split_by_worker=False):
+            if s["rgb"] is None:
+                continue
+            key = s["id"].split("/")[-1]
+            (with_tex if any(t in s["id"] or t == key for t in textured) else without).append(
+                _texture_fraction(s["rgb"], colours))
+    c.check(bool(with_tex) and min(with_tex) >= MIN_TEXTURE_FRACTION,
+            f"{pool}: all {len(with_tex)} textured models show their texture (min share "
+            f"{min(with_tex, default=0):.3f} >= {MIN_TEXTURE_FRACTION})")
+    c.check(bool(without) and max(without) < MIN_TEXTURE_FRACTION,
+            f"{pool}: none of {len(without)} untextured models shows texture colours (max share "
+            f"{max(without, default=1):.3f})")
+
+
+def check_outputs(c: Checks) -> None:
+    params = load_params()
+    for ds in params.data.benchmarks:
+        for key in (f"zeroshot/{ds.name}", f"fewshot/{ds.name}", f"supervised/{ds.name}",
+                    f"rgb_zeroshot/{ds.name}"):
+            c.check(paths.metrics_file(key).is_file(), f"metrics {key} written")
+    report = (paths.report_dir() / "report.md")
+    text = report.read_text() if report.is_file() else ""
+    c.check("subset:" in text, "report names the subsets used (subset: n of N)")
+    out = subprocess.run(["dvc", "status"], capture_output=True, text=True)
+    c.check(out.returncode == 0 and "up to date" in out.stdout,
+            f"dvc status clean after the run ({out.stdout.strip().splitlines()[:1]})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fab = Path(argv[0] if argv else "fab")
+    expected = json.loads((fab / "expected.json").read_text())
+    c = Checks()
+    for fn in (check_contents, check_z_up, check_textures, check_outputs):
+        try:
+            if fn in (check_z_up,):
+                fn(c, fab, expected)
+            elif fn is check_outputs:
+                fn(c)
+            else:
+                fn(c, expected)
+        except Exception as e:  # noqa: BLE001 - a check that cannot run is a failed check, named
+            c.check(False, f"{fn.__name__} could not run: {type(e).__name__}: {' '.join(str(e).split())}")
+    print(f"[rehearsal] {c.passed} checks passed, {len(c.failed)} failed", file=sys.stderr)
+    for f in c.failed:
+        print(f"rehearsal: FAILED: {f}", file=sys.stderr)
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

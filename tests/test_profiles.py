@@ -1,0 +1,46 @@
+"""Profiles: the rehearsal is the paper profile with only sizes changed; composition rules."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.params import ParamsError, parse_yaml
+from pipeline.profiles import compose, merge, overridden_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: what the rehearsal may change: sizes, the fabricated data roots, random weights, the process count
+REHEARSAL_MAY_CHANGE = {
+    "data", "sample.dense_points", "sample.workers", "render.workers", "render.samples_per_shard",
+    "clip.pretrained", "pretrain.epochs", "pretrain.batch_size", "pretrain.warmup_steps", "pretrain.seeds",
+    "pretrain.variants", "pretrain.num_workers", "zeroshot.batch_size", "adapter.k_shot", "adapter.seeds",
+    "adapter.epochs", "launch", "launch.nproc_per_node",
+}
+
+
+def _load(name: str) -> dict:
+    return parse_yaml((ROOT / "configs" / name).read_text())
+
+
+def test_rehearsal_changes_only_sizes_of_the_paper_profile():
+    paper, overlay = _load("paper.yaml"), _load("rehearsal.yaml")
+    composed = compose(paper, overlay)
+    changed = {k.split(".")[0] if k.startswith("data.") else k for k in overridden_keys(paper, composed)}
+    assert changed <= REHEARSAL_MAY_CHANGE, sorted(changed - REHEARSAL_MAY_CHANGE)
+    for key in ("depth", "render", "clip", "adapter", "zeroshot"):  # settings the paper's numbers rest on
+        for k, v in paper[key].items():
+            if f"{key}.{k}" not in REHEARSAL_MAY_CHANGE:
+                assert composed[key][k] == v, f"{key}.{k}"
+    assert composed["clip"]["model"] == "ViT-B-32" and composed["depth"]["image_size"] == 224
+
+
+def test_merge_and_replace_rules():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": {"k": 1}, "c": 3}
+    assert merge(base, {"a": {"y": [3]}}) == {"a": {"x": 1, "y": [3]}, "b": {"k": 1}, "c": 3}
+    assert overridden_keys(base, merge(base, {"a": {"x": 2}, "c": 3})) == ["a.x"]
+
+
+def test_compose_validates_the_result():
+    paper = _load("paper.yaml")
+    with pytest.raises(ParamsError, match="'pretrain.epochs' must be >= 1"):
+        compose(paper, {"pretrain": {"epochs": 0}})
