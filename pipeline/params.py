@@ -64,6 +64,8 @@ class DatasetParams:
     variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
     # "y" (synth, ShapeNet) or "z" (ModelNet): the sample stage converts the points to y-up
     up_axis: str = _f("y", choices=("x", "y", "z"))
+    # split -> [n, N]: only n of the release's N items are present, accepted by `prepare --allow-incomplete`
+    subset: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

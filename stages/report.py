@@ -18,11 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from clip2point.report import bar_figure, fmt_pct, markdown_table
 from pipeline import paths
 from pipeline.artifacts import atomic_dir
 from pipeline.findings import clip_rgb_zero_shot, evaluate
-from pipeline.params import Params, load_params
+from pipeline.params import DatasetParams, Params, load_params
 
 # Paper figures (ModelNet40 unless said otherwise), for the direction of each finding.
 PAPER_TABLE1 = {"ModelNet10": (30.51, 66.63), "ModelNet40": (29.71, 49.38), "S-OBJ_ONLY": (28.40, 35.46),
@@ -57,14 +59,35 @@ def _cell(rows: dict[str, Any], key: str) -> str:
     return fmt_pct(_seed_accs(rows[key])) if key in rows else "–"
 
 
+def _dataset_line(ds: DatasetParams, role: str, params: Params) -> str:
+    """One dataset as used by this run: kind, root, measured split sizes, and the subset if one was used."""
+    if ds.kind == "synth":
+        s = params.synth
+        per = (f"{s.pretrain_train_per_class}/{s.pretrain_val_per_class} train/val" if role == "pre-training"
+               else f"{s.benchmark_train_per_class}/{s.benchmark_test_per_class} train/test")
+        what = f"procedural benchmark (`clip2point.synth`), {len(s.classes)} classes, {per} shapes per class"
+    else:
+        what = f"`{ds.kind}`" + (f" {ds.variant}" if ds.variant else "") + f" from `{ds.root}`, {ds.up_axis}-up"
+    try:
+        table = pq.read_table(paths.points_table(ds.name), columns=["split"]).column("split").to_pylist()
+        sizes = ", ".join(f"{sp} {table.count(sp):,}" for sp in sorted(set(table)))
+    except (FileNotFoundError, OSError):
+        sizes = "not sampled"
+    subset = "; ".join(f"{sp}: subset: {n:,} of {total:,}" for sp, (n, total) in sorted(ds.subset.items()))
+    return f"- {role.capitalize()} `{ds.name}`: {what}; samples {sizes}" + (
+        f"; **{subset}** (`prepare --allow-incomplete`)" if subset else "") + "."
+
+
 def _setting(params: Params) -> str:
-    s, c = params.synth, params.clip
-    pool = (f"{len(s.classes)} classes; pre-training pool {s.pretrain_train_per_class}/{s.pretrain_val_per_class} "
-            f"train/val shapes per class; benchmark {s.benchmark_train_per_class}/{s.benchmark_test_per_class} "
-            "train/test shapes per class")
-    clip = f"CLIP `{c.model}`" + (f" with weights `{c.pretrained}`" if c.pretrained else " (miniature, bootstrapped)")
+    c = params.clip
+    if c.pretrained:
+        clip = f"CLIP `{c.model}` with weights `{c.pretrained}` (loaded, not trained here)"
+    else:
+        clip = f"CLIP `{c.model}` (miniature, bootstrapped on the pre-training pool's RGB renders)"
     d = params.depth
-    return (f"- Data: {pool}.\n- Model: {clip}; prompts {list(c.templates)}.\n"
+    data = [_dataset_line(params.data.pretrain, "pre-training", params)]
+    data += [_dataset_line(b, "benchmark", params) for b in params.data.benchmarks]
+    return ("\n".join(data) + f"\n- Model: {clip}; prompts {list(c.templates)}.\n"
             f"- Depth maps: {d.image_size}², mode `{d.mode}`, dilation R={d.dilation}, `{d.projection}` "
             f"projection, distance {d.distance} (pre-training jitter ±{d.jitter}).\n"
             f"- Pre-training: {params.pretrain.epochs} epochs, batch {params.pretrain.batch_size}, lr "
@@ -100,8 +123,9 @@ def build_report(params: Params, out: Path) -> str:
             depth = zs["rows"].get("without_pretraining", {}).get("acc") if zs else None
             rows.append([key, fmt_pct(z.get("rgb_per_view")), fmt_pct(z.get("rgb_multi_view")),
                          fmt_pct(depth), fmt_pct(z.get("chance"))])
-        md += [f"Mode: `{boot.get('mode')}`, model `{boot.get('model')}`"
-               + (f", trained in {boot['wall_s']} s." if "wall_s" in boot else "."), "",
+        how = ("loaded from the configured weights (not trained here)" if boot.get("mode") == "pointer"
+               else "bootstrapped on the pre-training pool")
+        md += [f"Model `{boot.get('model')}`, {how}.", "",
                markdown_table(["split", "RGB zero-shot (per view)", "RGB zero-shot (10 views)",
                                "depth zero-shot (Eq. 15, zeroshot stage)", "chance"], rows), "",
                "The gap between RGB and depth accuracy is the image–depth domain gap that pre-training "
