@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-UP_AXES = ("y", "z", "x")
+UP_AXES = ("y", "z", "x", "z_released")
 
 
 class SamplingError(ValueError):
@@ -28,8 +28,11 @@ def to_y_up(points: np.ndarray, up_axis: str) -> np.ndarray:
     """Rotate ``(..., 3)`` points from a frame whose up axis is ``up_axis`` into the y-up frame.
 
     ``"y"``: unchanged. ``"z"`` (ModelNet aligned): a -90° rotation about x, ``(x, y, z) → (x, z, -y)``.
-    ``"x"``: a +90° rotation about z, ``(x, y, z) → (-y, x, z)``. Both are proper rotations (det +1),
-    so shapes are never mirrored.
+    ``"x"``: a +90° rotation about z, ``(x, y, z) → (-y, x, z)``. ``"z_released"``: the released CLIP2Point
+    code's ModelNet rotation (``render/render.py``: ``points @ Rx(90°) @ Ry(−90°)``, row vectors),
+    ``(x, y, z) → (−y, z, −x)``: the same up axis as ``"z"``, turned 90° about it, so the four corner
+    views look at other quadrants (docs/parity.md). All are proper rotations (det +1), so shapes are
+    never mirrored.
     """
     pts = np.asarray(points)
     if up_axis == "y":
@@ -38,6 +41,8 @@ def to_y_up(points: np.ndarray, up_axis: str) -> np.ndarray:
         return np.stack([pts[..., 0], pts[..., 2], -pts[..., 1]], axis=-1)
     if up_axis == "x":
         return np.stack([-pts[..., 1], pts[..., 0], pts[..., 2]], axis=-1)
+    if up_axis == "z_released":
+        return np.stack([-pts[..., 1], pts[..., 2], -pts[..., 0]], axis=-1)
     raise ValueError(f"unknown up axis {up_axis!r} (expected one of {UP_AXES})")
 
 

@@ -62,8 +62,9 @@ class DatasetParams:
     kind: str  # clip2point.io catalogue: synth | modelnet40 | modelnet10 | shapenet55 | shapenetcore | scanobjectnn
     root: str
     variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
-    # "y" (synth, ShapeNet) or "z" (ModelNet): the sample stage converts the points to y-up
-    up_axis: str = _f("y", choices=("x", "y", "z"))
+    # "y" (synth, ShapeNet) or "z" (ModelNet): the sample stage converts the points to y-up;
+    # "z_released": z-up turned as the released code turns ModelNet, (x, y, z) -> (-y, z, -x) (docs/parity.md)
+    up_axis: str = _f("y", choices=("x", "y", "z", "z_released"))
     # split -> [n, N]: only n of the release's N items are present, accepted by `prepare --allow-incomplete`
     subset: dict = field(default_factory=dict)
 

@@ -169,3 +169,23 @@ def test_to_y_up():
         np.testing.assert_allclose(np.linalg.norm(to_y_up(pts, axis), axis=1), np.linalg.norm(pts, axis=1))
     with pytest.raises(ValueError):
         to_y_up(pts, "w")
+
+
+def test_z_released_is_the_released_codes_modelnet_rotation():
+    """Transcription of the released rule: row vectors times Rx(+90°) then Ry(−90°) (pytorch3d's
+    axis_angle_to_matrix gives the right-handed rotation matrices written out below)."""
+    import math
+
+    def rx(a: float) -> np.ndarray:
+        c, s = math.cos(a), math.sin(a)
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+    def ry(a: float) -> np.ndarray:
+        c, s = math.cos(a), math.sin(a)
+        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+    pts = np.random.default_rng(0).normal(size=(50, 3))
+    np.testing.assert_allclose(to_y_up(pts, "z_released"), pts @ rx(math.pi / 2) @ ry(-math.pi / 2), atol=1e-12)
+    # same up axis as "z": the z coordinate becomes the height; the two differ by a turn about y
+    np.testing.assert_allclose(to_y_up(pts, "z_released")[:, 1], to_y_up(pts, "z")[:, 1])
+    assert not np.allclose(to_y_up(pts, "z_released"), to_y_up(pts, "z"))

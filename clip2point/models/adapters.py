@@ -19,6 +19,14 @@ CLIP's initial ``1 / 0.07``, clamped to CLIP's ceiling of 100, excluded from wei
 cannot blow up logits through the norm of ``G`` and the softmax temperature is fitted with the adapter.
 ``learn_scale=False`` freezes it.
 
+Released heads (``released_global``, ``released_dual_path``). :class:`SimplifiedAdapter` is the global-view
+adapter of the released CLIP2Point code (``models/adapter.py``), a regularised form of Eq. 16: per-view
+fusion weights (init 0.5) scale the view features, then a BatchNorm shared by all views, Dropout 0.075,
+``f1: V*C -> C``, BatchNorm, ReLU, Dropout 0.075, ``f2: C -> C``; there is no residual (the released
+``adapter_ratio = 0.6`` is never used). :class:`ReleasedDualPathAdapter` composes two of them as the
+released ``models/dpa.py`` and ``fewshot.py`` do: ``G = (G^D + G^C) / 2`` (Eq. 19), logits are the plain
+cosines ``norm(G) · norm(F^T)^T`` (scale 1, fixed, stored nowhere) fed to cross-entropy.
+
 Adapters are created by name through a small registry (:func:`register_adapter`, :func:`create_adapter`,
 :func:`list_adapters`), and saved/restored with :func:`adapter_state` / :func:`adapter_from_state`.
 """
@@ -214,6 +222,130 @@ class DualPathInterViewAdapter(Adapter):
         return _cosine_logits(a, text, self.scale()).mean(dim=1)
 
 
+# ------------------------------------------------------------------------------------ released heads
+
+RELEASED_DROPOUT = 0.075  # released models/adapter.py: dropout of both Dropout layers
+RELEASED_FUSION_INIT = 0.5  # released models/adapter.py: initial per-view fusion weight
+
+
+class _FixedScale(nn.Module):
+    """A constant logit scale kept out of the state dict (a non-persistent buffer)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.register_buffer("value", torch.tensor(float(value)), persistent=False)
+
+    def forward(self) -> Tensor:
+        return self.value
+
+
+class ViewBatchNorm(nn.Module):
+    """One ``BatchNorm1d(C)`` over all ``B*V`` view features (statistics pooled over batch and views)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.bn = nn.BatchNorm1d(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 3 or x.shape[2] != self.dim:
+            raise ValueError(f"ViewBatchNorm expects (B, V, {self.dim}), got {tuple(x.shape)}")
+        b, v, c = x.shape
+        return self.bn(x.reshape(b * v, c)).reshape(b, v, c)
+
+
+class SimplifiedAdapter(nn.Module):
+    """The released global-view adapter (Eq. 16 with view weights, BatchNorm and Dropout), ``(B,V,C)->(B,C)``.
+
+    ``G = f2(Drop(ReLU(BN(f1(flatten(Drop(BN_views(F_v · w_v))))))))`` with one learnable weight ``w_v`` per
+    view (init :data:`RELEASED_FUSION_INIT`), ``BN_views`` a :class:`ViewBatchNorm`, ``f1: V*C -> hidden``
+    and ``f2: hidden -> C`` linear maps with biases (the released code has ``hidden = C``). The module
+    layout (``fusion_ratio``, ``global_f.{0.bn,3,4,7}``) is the released one, so released state dicts load
+    without renaming.
+    """
+
+    def __init__(
+        self, n_views: int, dim: int, hidden: int = 0, dropout: float = RELEASED_DROPOUT,
+        fusion_init: float = RELEASED_FUSION_INIT,
+    ) -> None:
+        super().__init__()
+        hidden = hidden or dim
+        self.n_views, self.dim = n_views, dim
+        self.fusion_ratio = nn.Parameter(torch.full((n_views,), float(fusion_init)))
+        self.global_f = nn.Sequential(
+            ViewBatchNorm(dim),  # 0
+            nn.Dropout(dropout),  # 1
+            nn.Flatten(),  # 2: concat over views on the channel dimension
+            nn.Linear(n_views * dim, hidden),  # 3: f1
+            nn.BatchNorm1d(hidden),  # 4
+            nn.ReLU(),  # 5
+            nn.Dropout(dropout),  # 6
+            nn.Linear(hidden, dim),  # 7: f2
+        )
+
+    def forward(self, feats: Tensor) -> Tensor:
+        _check_views(feats, self.n_views, self.dim)
+        return self.global_f(feats * self.fusion_ratio.view(1, -1, 1))
+
+
+class _ReleasedAdapter(Adapter):
+    """Base of the released heads: the logit scale defaults to a fixed 1 (plain cosines, as released)."""
+
+    def __init__(self, logit_scale: float = 1.0, learn_scale: bool = False) -> None:
+        super().__init__(logit_scale, learn_scale)
+        if not learn_scale:
+            self.scale = _FixedScale(logit_scale)
+
+
+class ReleasedGlobalAdapter(_ReleasedAdapter):
+    """One released :class:`SimplifiedAdapter` path: ``logits = s · norm(G) · norm(F^T)^T`` (Eq. 16, s = 1)."""
+
+    n_paths = 1
+
+    def __init__(
+        self,
+        n_views: int,
+        dim: int,
+        hidden: int = 0,
+        dropout: float = RELEASED_DROPOUT,
+        logit_scale: float = 1.0,
+        learn_scale: bool = False,
+    ) -> None:
+        super().__init__(logit_scale, learn_scale)
+        self.adapter = SimplifiedAdapter(n_views, dim, hidden, dropout)
+
+    def forward(self, feats: Tensor, text: Tensor) -> Tensor:
+        return _cosine_logits(self.adapter(feats), text, self.scale())
+
+
+class ReleasedDualPathAdapter(_ReleasedAdapter):
+    """The released DPA head, Eq. 17–19: ``logits = s · norm((G^D + G^C)/2) · norm(F^T)^T`` with s = 1.
+
+    ``forward(clip_feats, depth_feats, text)`` (this project's path order). ``clip_path`` is the released
+    ``adapter2`` (on the CLIP encoder, ``ori_model``), ``depth_path`` the released ``adapter1`` (on the
+    pre-trained encoder, ``pre_model``). The released heads read the encoders' raw (un-normalised) outputs.
+    """
+
+    n_paths = 2
+
+    def __init__(
+        self,
+        n_views: int,
+        dim: int,
+        hidden: int = 0,
+        dropout: float = RELEASED_DROPOUT,
+        logit_scale: float = 1.0,
+        learn_scale: bool = False,
+    ) -> None:
+        super().__init__(logit_scale, learn_scale)
+        self.clip_path = SimplifiedAdapter(n_views, dim, hidden, dropout)
+        self.depth_path = SimplifiedAdapter(n_views, dim, hidden, dropout)
+
+    def forward(self, clip_feats: Tensor, depth_feats: Tensor, text: Tensor) -> Tensor:
+        g = 0.5 * (self.depth_path(depth_feats) + self.clip_path(clip_feats))  # Eq. 19
+        return _cosine_logits(g, text, self.scale())
+
+
 # ---------------------------------------------------------------------------------------------- registry
 
 
@@ -247,6 +379,10 @@ register_adapter("dual_path", "Dual-Path Adapter: two global-view paths (Eq. 17-
 register_adapter("inter_view", "PointCLIP inter-view adapter, mean view logits (Eq. 2-4)")(InterViewAdapter)
 register_adapter("dual_path_inter_view", "two inter-view paths, mean per view (Table 4)")(
     DualPathInterViewAdapter
+)
+register_adapter("released_global", "released SimplifiedAdapter, single path, scale 1")(ReleasedGlobalAdapter)
+register_adapter("released_dual_path", "released DPA: two SimplifiedAdapters, scale 1 (Eq. 17-19)")(
+    ReleasedDualPathAdapter
 )
 
 
