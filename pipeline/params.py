@@ -101,7 +101,7 @@ class RenderParams:
     image_size: int = _f(112, ge=8)
     views: str = "pretrain10"
     samples_per_shard: int = _f(256, ge=1)
-    workers: int = _f(2, ge=1)
+    workers: int = _f(2, ge=0)  # 0: render inline in the stage's process
     cache_depth: bool = False
     backend: str = "pyrender"
     contact_sheet_per_class: int = _f(2, ge=1)
@@ -183,6 +183,13 @@ class AdapterParams:
     views: str = "pretrain10"
     logit_scale: float = _f(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
     threads: int = _f(1, ge=1)  # torch threads for adapter training (small matrices: one thread is fastest)
+    # adapter head: "project" (Linear-ReLU-Linear, learnable logit scale) or "released" (the released
+    # SimplifiedAdapter: view weights, BatchNorm, dropout 0.075, plain cosine logits; docs/parity.md)
+    head: str = _f("project", choices=("project", "released"))
+    # epoch selection: "heldout" (a held-out part of the training split) or "released_best_test" (the released
+    # protocol: the epoch with the best TEST accuracy; labelled as such wherever it is reported)
+    protocol: str = _f("heldout", choices=("heldout", "released_best_test"))
+    decay: str = _f("matrices", choices=("matrices", "all"))  # AdamW weight decay on matrices or on every tensor
 
 
 @dataclass(frozen=True)

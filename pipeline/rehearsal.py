@@ -67,7 +67,7 @@ def check_contents(c: Checks, expected: dict[str, Any]) -> None:
         pairs = sorted(set(zip(table.column("label").to_pylist(), table.column("label_name").to_pylist(),
                                strict=True)))
         seen_names = [n for _, n in pairs]
-        exp_names = [n for n in exp["class_names"] if any(exp["per_class"][s].get(n) for s in exp["per_class"])]
+        exp_names = [n for n in exp["classes"] if any(exp["class_counts"][s].get(n) for s in exp["class_counts"])]
         c.check(seen_names == exp_names, f"{ds.name}: class names in label order ({len(seen_names)} classes)")
         counts = {s: table.column("split").to_pylist().count(s) for s in exp["counts"]}
         c.check(counts == exp["counts"], f"{ds.name}: per-split counts {counts} == expected {exp['counts']}")
@@ -138,8 +138,7 @@ def check_textures(c: Checks, expected: dict[str, Any]) -> None:
         for s in shards.iter_shards(shards.manifest_urls(m, split), split_by_node=False, split_by_worker=False):
             if s["rgb"] is None:
                 continue
-            key = s["id"].split("/")[-1]
-            (with_tex if any(t in s["id"] or t == key for t in textured) else without).append(
+            (with_tex if s["id"] in textured else without).append(
                 _texture_fraction(s["rgb"], colours))
     c.check(bool(with_tex) and min(with_tex) >= MIN_TEXTURE_FRACTION,
             f"{pool}: all {len(with_tex)} textured models show their texture (min share "

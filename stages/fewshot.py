@@ -49,13 +49,15 @@ import numpy as np
 import torch
 
 from clip2point.evaluate import classification_metrics, confusion_matrix
-from clip2point.fewshot import TrainConfig, fit_adapter, predict_logits, sample_k_shot
+from clip2point.fewshot import TrainConfig, fit_adapter, fit_adapter_best_test, predict_logits, sample_k_shot
 from clip2point.models.adapters import adapter_spec, adapter_state, create_adapter
 from stages.features import CLIP_KEY, FeatureStore, StageError, encoder_key, run_stage
 from stages.zeroshot import aggregate, prediction_rows, write_outputs
 
 MODES = ("fewshot", "supervised")
 MAIN_ROW = "dual_path@clip+intra_cross"
+#: ``adapter.head: released``: the grid's global-view rows use the released SimplifiedAdapter heads
+RELEASED_HEADS = {"global_view": "released_global", "dual_path": "released_dual_path"}
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def run_grid(
     y_train, y_test = store.labels("train"), store.labels("test")
     test_ids = store.ids("test")
     n_views, dim = store.meta["view_sets"][views], store.meta["dim"]
-    scale_init = float(getattr(ap, "logit_scale", 0.0) or store.logit_scale)
+    scale_init = float(ap.logit_scale or store.logit_scale)
     seeds = list(ap.seeds)
     cache: dict[tuple[str, str], torch.Tensor] = {}
 
@@ -146,6 +148,8 @@ def run_grid(
         "n_test": len(y_test),
         "chance": 1.0 / k,
         "epochs": ap.epochs,
+        "head": ap.head,
+        "protocol": ap.protocol,
         "rows": {},
         "missing_rows": [],
     }
@@ -166,11 +170,20 @@ def run_grid(
             idx = training_indices(mode, y_train, ap.k_shot, seed, names)
             cfg = TrainConfig(epochs=ap.epochs, lr=ap.lr, weight_decay=ap.weight_decay,
                               batch_size=ap.batch_size, val_fraction=ap.val_fraction, seed=seed,
-                              threads=getattr(ap, "threads", 1) or None)
-            kwargs = {"n_views": n_views, "dim": dim, "hidden": ap.hidden, "dropout": ap.dropout,
-                      "logit_scale": scale_init}
-            res = fit_adapter(lambda: create_adapter(row.adapter, **kwargs),  # noqa: B023 - called right here
-                              [feats(e, "train")[idx] for e in encs], y_train[idx], text, cfg)
+                              threads=ap.threads, decay=ap.decay)
+            name = RELEASED_HEADS.get(row.adapter, row.adapter) if ap.head == "released" else row.adapter
+            if name.startswith("released_"):  # plain cosine logits (scale 1), the released dropout
+                kwargs = {"n_views": n_views, "dim": dim, "hidden": ap.hidden}
+            else:
+                kwargs = {"n_views": n_views, "dim": dim, "hidden": ap.hidden, "dropout": ap.dropout,
+                          "logit_scale": scale_init}
+            make = lambda: create_adapter(name, **kwargs)  # noqa: B023, E731 - called right here
+            x_train = [feats(e, "train")[idx] for e in encs]
+            if ap.protocol == "released_best_test":
+                res = fit_adapter_best_test(make, x_train, y_train[idx], [feats(e, "test") for e in encs], y_test,
+                                            text, cfg)
+            else:
+                res = fit_adapter(make, x_train, y_train[idx], text, cfg)
             probs = predict_logits(res.model, [feats(e, "test") for e in encs], text).softmax(-1)
             prob, pred = probs.max(-1)
             pred_np = pred.numpy()

@@ -110,3 +110,60 @@ def test_fit_without_refit_returns_best_epoch_snapshot():
     assert res.best_epoch == best["epoch"] and res.val_acc == best["val_acc"]
     with pytest.raises(ValueError, match="one row per label"):
         fit_adapter(lambda: create_adapter("global_view", n_views=v, dim=c), [x[:5]], y, text, cfg)
+
+
+def _toy(seed: int = 0, m: int = 24, k: int = 3, v: int = 2, c: int = 8):
+    g = torch.Generator().manual_seed(seed)
+    text = torch.nn.functional.normalize(torch.randn(k, c, generator=g), dim=-1)
+    y = torch.arange(m) % k
+    x = torch.nn.functional.normalize(text[y][:, None, :] + 0.8 * torch.randn(m, v, c, generator=g), dim=-1)
+    return x, y, text
+
+
+def test_released_best_test_protocol_keeps_the_best_test_epoch():
+    """Transcription of released fewshot.py:87-90: after each epoch evaluate on test; strictly better → keep."""
+    from clip2point.fewshot import TrainConfig, _evaluate, fit_adapter_best_test, train_epochs
+    from clip2point.models.adapters import create_adapter
+
+    x, y, text = _toy()
+    xt, yt, _ = _toy(1)
+    cfg = TrainConfig(epochs=8, lr=3e-3, batch_size=8, val_fraction=0.0, seed=5)
+
+    def make():
+        return create_adapter("global_view", n_views=2, dim=8, logit_scale=10.0)
+
+    res = fit_adapter_best_test(make, [x], y, [xt], yt, text, cfg)
+    # the same run by hand: same seeds, record test accuracy per epoch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = make()
+        accs: list[float] = []
+        train_epochs(model, [x], y, text, cfg, cfg.epochs, torch.Generator().manual_seed(cfg.seed),
+                     lambda e, loss: accs.append(_evaluate(model, [xt], yt, text)[0]))
+    best = max(range(len(accs)), key=lambda i: (accs[i], -i))
+    assert res.best_epoch == best + 1 and res.val_acc == pytest.approx(accs[best])
+    assert [h["test_acc"] for h in res.history] == pytest.approx(accs)
+
+
+def test_decay_all_decays_biases_too():
+    """released fewshot.py:42 gives every tensor to AdamW with weight decay; the project decays matrices only."""
+    from clip2point.fewshot import TrainConfig, train_epochs
+    from clip2point.models.adapters import create_adapter
+
+    x, y, text = _toy()
+    out = {}
+    for decay in ("matrices", "all"):
+        torch.manual_seed(0)
+        model = create_adapter("global_view", n_views=2, dim=8, logit_scale=10.0)
+        biases = {n: p.detach().clone() for n, p in model.named_parameters() if p.ndim == 1}
+        cfg = TrainConfig(epochs=1, lr=1e-3, weight_decay=0.5, batch_size=24, seed=0, decay=decay)
+        # zero learning signal except decay: freeze the loss by zero features of no class
+        train_epochs(model, [torch.zeros_like(x)], y, text, cfg, 1, torch.Generator().manual_seed(0))
+        out[decay] = {n: p.detach() for n, p in model.named_parameters() if n in biases}
+        out[decay + "_before"] = biases
+    # AdamW's decoupled decay multiplies by (1 - lr * wd) on top of the Adam step: compare the two runs
+    n = next(k for k in out["all"] if "logit" not in k)
+    expected = out["matrices"][n] - 1e-3 * 0.5 * out["all_before"][n]
+    torch.testing.assert_close(out["all"][n], expected, rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match="decay must be 'matrices' or 'all', not 'some'"):
+        train_epochs(model, [x], y, text, TrainConfig(decay="some"), 1, torch.Generator())

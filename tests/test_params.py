@@ -93,7 +93,7 @@ def test_yaml_12_booleans_like_dvc(tmp_path):
     ("depth", "distance", 0.0, "'depth.distance' must be > 0.0"),
     ("depth", "jitter", 1.5, "'depth.jitter' must be < 1.0"),
     ("depth", "image_size", 4, "'depth.image_size' must be >= 8"),
-    ("render", "workers", 0, "'render.workers' must be >= 1"),
+    ("render", "workers", -1, "'render.workers' must be >= 0"),
     ("sample", "max_reject_fraction", 2.0, "'sample.max_reject_fraction' must be <= 1.0"),
     ("adapter", "k_shot", 0, "'adapter.k_shot' must be >= 1"),
     ("adapter", "val_fraction", 1.0, "'adapter.val_fraction' must be < 1.0"),

@@ -215,9 +215,8 @@ def test_signal_in_features_shows_in_zero_shot_and_fewshot(tmp_path):
     assert metrics["findings"]["with_above_without"] is True
     assert cms["with_pretraining"].sum() == 2 * 4 * N_TEST
 
-    class AP:  # adapter params, as in params.yaml
-        k_shot, seeds, epochs, lr, weight_decay, batch_size = 8, (0, 1), 100, 1e-3, 1e-4, 8
-        hidden, dropout, val_fraction, views = 0, 0.0, 0.25, "pretrain10"
+    AP = pparams.AdapterParams(k_shot=8, seeds=(0, 1), epochs=100, lr=1e-3, weight_decay=1e-4, batch_size=8,
+                               hidden=0, dropout=0.0, val_fraction=0.25, views="pretrain10")
 
     grid = [r for r in fewshot_stage.GRID if r.key in ("global_view@clip", fewshot_stage.MAIN_ROW)]
     m, preds, cms, ckpt = fewshot_stage.run_grid(store, "fewshot", AP, [0, 1], grid, log=lambda s: None)
@@ -250,3 +249,19 @@ def test_features_do_not_rotate_a_z_up_dataset_twice(run_dir):
     with torch.no_grad():
         ref = encode_views(run_dir["encoders"]["clip"], render_depth(pts, "pretrain10", 1.0, DepthConfig(image_size=16)))
     assert torch.allclose(store.features("clip", "pretrain10", "test"), ref, atol=2e-3)
+
+
+def test_released_head_and_protocol_switches(tmp_path):
+    """``adapter.head: released`` trains the released SimplifiedAdapter heads; ``adapter.protocol:
+    released_best_test`` keeps the best-test epoch and says so in the metrics."""
+    store = _write_signal_store(tmp_path / "feats")
+    ap = pparams.AdapterParams(k_shot=8, seeds=(0,), epochs=15, lr=1e-3, batch_size=8, val_fraction=0.25,
+                               head="released", protocol="released_best_test", decay="all")
+    grid = [r for r in fewshot_stage.GRID if r.key in ("global_view@clip", fewshot_stage.MAIN_ROW)]
+    m, _, _, ckpt = fewshot_stage.run_grid(store, "fewshot", ap, [0, 1], grid, log=lambda s: None)
+    assert m["head"] == "released" and m["protocol"] == "released_best_test"
+    assert ckpt["adapter"]["name"] == "released_dual_path"
+    row = m["rows"][fewshot_stage.MAIN_ROW]
+    # the chosen epoch's accuracy is the best test accuracy: the reported test accuracy equals it
+    assert row["seeds"]["seed0"]["val_acc"] == pytest.approx(row["seeds"]["seed0"]["acc"])
+    assert row["acc"] > 0.75

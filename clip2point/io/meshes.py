@@ -9,15 +9,22 @@ OFF is parsed here rather than by trimesh for two reasons measured on trimesh 5.
 * the ModelNet quirk where the header and the counts share the first line (``OFF490 518 0``) must be
   accepted as-is (about 1% of ModelNet40's files have it).
 
-OBJ (with MTL materials, as in ShapeNetCore), PLY and STL go through :func:`trimesh.load`; texture or material
-colours are baked into vertex colours so every mesh comes back as a single :class:`trimesh.Trimesh` whose
-``visual`` is colour-based (face or vertex colours) or untextured.
+The parser is vectorised (numpy tokenising of the bytes, one ``np.fromstring`` per block, a fast path for
+all-triangle faces); ``benchmarks/bench_off.py`` compares it with trimesh's OBJ reader on the same mesh.
+
+OBJ (with MTL materials, as in ShapeNetCore), PLY and STL go through :func:`trimesh.load` with a
+:class:`ModelFolderResolver`, so ShapeNetCore's ``map_Kd ../images/texture0.jpg`` is found (trimesh's default
+resolver refuses it); an asset that cannot be read is logged as a WARNING. Texture or material colours are
+baked into vertex colours so every mesh comes back as a single :class:`trimesh.Trimesh` whose ``visual`` is
+colour-based (face or vertex colours) or untextured.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +32,12 @@ import trimesh
 
 from clip2point.io.errors import ReadError
 
+log = logging.getLogger(__name__)
+
 MESH_EXTENSIONS = (".off", ".obj", ".ply", ".stl")
 
-_OFF_HEADER = re.compile(r"^\s*(ST)?(C)?(N)?(4)?(n)?OFF", re.ASCII)
+_OFF_HEADER = re.compile(rb"^\s*(ST)?(C)?(N)?(4)?(n)?OFF")
+_COMMENT = re.compile(rb"#[^\n]*")
 
 
 def _check_file(path: Path) -> None:
@@ -44,114 +54,212 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
-def _colours_to_uint8(values: np.ndarray, as_float: bool) -> np.ndarray:
-    """(M, 3|4) colour values (0..255 ints or 0..1 floats) to (M, 4) uint8 RGBA."""
-    if as_float:
-        values = values * 255.0
+def _colours_to_uint8(values: np.ndarray, as_float: np.ndarray | bool) -> np.ndarray:
+    """(M, 3|4) colour values (0..255 ints or 0..1 floats, NaN for an absent alpha) to (M, 4) uint8 RGBA.
+
+    ``as_float`` is one flag for all rows or one per row."""
+    values = np.array(values[:, :4], dtype=np.float64)
+    scale = np.where(np.asarray(as_float, dtype=bool), 255.0, 1.0)
+    values = values * (scale[:, None] if np.ndim(scale) else scale)
     rgba = np.full((len(values), 4), 255.0)
-    rgba[:, : values.shape[1]] = values[:, :4]
+    rgba[:, : values.shape[1]] = values
+    rgba[np.isnan(rgba)] = 255.0
     return np.clip(np.rint(rgba), 0, 255).astype(np.uint8)
 
 
-def _looks_float(tokens: list[str]) -> bool:
-    return any(("." in t) or ("e" in t.lower()) for t in tokens)
+def _numbers(data: bytes, dtype: type) -> np.ndarray | None:
+    """All whitespace-separated numbers of ``data`` (``None`` if any token is not a number of ``dtype``)."""
+    try:
+        with warnings.catch_warnings():  # NumPy < 2.3 warns and stops early instead of raising
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.fromstring(data, dtype=dtype, sep=" ")  # text mode: the fastest numpy number reader
+    except ValueError:
+        return None
 
 
-def parse_off(text: str, path: str | os.PathLike = "<string>") -> trimesh.Trimesh:
+def _next_line(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The next non-blank line at or after ``pos`` (stripped) and the position after it; ``b""`` at the end."""
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        end = len(data) if nl < 0 else nl
+        line = data[pos:end].strip()
+        pos = end + 1
+        if line:
+            return line, pos
+    return b"", len(data)
+
+
+class _Lines:
+    """Token layout of a block of text, computed with numpy on its bytes: for each non-blank line, the index
+    of its first token and its number of tokens, plus each token's byte span."""
+
+    def __init__(self, data: bytes) -> None:
+        b = np.frombuffer(data, dtype=np.uint8)
+        ws = (b == 32) | ((b >= 9) & (b <= 13))  # what np.fromstring(sep=" ") skips
+        word = ~ws
+        begins = word.copy()
+        begins[1:] &= ws[:-1]
+        finishes = word.copy()
+        finishes[:-1] &= ws[1:]
+        self.starts = np.flatnonzero(begins)
+        self.ends = np.flatnonzero(finishes) + 1
+        newlines = np.flatnonzero(b == 10)
+        before = np.searchsorted(self.starts, newlines)  # tokens before each newline
+        per_line = np.diff(np.concatenate([[0], before, [len(self.starts)]]))
+        self.line_end = np.concatenate([newlines, [len(b)]])  # byte where each line ends
+        keep = per_line > 0
+        self.ntok = per_line[keep]
+        self.line_end = self.line_end[keep]
+        self.first = (np.cumsum(self.ntok) - self.ntok).astype(np.int64)
+        self.data = b
+
+    def __len__(self) -> int:
+        return len(self.ntok)
+
+    def looks_float(self, tokens: np.ndarray) -> np.ndarray:
+        """Per token index: does its text hold ``.``, ``e`` or ``E`` (a float, not a 0..255 integer)?"""
+        if len(tokens) == 0:
+            return np.zeros(0, dtype=bool)
+        s, e = self.starts[tokens], self.ends[tokens]
+        width = int((e - s).max())
+        pos = s[:, None] + np.arange(width)
+        inside = pos < e[:, None]
+        chars = self.data[np.minimum(pos, len(self.data) - 1)]
+        return (((chars == 46) | (chars == 101) | (chars == 69)) & inside).any(axis=1)
+
+
+def _off_vertices(
+    path: str | os.PathLike, lines: _Lines, vals: np.ndarray, nv: int, colour_at: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    ntok = lines.ntok[:nv]
+    width = int(ntok.min())
+    if width < 3:
+        raise ReadError(path, "vertex line with fewer than 3 coordinates")
+    if (ntok == width).all():
+        table = vals[: nv * width].reshape(nv, width)
+    else:  # ragged lines: the columns every line has (as numpy cannot reshape them)
+        table = vals[lines.first[:nv, None] + np.arange(width)]
+    vertices = np.ascontiguousarray(table[:, :3])
+    if not np.isfinite(vertices).all():
+        raise ReadError(path, "non-finite vertex coordinates (NaN/inf)")
+    colours = None
+    if colour_at is not None and width >= colour_at + 3:
+        cols = table[:, colour_at : colour_at + 4]
+        as_float = lines.looks_float(np.arange(colour_at, min(width, colour_at + 4))).any()
+        colours = _colours_to_uint8(cols, bool(as_float))
+    return vertices, colours
+
+
+def _off_faces(
+    path: str | os.PathLike, lines: _Lines, vals: np.ndarray, nv: int, nf: int, any_float: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Triangles (fan-triangulated polygons), their RGBA colours and which of them had a colour.
+
+    ``any_float``: whether the face block holds any non-integer token (else no colour is a 0..1 float)."""
+    first = lines.first[nv : nv + nf] - lines.first[nv]
+    ntok = lines.ntok[nv : nv + nf]
+    n_raw = vals[first]
+    if not (n_raw == np.floor(n_raw)).all():
+        raise ReadError(path, "non-integer polygon size in a face line")
+    sizes = n_raw.astype(np.int64)
+    if (sizes < 3).any() or (ntok < sizes + 1).any():
+        raise ReadError(path, "face line with fewer than 3 vertex indices")
+    if (sizes == 3).all():  # fast path: triangles only
+        corners = vals[first[:, None] + np.array([1, 2, 3])]
+        owner = None
+    else:  # fan triangulation (v0, v[k+1], v[k+2]) of each polygon
+        tris = sizes - 2
+        owner = np.repeat(np.arange(nf), tris)
+        k = np.arange(len(owner)) - np.repeat(np.cumsum(tris) - tris, tris)
+        base = first[owner] + 1
+        corners = vals[np.column_stack([base, base + k + 1, base + k + 2])]
+    if not (corners == np.floor(corners)).all():
+        raise ReadError(path, "non-integer face index")
+    faces = corners.astype(np.int64)
+    if faces.min() < 0 or faces.max() >= nv:
+        raise ReadError(path, f"face index out of range (mesh has {nv} vertices)")
+
+    extra = ntok - sizes - 1
+    coloured = extra >= 3
+    if not coloured.any():
+        return faces, None, None
+    ncol = np.minimum(extra, 4)
+    at = first + sizes + 1
+    cols = np.full((nf, 4), np.nan)
+    for j in range(4):
+        has = coloured & (ncol > j)
+        cols[has, j] = vals[at[has] + j]
+    col_tokens = (at + lines.first[nv])[:, None] + np.arange(4)
+    col_valid = coloured[:, None] & (np.arange(4) < ncol[:, None])
+    is_float = np.zeros(col_tokens.shape, dtype=bool)
+    if any_float:
+        is_float[col_valid] = lines.looks_float(col_tokens[col_valid])
+    rgba = _colours_to_uint8(cols, is_float.any(axis=1))
+    if owner is not None:
+        rgba, coloured = rgba[owner], coloured[owner]
+    return faces, rgba, coloured
+
+
+def parse_off(text: str | bytes, path: str | os.PathLike = "<string>") -> trimesh.Trimesh:
     """Parse OFF / COFF / NOFF text into a triangulated mesh with face or vertex colours.
 
     Accepts comments (``#``), polygons (fan-triangulated, the colour repeated on each triangle), per-face
-    colours after the indices (3 or 4 values, 0–255 integers or 0–1 floats), per-vertex colours (``COFF``),
-    and the ModelNet first-line quirk ``OFF490 518 0``.
+    colours after the indices (3 or 4 values, 0–255 integers or 0–1 floats, decided per face), per-vertex
+    colours (``COFF``), and the ModelNet first-line quirk ``OFF490 518 0``. Lines past the declared vertex
+    and face lines are ignored. Parsing is vectorised: the body is tokenised on its bytes with numpy and
+    its numbers read in one ``np.fromstring`` call per block, with a fast path for all-triangle faces.
     """
-    lines = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            lines.append(line)
-    if not lines:
+    data = text.encode("utf-8", errors="replace") if isinstance(text, str) else bytes(text)
+    if b"#" in data:
+        data = _COMMENT.sub(b"", data)
+    header, pos = _next_line(data, 0)
+    if not header:
         raise ReadError(path, "empty file")
-    m = _OFF_HEADER.match(lines[0])
+    m = _OFF_HEADER.match(header)
     if not m:
-        raise ReadError(path, f"not an OFF file (header {lines[0][:20]!r})")
+        shown = header[:20].decode("utf-8", errors="replace")
+        raise ReadError(path, f"not an OFF file (header {shown!r})")
     has_colour, has_normal = bool(m.group(2)), bool(m.group(3))
-    rest = lines[0][m.end() :].split()
-    body = lines[1:]
+    rest = header[m.end() :].split()
     if not rest:  # regular layout: counts on the next line
-        if not body:
+        counts_line, pos = _next_line(data, pos)
+        if not counts_line:
             raise ReadError(path, "missing vertex/face counts")
-        rest, body = body[0].split(), body[1:]
+        rest = counts_line.split()
     try:
         counts = [int(t) for t in rest[:3]]
     except ValueError:
-        raise ReadError(path, f"malformed counts line {' '.join(rest)[:40]!r}") from None
+        shown = b" ".join(rest).decode("utf-8", errors="replace")[:40]
+        raise ReadError(path, f"malformed counts line {shown!r}") from None
     if len(counts) < 2 or min(counts[:2]) < 0:
         raise ReadError(path, "malformed counts line")
     nv, nf = counts[0], counts[1]
     if nv == 0 or nf == 0:
         raise ReadError(path, f"empty mesh ({nv} vertices, {nf} faces)")
-    if len(body) < nv + nf:
-        raise ReadError(path, f"truncated: expected {nv} vertex and {nf} face lines, found {len(body)} lines")
 
-    vtok = [ln.split() for ln in body[:nv]]
-    width = min(len(t) for t in vtok)
-    if width < 3:
-        raise ReadError(path, "vertex line with fewer than 3 coordinates")
-    try:
-        vals = np.array([t[:width] for t in vtok], dtype=np.float64)
-    except ValueError:
-        raise ReadError(path, "non-numeric vertex coordinate") from None
-    vertices = vals[:, :3]
-    if not np.isfinite(vertices).all():
-        raise ReadError(path, "non-finite vertex coordinates (NaN/inf)")
-    vertex_colors = None
-    if has_colour:
-        c0 = 6 if has_normal else 3
-        if width >= c0 + 3:
-            vertex_colors = _colours_to_uint8(vals[:, c0 : c0 + 4], _looks_float(vtok[0][c0:]))
-
-    triangles: list[np.ndarray] = []
-    face_colours: list[np.ndarray] = []
-    any_colour = False
-    ftok = [ln.split() for ln in body[nv : nv + nf]]
-    try:
-        sizes = np.array([int(t[0]) for t in ftok])
-        lengths = np.array([len(t) for t in ftok])
-        if (sizes < 3).any() or (lengths < sizes + 1).any():
-            raise ReadError(path, "face line with fewer than 3 vertex indices")
-        if (sizes == 3).all() and (lengths == lengths[0]).all():  # fast path: all triangles, same width
-            arr = np.array(ftok)
-            faces = arr[:, 1:4].astype(np.int64)
-            ncol = lengths[0] - 4
-            if ncol >= 3:
-                any_colour = True
-                fcols = _colours_to_uint8(arr[:, 4:8].astype(np.float64), _looks_float(ftok[0][4:]))
-            else:
-                fcols = None
-        else:
-            for t, n in zip(ftok, sizes, strict=True):
-                idx = np.array(t[1 : n + 1], dtype=np.int64)
-                tri = np.column_stack([np.full(n - 2, idx[0]), idx[1:-1], idx[2:]])
-                triangles.append(tri)
-                extra = t[n + 1 :]
-                if len(extra) >= 3:
-                    any_colour = True
-                    col = _colours_to_uint8(np.array([extra[:4]], dtype=np.float64), _looks_float(extra))
-                else:
-                    col = np.array([[0, 0, 0, 0]], dtype=np.uint8)  # marker: no colour on this face
-                face_colours.append(np.repeat(col, n - 2, axis=0))
-            faces = np.concatenate(triangles)
-            fcols = np.concatenate(face_colours) if any_colour else None
-    except ValueError:
-        raise ReadError(path, "non-numeric face index or colour") from None
-    if faces.min() < 0 or faces.max() >= nv:
-        raise ReadError(path, f"face index out of range (mesh has {nv} vertices)")
+    body = data[pos:]
+    lines = _Lines(body)
+    if len(lines) < nv + nf:
+        raise ReadError(path, f"truncated: expected {nv} vertex and {nf} face lines, found {len(lines)} lines")
+    vend = int(lines.line_end[nv - 1])
+    fend = int(lines.line_end[nv + nf - 1])
+    vvals = _numbers(body[:vend], np.float64)
+    if vvals is None or len(vvals) != lines.first[nv]:
+        raise ReadError(path, "non-numeric vertex coordinate")
+    fblock = body[vend:fend]
+    fvals = _numbers(fblock, np.int64)  # integers only (the usual case) parse fastest
+    n_ftok = int(lines.first[nv + nf - 1] + lines.ntok[nv + nf - 1] - lines.first[nv])
+    any_float = fvals is None or len(fvals) != n_ftok
+    if any_float:
+        fvals = _numbers(fblock, np.float64)  # float colours
+        if fvals is None or len(fvals) != n_ftok:
+            raise ReadError(path, "non-numeric face index or colour")
+    vertices, vertex_colors = _off_vertices(path, lines, vvals, nv, (6 if has_normal else 3) if has_colour else None)
+    faces, fcols, coloured = _off_faces(path, lines, fvals.astype(np.float64, copy=False), nv, nf, any_float)
 
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
     if fcols is not None:
-        missing = fcols[:, 3] == 0
-        if missing.any():
-            fcols[missing] = (102, 102, 102, 255)  # trimesh's default grey for uncoloured faces
+        fcols[~coloured] = (102, 102, 102, 255)  # trimesh's default grey for uncoloured faces
         mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=fcols)
     elif vertex_colors is not None:
         mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=vertex_colors)
@@ -163,10 +271,10 @@ def read_off(path: str | os.PathLike) -> trimesh.Trimesh:
     path = Path(path)
     _check_file(path)
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as e:
         raise ReadError(path, f"unreadable ({_short(e)})") from None
-    return parse_off(text, path)
+    return parse_off(data, path)
 
 
 def write_off(mesh: trimesh.Trimesh, path: str | os.PathLike, digits: int = 6) -> None:
@@ -207,12 +315,54 @@ def _bake_colours(geom: trimesh.Trimesh) -> trimesh.Trimesh:
     return geom
 
 
+class ModelFolderResolver(trimesh.resolvers.FilePathResolver):
+    """Resolve a mesh's assets (``.mtl``, textures) relative to its folder, anywhere inside its *model folder*.
+
+    The model folder is the parent of the mesh's folder: ShapeNetCore.v2 keeps
+    ``<model>/models/model_normalized.{obj,mtl}`` and the textures in ``<model>/images/``, referenced as
+    ``map_Kd ../images/texture0.jpg``. trimesh's default resolver (since 5.0) refuses any name that leaves
+    the mesh's own folder and logs that at DEBUG only, so such models silently lost their textures. Names
+    that resolve outside the model folder are still refused. Every name that cannot be served is recorded in
+    :attr:`missing` as ``(name, reason)``.
+    """
+
+    def __init__(self, source: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
+        super().__init__(str(source))
+        self.root = Path(root if root is not None else Path(self.parent).parent).resolve()
+        self.missing: list[tuple[str, str]] = []
+
+    def absolute(self, name: str) -> Path:
+        path = (Path(self.parent).resolve() / name.strip()).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"'{name.strip()}' lies outside the model folder {self.root}")
+        return path
+
+    def namespaced(self, namespace: str) -> ModelFolderResolver:
+        return ModelFolderResolver(os.path.join(self.parent, namespace), self.root)
+
+    def get(self, name: str) -> bytes:
+        try:
+            return super().get(name)
+        except (OSError, ValueError) as e:
+            reason = "file not found" if isinstance(e, FileNotFoundError) else _short(e)
+            self.missing.append((name.strip(), reason))
+            raise
+
+
 def _load_trimesh(path: Path) -> trimesh.Trimesh | trimesh.PointCloud | None:
-    """trimesh.load for OBJ/PLY/STL: a Scene is flattened (transforms applied) into one mesh."""
+    """trimesh.load for OBJ/PLY/STL: a Scene is flattened (transforms applied) into one mesh.
+
+    Assets are resolved by :class:`ModelFolderResolver`; a material or texture file the mesh references
+    but that cannot be read is logged as a WARNING naming the mesh and the file (the faces then keep their
+    material's flat colour, or trimesh's default).
+    """
+    resolver = ModelFolderResolver(path)
     try:
-        loaded = trimesh.load(str(path), process=False)
+        loaded = trimesh.load(str(path), process=False, resolver=resolver)
     except Exception as e:  # noqa: BLE001 - any parser failure is a corrupt file to the caller
         raise ReadError(path, f"corrupt or unreadable {path.suffix.lower()} file ({_short(e)})") from None
+    for name, reason in dict(resolver.missing).items():
+        log.warning("%s: referenced file %r not loaded (%s); rendered without it", path, name, reason)
     if isinstance(loaded, trimesh.Scene):
         geoms = [g for g in loaded.dump(concatenate=False) if isinstance(g, trimesh.Trimesh)]
         clouds = [g for g in loaded.dump(concatenate=False) if isinstance(g, trimesh.PointCloud)]

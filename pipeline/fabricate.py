@@ -1,0 +1,552 @@
+"""Fabricate small stand-ins of the paper's real datasets (§5.1) in their exact on-disk formats and layouts.
+
+The real downloads cannot be fetched here, yet the readers (:mod:`clip2point.io.catalogues`) and
+``clip2point prepare`` must be exercised on what those downloads look like, quirks included. This module
+writes, under one output folder, shapes from the procedural generators of :mod:`clip2point.synth` (a class
+without a generator reuses one cyclically: the content need not match the name):
+
+* ``ModelNet40/`` and ``ModelNet10/`` — the manually aligned release, ``<class>/{train,test}/<class>_NNNN.off``
+  with the real class names, numbering continuing from train into test as in the release, **z-up**, at CAD
+  scales (largest extent 20–400 units, a different scale and mild stretch per model, shifted off the
+  origin). The ``.off`` files rotate through three styles: the regular header (``OFF`` then the counts line),
+  ModelNet's first-line quirk (``OFF490 518 0``), and the regular header with coplanar triangle pairs written as quads
+  (mixed 3- and 4-gons, as some ModelNet files have).
+* ``h5_files/main_split{,_nobg}/`` — ScanObjectNN's HDF5 files for ``OBJ_ONLY``, ``OBJ_BG`` and ``PB_T50_RS``
+  with datasets ``data`` (float32 ``N×2048×3``), ``label`` (``N``, int64) and ``mask`` (``N×2048``, int64;
+  ``-1`` marks background points), 15 classes, y-up. ``OBJ_BG``/``PB_T50_RS`` carry a floor and wall of
+  background points; ``PB_T50_RS`` holds :data:`SCANOBJECTNN_PERTURBED` rotated, scaled and shifted copies
+  of each object.
+* ``ShapeNetCore.v2/`` — ``<synset>/<model_id>/models/model_normalized.{obj,mtl,json}`` for the 55 synsets of
+  ShapeNet-55 plus :data:`EXTRA_SYNSET` (named only in ``taxonomy.json``), y-up, normalised to a unit
+  bounding-box diagonal. Every other model is textured: its largest part uses a material with
+  ``map_Kd ../images/texture0.jpg``, the JPEG (a checkerboard of :data:`TEXTURE_COLOURS`, colours no untextured
+  part uses) at ``<synset>/<model_id>/images/texture0.jpg``, and ``vt`` coordinates in the OBJ; the other
+  parts, and untextured models, carry a ``Kd`` colour. ``taxonomy.json`` lists
+  ``{synsetId, name, children, numInstances}`` entries.
+* ``ShapeNet55-34/`` — Point-BERT's release for the same models: ``shapenet_pc/<synset>-<model_id>.npy``
+  (8192×3 float32) and the split lists ``ShapeNet-55/{train,test}.txt`` (``<synset>-<model_id>.npy`` lines),
+  which also split the ShapeNetCore models (pass the list folder as the ``shapenetcore`` variant).
+* ``expected.json`` — per dataset: catalogue kind, root and variant (relative to the output folder), class
+  names in label order, per-split counts and per-split per-class counts; plus the ModelNet files written with
+  each OFF style and the textured ShapeNetCore models. Tests compare the readers' output against it.
+
+Each split has ``per_class`` models per class (``PB_T50_RS``: that many objects, each perturbed
+:data:`SCANOBJECTNN_PERTURBED` times). Output is deterministic per ``seed``.
+
+Usage: ``python -m pipeline.fabricate --out DIR [--per-class N] [--seed S] [--overwrite]`` or
+:func:`fabricate`. Note that ``clip2point prepare`` compares against the published split sizes, so on
+fabricated data it reports the counts (and only the counts) as incomplete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+import sys
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import trimesh
+from PIL import Image
+
+from clip2point import synth
+from clip2point.datasets_info import MODELNET10_CLASSES, MODELNET40_CLASSES, SCANOBJECTNN_VARIANTS
+from clip2point.io.catalogues import SCANOBJECTNN_CLASSES, SHAPENET_SYNSETS, SHAPENETCORE_MODEL
+
+#: A synset outside ShapeNet-55's table, so its name is known only from ``taxonomy.json`` (WordNet's
+#: "wine bottle", a child of bottle in ShapeNet's taxonomy).
+EXTRA_SYNSET = ("04591713", "wine bottle", "02876657")
+#: The two texture colours (RGB) of the ShapeNetCore checkerboard: saturated, and unused by untextured parts.
+TEXTURE_COLOURS = ((255, 0, 255), (0, 255, 255))
+#: Pixel size of the texture and the number of checker cells along each side.
+TEXTURE_SIZE, TEXTURE_CELLS = 256, 8
+#: The diffuse colour (0..1) of the textured material, what a renderer shows when the texture is lost.
+TEXTURED_KD = (0.6, 0.6, 0.6)
+SCANOBJECTNN_POINTS = 2048
+SCANOBJECTNN_PERTURBED = 2
+SHAPENET55_POINTS = 8192
+#: The folders (and file) :func:`fabricate` writes under the output folder.
+YUP_SUFFIX = "_yup"
+OUTPUTS = ("ModelNet40", "ModelNet40_yup", "ModelNet10", "ModelNet10_yup", "h5_files", "ShapeNetCore.v2",
+           "ShapeNet55-34", "expected.json")
+OFF_STYLES = ("regular", "header_quirk", "mixed_polygons")
+
+
+class FabricateError(RuntimeError):
+    """The output folder cannot be written as asked."""
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _rng(seed: int, *keys: str | int) -> np.random.Generator:
+    ints = [k if isinstance(k, int) else zlib.crc32(k.encode()) for k in keys]
+    return np.random.default_rng(np.random.SeedSequence([seed, *ints]))
+
+
+def _generators(names: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """class name → synth generator: the same name, else its last word ("wine bottle" → bottle), else the
+    remaining generators in turn."""
+    pool = sorted(synth.CLASSES)
+    out, k = {}, 0
+    for name in names:
+        if name in synth.CLASSES:
+            out[name] = name
+        elif name.split()[-1] in synth.CLASSES:
+            out[name] = name.split()[-1]
+        else:
+            out[name] = pool[k % len(pool)]
+            k += 1
+    return out
+
+
+def _shape(generator: str, seed: int, dataset: str, name: str, index: int) -> trimesh.Trimesh:
+    """A y-up, centred, face-coloured synth shape; independent per (seed, dataset, class, index)."""
+    return synth.make_shape(generator, synth.shape_rng([seed, zlib.crc32(dataset.encode())], name, index))
+
+
+def _z_up(vertices: np.ndarray) -> np.ndarray:
+    """y-up → z-up: the inverse of :func:`clip2point.sampling.to_y_up` for ``"z"``, ``(x, y, z) → (x, -z, y)``."""
+    v = np.asarray(vertices, dtype=np.float64)
+    return np.column_stack([v[:, 0], -v[:, 2], v[:, 1]])
+
+
+def _surface(mesh: trimesh.Trimesh, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points sampled uniformly on the surface of ``mesh``."""
+    return trimesh.sample.sample_surface(mesh, n, seed=int(rng.integers(2**31)))[0]
+
+
+def _fmt_rows(rows: np.ndarray, fmt: str) -> list[str]:
+    """One line per row of ``rows``, each ``fmt % tuple(row)``."""
+    return [fmt % tuple(r) for r in rows.tolist()]
+
+
+# ------------------------------------------------------------------------------------------ ModelNet
+
+
+def _quads(faces: np.ndarray, vertices: np.ndarray) -> list[list[int]]:
+    """Faces as polygons, consecutive coplanar triangles sharing an edge merged into quads whose fan
+    triangulation from the first corner gives back exactly the two triangles."""
+    normals = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    lens = np.linalg.norm(normals, axis=1)
+    normals = normals / np.where(lens > 0, lens, 1.0)[:, None]
+    polys: list[list[int]] = []
+    i = 0
+    while i < len(faces):
+        t1 = [int(x) for x in faces[i]]
+        if i + 1 < len(faces) and lens[i] > 0 and lens[i + 1] > 0 and normals[i] @ normals[i + 1] > 1 - 1e-9:
+            t2 = [int(x) for x in faces[i + 1]]
+            merged = None
+            for r in range(3):  # rotate t1 so the shared edge is t1[2] -> t1[0]
+                a, b, c = t1[r:] + t1[:r]
+                for s in range(3):  # t2 walks the edge the other way: (a, c, d)
+                    if t2[s:] + t2[:s] == [a, c, t2[(s + 2) % 3]] and t2[(s + 2) % 3] not in (a, b, c):
+                        merged = [a, b, c, t2[(s + 2) % 3]]
+                        break
+                if merged:
+                    break
+            if merged:
+                polys.append(merged)
+                i += 2
+                continue
+        polys.append(t1)
+        i += 1
+    return polys
+
+
+def write_modelnet_off(mesh: trimesh.Trimesh, path: Path, style: str) -> None:
+    """Write ``mesh`` (no colours, as ModelNet) as OFF in one of :data:`OFF_STYLES`."""
+    verts = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    polys = _quads(faces, verts) if style == "mixed_polygons" else faces.tolist()
+    counts = f"{len(verts)} {len(polys)} 0"
+    head = [f"OFF{counts}"] if style == "header_quirk" else ["OFF", counts]
+    body = _fmt_rows(verts, "%.6f %.6f %.6f") + [f"{len(p)} " + " ".join(map(str, p)) for p in polys]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(head + body) + "\n")
+
+
+def _cad_pose(mesh: trimesh.Trimesh, rng: np.random.Generator) -> trimesh.Trimesh:
+    """z-up at a CAD-like scale: largest extent 20–400 units (per model), mild per-axis stretch, an offset."""
+    size = float(np.ptp(mesh.vertices, axis=0).max())
+    scale = np.exp(rng.uniform(np.log(20.0), np.log(400.0))) / size * np.exp(rng.uniform(-0.15, 0.15, 3))
+    verts = _z_up(mesh.vertices) * scale
+    verts = verts + rng.uniform(-1.0, 1.0, 3) * scale * rng.uniform(0.2, 2.0)
+    return trimesh.Trimesh(verts, np.asarray(mesh.faces), process=False, validate=False)
+
+
+def fabricate_modelnet(
+    root: Path, classes: tuple[str, ...], per_class: int, seed: int, dataset: str, yup_copy: bool = True
+) -> dict[str, Any]:
+    """ModelNet's aligned layout under ``root``; returns the dataset's ``expected.json`` entry.
+
+    With ``yup_copy``, ``<root>_yup`` holds the same meshes (same file names) rotated back to y-up by the
+    inverse of this module's own z-up turn: what a pipeline given ``up_axis: z`` must see.
+    """
+    gens = _generators(classes)
+    styles: dict[str, list[str]] = {s: [] for s in OFF_STYLES}
+    k = 0
+    for name in classes:
+        index = 0
+        for split in ("train", "test"):
+            for _ in range(per_class):
+                index += 1
+                mesh = _cad_pose(_shape(gens[name], seed, dataset, name, index), _rng(seed, dataset, name, index))
+                style = OFF_STYLES[k % len(OFF_STYLES)]
+                k += 1
+                rel = f"{name}/{split}/{name}_{index:04d}.off"
+                write_modelnet_off(mesh, root / rel, style)
+                styles[style].append(rel)
+                if yup_copy:  # the very same shape stored y-up, for the rehearsal's frame check
+                    back = np.linalg.solve(_z_up(np.eye(3)).T, np.asarray(mesh.vertices).T).T
+                    copy = trimesh.Trimesh(back, np.asarray(mesh.faces), process=False, validate=False)
+                    write_modelnet_off(copy, root.with_name(root.name + YUP_SUFFIX) / rel, "regular")
+    names = sorted(classes)
+    return {
+        "kind": dataset,
+        "root": root.name,
+        "variant": "",
+        "up_axis": "z",
+        "classes": names,
+        "counts": {"train": per_class * len(names), "test": per_class * len(names)},
+        "class_counts": {s: dict.fromkeys(names, per_class) for s in ("train", "test")},
+        "off_styles": styles,
+    }
+
+
+# ------------------------------------------------------------------------------------------ ScanObjectNN
+
+
+def _unit(points: np.ndarray) -> np.ndarray:
+    points = points - points.mean(axis=0)
+    return points / np.linalg.norm(points, axis=1).max()
+
+
+def _scan(obj: np.ndarray, rng: np.random.Generator, background: bool) -> tuple[np.ndarray, np.ndarray]:
+    """2048 points of one scanned object (y-up, unit sphere) and its mask (-1: background)."""
+    n = SCANOBJECTNN_POINTS
+    n_bg = int(n * rng.uniform(0.2, 0.4)) if background else 0
+    pts = obj[rng.choice(len(obj), n - n_bg, replace=False)]
+    mask = np.ones(n, dtype=np.int64)
+    if n_bg:
+        floor_y = pts[:, 1].min()
+        n_floor = n_bg // 2
+        floor = np.column_stack(
+            [rng.uniform(-1.2, 1.2, n_floor), np.full(n_floor, floor_y), rng.uniform(-1.2, 1.2, n_floor)]
+        )
+        n_wall = n_bg - n_floor
+        wall = np.column_stack(
+            [rng.uniform(-1.2, 1.2, n_wall), rng.uniform(floor_y, floor_y + 2.0, n_wall), np.full(n_wall, -1.1)]
+        )
+        pts = np.vstack([pts, floor, wall])
+        mask[n - n_bg :] = -1
+    pts = pts + rng.normal(0, 0.005, pts.shape)  # scanner noise
+    order = rng.permutation(n)
+    return pts[order].astype(np.float32), mask[order]
+
+
+def _perturb(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """PB_T50_RS-style: a rotation about the up axis, a scale around 0.75–1, a shift of up to 0.5."""
+    a = rng.uniform(0, 2 * np.pi)
+    rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    out = (points @ rot.T) * rng.uniform(0.75, 1.0) + rng.uniform(-0.5, 0.5, 3) * [1, 0.2, 1]
+    return out.astype(np.float32)
+
+
+def _write_h5(path: Path, data: list[np.ndarray], labels: list[int], masks: list[np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("data", data=np.stack(data).astype(np.float32))
+        f.create_dataset("label", data=np.asarray(labels, dtype=np.int64))
+        f.create_dataset("mask", data=np.stack(masks).astype(np.int64))
+
+
+def fabricate_scanobjectnn(root: Path, per_class: int, seed: int) -> dict[str, dict[str, Any]]:
+    """ScanObjectNN's ``h5_files`` under ``root``; returns one ``expected.json`` entry per variant."""
+    gens = _generators(SCANOBJECTNN_CLASSES)
+    rows: dict[str, dict[str, list]] = {}  # variant/split -> data, labels, masks
+    for variant in SCANOBJECTNN_VARIANTS:
+        for split in ("train", "test"):
+            rows[f"{variant}/{split}"] = {"data": [], "labels": [], "masks": []}
+    for label, name in enumerate(SCANOBJECTNN_CLASSES):
+        index = 0
+        for split in ("train", "test"):
+            for _ in range(per_class):
+                index += 1
+                mesh = _shape(gens[name], seed, "scanobjectnn", name, index)
+                rng = _rng(seed, "scanobjectnn", name, index)
+                obj = _unit(_surface(mesh, 4 * SCANOBJECTNN_POINTS, rng))
+                for variant, background in (("OBJ_ONLY", False), ("OBJ_BG", True)):
+                    pts, mask = _scan(obj, rng, background)
+                    bucket = rows[f"{variant}/{split}"]
+                    bucket["data"].append(pts)
+                    bucket["labels"].append(label)
+                    bucket["masks"].append(mask)
+                for _ in range(SCANOBJECTNN_PERTURBED):
+                    pts, mask = _scan(obj, rng, True)
+                    bucket = rows[f"PB_T50_RS/{split}"]
+                    bucket["data"].append(_perturb(pts, rng))
+                    bucket["labels"].append(label)
+                    bucket["masks"].append(mask)
+    shuffle = _rng(seed, "scanobjectnn-order")
+    expected = {}
+    for variant, files in SCANOBJECTNN_VARIANTS.items():
+        counts, class_counts = {}, {}
+        for split, rel in zip(("train", "test"), files, strict=True):
+            bucket = rows[f"{variant}/{split}"]
+            order = shuffle.permutation(len(bucket["labels"]))
+            _write_h5(
+                root / rel,
+                [bucket["data"][i] for i in order],
+                [bucket["labels"][i] for i in order],
+                [bucket["masks"][i] for i in order],
+            )
+            counts[split] = len(order)
+            class_counts[split] = {
+                SCANOBJECTNN_CLASSES[lab]: n for lab, n in sorted(Counter(bucket["labels"]).items())
+            }
+        expected[f"scanobjectnn_{variant.lower()}"] = {
+            "kind": "scanobjectnn",
+            "root": root.name,
+            "variant": variant,
+            "up_axis": "y",
+            "classes": list(SCANOBJECTNN_CLASSES),
+            "counts": counts,
+            "class_counts": class_counts,
+        }
+    return expected
+
+
+# ------------------------------------------------------------------------------------------ ShapeNetCore
+
+
+def checkerboard() -> Image.Image:
+    """The texture: :data:`TEXTURE_CELLS`² cells alternating the two :data:`TEXTURE_COLOURS`."""
+    cell = TEXTURE_SIZE // TEXTURE_CELLS
+    ij = np.indices((TEXTURE_SIZE, TEXTURE_SIZE)) // cell
+    odd = ((ij[0] + ij[1]) % 2).astype(bool)
+    img = np.where(odd[..., None], np.array(TEXTURE_COLOURS[1]), np.array(TEXTURE_COLOURS[0]))
+    return Image.fromarray(img.astype(np.uint8), "RGB")
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=95, subsampling=0)
+    return buf.getvalue()
+
+
+def _model_id(seed: int, synset: str, index: int) -> str:
+    return hashlib.md5(f"{seed}/{synset}/{index}".encode()).hexdigest()  # 32 hex digits, as ShapeNet's ids
+
+
+def _planar_uv(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Per-corner UVs: each face projected on the plane its normal faces most, scaled into [0, 1]."""
+    span = float(np.ptp(points.reshape(-1, 3), axis=0).max()) or 1.0
+    lo = points.reshape(-1, 3).min(axis=0)
+    axis = np.abs(normals).argmax(axis=1)  # (F,)
+    keep = np.array([[1, 2], [0, 2], [0, 1]])[axis]  # (F, 2) the two other axes
+    rel = (points - lo) / span  # (F, 3, 3)
+    uv = np.take_along_axis(rel, keep[:, None, :].repeat(3, axis=1), axis=2)
+    return np.clip(uv, 0.0, 1.0)
+
+
+def write_shapenet_model(mesh: trimesh.Trimesh, model_dir: Path, textured: bool) -> None:
+    """``models/model_normalized.{obj,mtl,json}`` (+ ``images/texture0.jpg`` when textured) for one model.
+
+    One material per part colour (``Kd``); when ``textured``, the largest part's material also has
+    ``map_Kd ../images/texture0.jpg`` and its faces carry ``vt`` coordinates (``f v/vt/vn``), the others
+    ``f v//vn`` as in ShapeNetCore's exports.
+    """
+    verts = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    fcols = np.asarray(mesh.visual.face_colors)[:, :3]
+    groups, group_of = np.unique(fcols, axis=0, return_inverse=True)
+    group_of = group_of.reshape(-1)
+    sizes = np.bincount(group_of, minlength=len(groups))
+    tex_group = int(sizes.argmax()) if textured else -1
+    normals = np.asarray(mesh.face_normals)
+
+    models = model_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    mtl = []
+    obj = ["# fabricated in ShapeNetCore.v2's format (clip2point pipeline.fabricate)", "mtllib model_normalized.mtl"]
+    obj += _fmt_rows(verts, "v %.6f %.6f %.6f")
+    obj += _fmt_rows(normals, "vn %.6f %.6f %.6f")
+    vt_base = 0
+    for g, rgb in enumerate(groups):
+        name = f"material_{g}_{24 + g}"
+        kd = TEXTURED_KD if g == tex_group else tuple(float(c) / 255 for c in rgb)
+        mtl += [f"newmtl {name}", "\tKa 0 0 0", "\tKd {:.6f} {:.6f} {:.6f}".format(*kd), "\tKs 0.4 0.4 0.4",
+                "\tNs 10.0", "\tillum 2"]  # fmt: skip
+        idx = np.flatnonzero(group_of == g)
+        obj += [f"o mesh{g}", f"usemtl {name}"]
+        if g == tex_group:
+            mtl.append("\tmap_Kd ../images/texture0.jpg")
+            uv = _planar_uv(verts[faces[idx]], normals[idx]).reshape(-1, 2)
+            obj += _fmt_rows(uv, "vt %.6f %.6f")
+            corners = np.arange(len(uv)).reshape(-1, 3) + vt_base + 1
+            vt_base += len(uv)
+            obj += [
+                f"f {f[0]}/{t[0]}/{n} {f[1]}/{t[1]}/{n} {f[2]}/{t[2]}/{n}"
+                for f, t, n in zip((faces[idx] + 1).tolist(), corners.tolist(), (idx + 1).tolist(), strict=True)
+            ]
+        else:
+            obj += [
+                f"f {f[0]}//{n} {f[1]}//{n} {f[2]}//{n}"
+                for f, n in zip((faces[idx] + 1).tolist(), (idx + 1).tolist(), strict=True)
+            ]
+        mtl.append("")
+    (models / "model_normalized.obj").write_text("\n".join(obj) + "\n")
+    (models / "model_normalized.mtl").write_text("\n".join(mtl))
+    lo, hi = verts.min(axis=0), verts.max(axis=0)
+    info = {"id": model_dir.name, "numVertices": len(verts), "min": lo.tolist(), "max": hi.tolist(),
+            "centroid": verts.mean(axis=0).tolist()}  # fmt: skip
+    (models / "model_normalized.json").write_text(json.dumps(info))
+    if textured:
+        (model_dir / "images").mkdir(exist_ok=True)
+        (model_dir / "images" / "texture0.jpg").write_bytes(_jpeg(checkerboard()))
+
+
+def _normalized(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """ShapeNetCore.v2's ``model_normalized``: bounding box centred on the origin, unit diagonal."""
+    lo, hi = mesh.bounds
+    mesh.apply_translation(-(lo + hi) / 2)
+    mesh.apply_scale(1.0 / float(np.linalg.norm(hi - lo)))
+    return mesh
+
+
+def fabricate_shapenet(
+    core_root: Path, pb_root: Path, per_class: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ShapeNetCore.v2 under ``core_root`` and Point-BERT's ShapeNet-55 release of the same models under
+    ``pb_root``; returns their ``expected.json`` entries."""
+    extra_id, extra_name, extra_parent = EXTRA_SYNSET
+    names = {**SHAPENET_SYNSETS, extra_id: extra_name}
+    synsets = sorted(names)
+    gens = _generators([names[s] for s in synsets])
+    lists: dict[str, list[str]] = {"train": [], "test": []}
+    textured: list[str] = []
+    per_synset: dict[str, int] = {}
+    k = 0
+    for syn in synsets:
+        index = 0
+        for split in ("train", "test"):
+            for _ in range(per_class):
+                index += 1
+                mesh = _normalized(_shape(gens[names[syn]], seed, "shapenetcore", syn, index))
+                model = _model_id(seed, syn, index)
+                is_textured = k % 2 == 0
+                k += 1
+                write_shapenet_model(mesh, core_root / syn / model, is_textured)
+                if is_textured:
+                    textured.append(f"{syn}-{model}")
+                pts = _surface(mesh, SHAPENET55_POINTS, _rng(seed, syn, index))
+                (pb_root / "shapenet_pc").mkdir(parents=True, exist_ok=True)
+                np.save(pb_root / "shapenet_pc" / f"{syn}-{model}.npy", pts.astype(np.float32))
+                lists[split].append(f"{syn}-{model}.npy")
+                per_synset[syn] = per_synset.get(syn, 0) + 1
+    list_dir = pb_root / "ShapeNet-55"
+    list_dir.mkdir(parents=True, exist_ok=True)
+    for split, lines in lists.items():
+        (list_dir / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    taxonomy = []
+    for syn in synsets:
+        label = names[syn]
+        synonyms = {"airplane": "airplane,aeroplane,plane", "table": "table", "chair": "chair"}.get(label, label)
+        children = [extra_id] if syn == extra_parent else []
+        taxonomy.append({"synsetId": syn, "name": synonyms, "children": children, "numInstances": per_synset[syn]})
+    (core_root / "taxonomy.json").write_text(json.dumps(taxonomy))
+
+    class_names = [names[s] for s in synsets]
+    n = per_class * len(synsets)
+    core = {
+        "kind": "shapenetcore",
+        "root": core_root.name,
+        "variant": f"{pb_root.name}/{list_dir.name}",
+        "up_axis": "y",
+        "classes": class_names,
+        "synsets": synsets,
+        "counts": {"train": n, "val": n},
+        "class_counts": {s: dict.fromkeys(class_names, per_class) for s in ("train", "val")},
+        "taxonomy_only": {extra_id: extra_name},
+        "textured": textured,
+        "texture_colours": [list(c) for c in TEXTURE_COLOURS],
+        "model": SHAPENETCORE_MODEL,
+    }
+    # Point-BERT's release carries no taxonomy: a synset outside ShapeNet-55's table is named by its id
+    pb_names = [SHAPENET_SYNSETS.get(s, s) for s in synsets]
+    pb = {
+        "kind": "shapenet55",
+        "root": pb_root.name,
+        "variant": "",
+        "up_axis": "y",
+        "classes": pb_names,
+        "synsets": synsets,
+        "counts": {"train": n, "test": n},
+        "class_counts": {s: dict.fromkeys(pb_names, per_class) for s in ("train", "test")},
+    }
+    return core, pb
+
+
+# ------------------------------------------------------------------------------------------ all
+
+
+def fabricate(out: str | Path, per_class: int = 1, seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
+    """Write every dataset under ``out`` and ``out/expected.json``; returns the expected-contents mapping.
+
+    ``out`` must be absent or empty unless ``overwrite`` (which first removes only :data:`OUTPUTS`).
+    """
+    if per_class < 1:
+        raise FabricateError(f"--per-class must be at least 1, not {per_class}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FabricateError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FabricateError(f"{out} is not empty (pass --overwrite to replace the fabricated datasets)")
+        for name in OUTPUTS:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    datasets: dict[str, Any] = {}
+    datasets["modelnet40"] = fabricate_modelnet(out / "ModelNet40", MODELNET40_CLASSES, per_class, seed, "modelnet40")
+    datasets["modelnet10"] = fabricate_modelnet(out / "ModelNet10", MODELNET10_CLASSES, per_class, seed, "modelnet10")
+    datasets.update(fabricate_scanobjectnn(out / "h5_files", per_class, seed))
+    datasets["shapenetcore"], datasets["shapenet55"] = fabricate_shapenet(
+        out / "ShapeNetCore.v2", out / "ShapeNet55-34", per_class, seed
+    )
+    expected = {"seed": seed, "per_class": per_class, "datasets": datasets}
+    (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    return expected
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.fabricate", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="output folder (absent or empty)")
+    ap.add_argument("--per-class", type=int, default=1, help="models per class and split (default 1)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--overwrite", action="store_true", help="replace the fabricated datasets in --out")
+    args = ap.parse_args(argv)
+    try:
+        expected = fabricate(args.out, args.per_class, args.seed, args.overwrite)
+    except FabricateError as e:
+        print(f"fabricate: {e}", file=sys.stderr)
+        return 1
+    for name, d in expected["datasets"].items():
+        split_sizes = ", ".join(f"{s} {n}" for s, n in d["counts"].items())
+        print(f"{name}: {len(d['classes'])} classes, {split_sizes} -> {args.out / d['root']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
