@@ -10,11 +10,9 @@ into CLIP inputs here, in :func:`depth_to_clip_input`, and nowhere else.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -28,20 +26,10 @@ from torch import nn
 CLIP_MEAN = tuple(float(x) for x in OPENAI_DATASET_MEAN)
 CLIP_STD = tuple(float(x) for x in OPENAI_DATASET_STD)
 
-#: Miniature CLIP configs (open_clip's JSON schema). ``c2p-mini`` is the embedded default's CLIP;
-#: ``c2p-tiny`` is for tests (seconds on a CPU).
-MINI_CONFIGS: dict[str, dict] = {
-    "c2p-mini": {
-        "embed_dim": 128,
-        "vision_cfg": {"image_size": 112, "layers": 4, "width": 192, "head_width": 64, "patch_size": 16},
-        "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2},
-    },
-    "c2p-tiny": {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 48, "head_width": 16, "patch_size": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    },
-}
+#: Miniature CLIP configs, shipped as open_clip JSON configs in ``clip2point/models/configs/`` (as open_clip
+#: ships its own): ``c2p-mini`` is the embedded default's CLIP; ``c2p-tiny`` is for tests (seconds on a CPU).
+CONFIG_DIR = Path(__file__).with_name("configs")
+MINI_CONFIGS: dict[str, dict] = {p.stem: json.loads(p.read_text()) for p in sorted(CONFIG_DIR.glob("*.json"))}
 
 
 class ClipWeightsError(RuntimeError):
@@ -49,20 +37,9 @@ class ClipWeightsError(RuntimeError):
 
 
 def register_mini_configs() -> None:
-    """Register :data:`MINI_CONFIGS` with open_clip (idempotent; JSON files in a per-content temp folder)."""
-    blob = json.dumps(MINI_CONFIGS, sort_keys=True)
-    digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    folder = Path(tempfile.gettempdir()) / f"clip2point-open_clip-configs-{os.getuid()}-{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, cfg in MINI_CONFIGS.items():
-        target = folder / f"{name}.json"
-        if not target.exists() or json.loads(target.read_text()) != cfg:
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(cfg, f)
-            os.replace(tmp, target)
+    """Register the shipped :data:`MINI_CONFIGS` with open_clip's config registry (idempotent; reads only)."""
     if any(open_clip.get_model_config(n) is None for n in MINI_CONFIGS):
-        open_clip.add_model_config(folder)
+        open_clip.add_model_config(CONFIG_DIR)
 
 
 register_mini_configs()

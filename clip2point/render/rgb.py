@@ -27,13 +27,11 @@ import math
 import os
 from typing import Protocol, runtime_checkable
 
-os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+import numpy as np
+import trimesh
 
-import numpy as np  # noqa: E402
-import trimesh  # noqa: E402
-
-from clip2point.render.depth import PERSPECTIVE_DISTANCE_FACTOR  # noqa: E402
-from clip2point.render.views import ViewSet, camera_poses, get_views  # noqa: E402
+from clip2point.render.depth import PERSPECTIVE_DISTANCE_FACTOR
+from clip2point.render.views import ViewSet, camera_poses, get_views
 
 PROJECTIONS = ("orthographic", "perspective")
 _ORTHO_CAMERA_DISTANCE = 4.0  # any value > 1 + margin: orthographic framing does not depend on it
@@ -75,6 +73,9 @@ class PyrenderRenderer:
 
     def _ensure(self, image_size: int):
         _load_llvm_users_in_safe_order()
+        # headless OpenGL: OSMesa unless the user chose a platform (``PYOPENGL_PLATFORM=egl`` on GPU machines);
+        # set on first use, not at import (importing the library changes no environment)
+        os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
         import pyrender
 
         if self._renderer is None:
