@@ -95,8 +95,14 @@ DATASETS: dict[str, DatasetInfo] = {
         up_axis="z",
         classes=MODELNET40_CLASSES,
         counts={"train": 9843, "test": 2468},
-        download="https://modelnet.cs.princeton.edu/ (ModelNet40.zip, ~2 GB; pass the unzipped ModelNet40)",
-        layout="ModelNet40/<class>/{train,test}/<class>_NNNN.off",
+        # the released code reads the manually aligned release (datasets/modelnet40_align.py:31); Princeton's
+        # original ModelNet40.zip is not consistently aligned, so the fixed views would see other sides
+        download=(
+            "the manually aligned ModelNet40 (Sedaghat et al., 'Orientation-boosted voxel nets', "
+            "https://lmb.informatik.uni-freiburg.de/resources/datasets/ORION/modelnet40_manually_aligned.tar); "
+            "pass the unpacked modelnet40_manually_aligned folder"
+        ),
+        layout="modelnet40_manually_aligned/<class>/{train,test}/<class>_NNNN.off",
     ),
     "modelnet10": DatasetInfo(
         name="modelnet10",

@@ -31,7 +31,7 @@ def test_rehearsal_changes_only_sizes_of_the_paper_profile():
         for k, v in paper[key].items():
             if f"{key}.{k}" not in REHEARSAL_MAY_CHANGE:
                 assert composed[key][k] == v, f"{key}.{k}"
-    assert composed["clip"]["model"] == "ViT-B-32" and composed["depth"]["image_size"] == 224
+    assert composed["clip"]["model"] == "ViT-B-32-quickgelu" and composed["depth"]["image_size"] == 224
 
 
 def test_merge_and_replace_rules():
