@@ -13,13 +13,33 @@ The share outside the encoders is (data + render) / step; the target is ≤ 10 %
 RGB (throughput does not depend on content).
 
 Usage: ``python benchmarks/bench_pretrain.py [--steps 4] [--mini-batch 32] [--vitb-batch 8] [--threads 2]``
+
+``--memory``: the streaming data path's peak resident memory does not grow with the pool. Fabricates two
+pools of shards (``--pool`` and 8× as many samples; 10 RGB views at 224², 1024 points, val split of 16) in a
+temporary folder, then runs the same ``--steps`` steps of the real :func:`pretrain` (shards indexed, samples
+read on demand by ``--workers`` DataLoader workers, validation streamed) in one subprocess per pool and
+prints the peak RSS of the main process and of the largest worker, and the ratio 8× / 1×. Reference, same
+pools: the old path, ``shards.load_split`` of the whole train split (what the stage did before), whose peak
+grows with the pool.
+
+``--data-share``: the real :func:`pretrain` loop over the fabricated 1× pool with ``ViT-B-32`` (random
+weights, ``pretrained`` none) and ``c2p-mini``: the share of step time spent outside the encoders (waiting
+for the DataLoader + on-the-fly depth rendering), from ``PretrainResult.timings``. Target ≤ 10 %.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from clip2point.models.clip import create_clip, depth_to_clip_input, image_size, rgb_to_clip_input
@@ -76,6 +96,157 @@ def bench(name: str, batch: int, steps: int, pool: int = 64) -> dict[str, float]
             "data_s": data, "render_s": rend, "outside_share": (data + rend) / step}
 
 
+# ------------------------------------------------------------------------------- fabricated shard pools
+
+
+def _render_like(rng: np.random.Generator, views: int, size: int) -> np.ndarray:
+    """(V, S, S, 3) uint8 images that compress like renders: white background, a shaded blob, some noise."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    out = np.empty((views, size, size, 3), np.uint8)
+    colour = rng.uniform(40, 220, 3)
+    for v in range(views):
+        cx, cy, rx, ry = rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.65), rng.uniform(0.15, 0.3), rng.uniform(
+            0.15, 0.3)
+        r2 = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
+        shade = np.clip(1.2 - r2, 0.3, 1.0)[..., None]
+        img = np.where((r2 < 1)[..., None], colour * shade + rng.normal(0, 4, (size, size, 3)), 255.0)
+        out[v] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+def fabricate_pool(root: Path, n: int, val: int = 16, views: int = 10, size: int = 224, points: int = 1024,
+                   per_shard: int = 256, seed: int = 0) -> Path:
+    """Shards + manifest of a pool of ``n`` train and ``val`` val samples with random points and RGB."""
+    from clip2point import shards
+
+    rng = np.random.default_rng(seed)
+
+    def samples(split: str, count: int):
+        for i in range(count):
+            pts = rng.normal(size=(points, 3)).astype(np.float32)
+            pts /= np.linalg.norm(pts, axis=1).max()
+            yield {"id": f"{split}/{i:06d}", "points": pts, "label": i % 10,
+                   "rgb": _render_like(rng, views, size) if split == "train" else None}
+
+    split_info = {}
+    for split, count in (("train", n), ("val", val)):
+        written = shards.write_shards(samples(split, count), root, f"{split}-r000", per_shard)
+        split_info[split] = {"count": count, "shards": written}
+    shards.write_manifest(root / "manifest.json", {"dataset": "fab", "class_names": [f"c{k}" for k in range(10)],
+                                                   "splits": split_info})
+    return root / "manifest.json"
+
+
+def _peak_rss_mb() -> tuple[float, float]:
+    """Peak RSS (MB) of this process and of its largest (waited-for) child, e.g. a DataLoader worker."""
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return me, kids
+
+
+def run_pool(manifest: str, model_name: str, steps: int, batch: int, workers: int) -> dict[str, float]:
+    """``steps`` steps of the real pre-training loop on a streamed pool; timings and peak RSS."""
+    from clip2point import shards
+    from clip2point.models.clip import create_clip
+    from clip2point.render.views import get_views
+    from clip2point.train.pretrain import PretrainConfig, TextSide, pretrain
+    from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSource, StreamingEvalSet
+
+    torch.manual_seed(0)
+    model, _ = create_clip(model_name, "")
+    size = image_size(model.visual)
+    dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else 512
+    text = TextSide(classes=torch.nn.functional.normalize(torch.randn(10, dim), dim=-1))
+    t0 = time.perf_counter()
+    src = ShardPretrainSource(shards.index_split(manifest, "train"))
+    val_index = shards.index_split(manifest, "val")
+    t_index = time.perf_counter() - t0
+    dcfg = DepthConfig(image_size=size, dilation=2)
+    evalset = StreamingEvalSet(ShardPointsSource(val_index), get_views("zeroshot6"), dcfg, 1.0, workers)
+    cfg = PretrainConfig(variant="intra_cross", batch_size=batch, max_steps=steps, warmup_steps=1,
+                         num_workers=workers, bf16=False, eval_batch_size=48, epochs=1)
+    res = pretrain(model.visual, src, evalset, text, cfg, ViewDepthRenderer(get_views("pretrain10"), dcfg),
+                   progress=False)
+    me, kids = _peak_rss_mb()
+    g = torch.Generator().manual_seed(1)
+    reqs = [(int(i), int(v), 1.0, 1.0, False) for i, v in zip(torch.randint(0, len(src), (64,), generator=g),
+                                                                torch.randint(0, src.n_views, (64,), generator=g),
+                                                                strict=True)]
+    t0 = time.perf_counter()
+    for r in reqs:
+        src[r]
+    read_s = (time.perf_counter() - t0) / len(reqs)
+    return {"samples": len(src), "index_s": t_index, "read_s_per_sample": read_s, **res.timings,
+            "peak_rss_mb": me, "peak_worker_rss_mb": kids,
+            "index_bytes": int(src.index.offset.nbytes + src.index.size.nbytes + src.index.keys.nbytes
+                               + src.index.shard.nbytes)}
+
+
+def load_whole_split(manifest: str) -> dict[str, float]:
+    """The old path: the whole train split in memory (``shards.load_split``), as the stage held it."""
+    from clip2point import shards
+
+    t0 = time.perf_counter()
+    raw = shards.load_split(manifest, "train")
+    rgb = torch.from_numpy(raw["rgb"])
+    me, _ = _peak_rss_mb()
+    return {"samples": int(rgb.shape[0]), "load_s": time.perf_counter() - t0, "peak_rss_mb": me,
+            "resident_rgb_mb": rgb.numel() / 2**20}
+
+
+def _child(args: list[str]) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], check=True, capture_output=True,
+                         text=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def memory_mode(pool: int, steps: int, batch: int, workers: int, threads: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as tmp:
+        t0 = time.perf_counter()
+        pools = {k: str(fabricate_pool(Path(tmp) / f"x{k}", pool * k)) for k in (1, 8)}
+        disk = {k: sum(f.stat().st_size for f in Path(p).parent.iterdir()) / 2**20 for k, p in pools.items()}
+        print(f"fabricated pools of {pool} and {8 * pool} samples (10 views 224², 1024 points): "
+              f"{disk[1]:.0f} / {disk[8]:.0f} MB on disk, {time.perf_counter() - t0:.0f} s")
+        stream = {k: _child(["stream", p, "c2p-mini", steps, batch, workers, threads]) for k, p in pools.items()}
+        old = {k: _child(["old", p]) for k, p in pools.items()}
+    print(f"\nstreaming: {steps} steps of pretrain(intra_cross), c2p-mini, batch {batch}, {workers} workers")
+    print(f"{'pool':>6} {'index KB':>9} {'index s':>8} {'peak RSS main MB':>17} {'peak RSS worker MB':>19}")
+    for k in (1, 8):
+        r = stream[k]
+        print(f"{r['samples']:>6} {r['index_bytes'] / 1024:>9.1f} {r['index_s']:>8.2f} {r['peak_rss_mb']:>17.0f} "
+              f"{r['peak_worker_rss_mb']:>19.0f}")
+    print(f"ratio 8x/1x peak RSS (main): {stream[8]['peak_rss_mb'] / stream[1]['peak_rss_mb']:.2f}x, "
+          f"(worker): {stream[8]['peak_worker_rss_mb'] / max(stream[1]['peak_worker_rss_mb'], 1e-9):.2f}x")
+    print("\nreference, the old path: shards.load_split of the whole train split")
+    print(f"{'pool':>6} {'resident RGB MB':>16} {'peak RSS MB':>12} {'load s':>7}")
+    for k in (1, 8):
+        r = old[k]
+        print(f"{r['samples']:>6} {r['resident_rgb_mb']:>16.0f} {r['peak_rss_mb']:>12.0f} {r['load_s']:>7.1f}")
+    print(f"ratio 8x/1x peak RSS (old): {old[8]['peak_rss_mb'] / old[1]['peak_rss_mb']:.2f}x; "
+          f"old / streaming at 8x: {old[8]['peak_rss_mb'] / stream[8]['peak_rss_mb']:.2f}x")
+
+
+def data_share_mode(pool: int, steps: int, vitb_batch: int, mini_batch: int, workers: int, threads: int,
+                    skip_vitb: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as tmp:
+        manifest = str(fabricate_pool(Path(tmp) / "pool", max(pool, 2 * max(vitb_batch, mini_batch))))
+        runs = [("c2p-mini", mini_batch)] + ([] if skip_vitb else [("ViT-B-32", vitb_batch)])
+        rows = [(name, b, _child(["stream", manifest, name, steps, b, workers, threads])) for name, b in runs]
+    print(f"\ndata share: {steps} steps of pretrain(intra_cross) over streamed shards, {workers} workers, "
+          f"{threads} threads, random weights")
+    print(f"{'model':<10} {'batch':>5} {'step ms':>8} {'wait ms':>8} {'render ms':>9} {'samples/s':>9} {'outside':>8} "
+          f"{'read ms/sample':>15}")
+    for name, b, r in rows:
+        n = r["steps_run"]
+        print(f"{name:<10} {b:>5} {1000 * r['step_s'] / n:>8.0f} {1000 * r['data_wait_s'] / n:>8.1f} "
+              f"{1000 * r['render_s'] / n:>9.1f} {b * n / r['step_s']:>9.1f} {100 * r['data_share']:>7.1f}% "
+              f"{1000 * r['read_s_per_sample']:>15.2f}")
+    print("outside = (DataLoader wait + on-the-fly depth rendering) / step time; target <= 10%")
+    read = rows[0][2]["read_s_per_sample"]
+    print(f"one worker reads {1 / read:.0f} samples/s (points + one 224² PNG view): a step of B samples every T s "
+          f"needs num_workers >= B·{read * 1000:.2f} ms / T for the wait to vanish")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4)
@@ -83,8 +254,29 @@ def main() -> None:
     ap.add_argument("--vitb-batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-vitb", action="store_true")
+    ap.add_argument("--memory", action="store_true", help="peak RSS on pools of 1x and 8x samples")
+    ap.add_argument("--data-share", action="store_true", help="share of step time outside the encoders")
+    ap.add_argument("--pool", type=int, default=64, help="samples of the 1x pool")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (memory / data-share modes)")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child is not None:
+        what, *rest = json.loads(args.child)
+        if what == "stream":
+            manifest, model_name, steps, batch, workers, threads = rest
+            torch.set_num_threads(threads)
+            print(json.dumps(run_pool(manifest, model_name, steps, batch, workers)))
+        else:
+            print(json.dumps(load_whole_split(rest[0])))
+        return
     torch.set_num_threads(args.threads)
+    if args.memory or args.data_share:
+        if args.memory:
+            memory_mode(args.pool, args.steps, args.mini_batch, args.workers, args.threads)
+        if args.data_share:
+            data_share_mode(args.pool, args.steps, args.vitb_batch, args.mini_batch, args.workers, args.threads,
+                            args.skip_vitb)
+        return
     rows = [bench("c2p-mini", args.mini_batch, args.steps)]
     if not args.skip_vitb:
         rows.append(bench("ViT-B-32", args.vitb_batch, args.steps))

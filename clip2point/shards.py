@@ -17,9 +17,17 @@ file                content
 ``key`` is the sample id with ``.`` and ``/`` replaced (WebDataset splits keys at the first dot); the
 true id is in the json. Shards hold at most ``maxcount`` samples.
 
-Errors: a missing, truncated or corrupt tar raises :class:`ShardError` naming the shard. A sample whose
-files do not decode (or lacks points / cls) is skipped, counted in :class:`ReadStats` and logged with its
-shard and key.
+Errors: a missing, truncated or corrupt tar raises :class:`ShardError` naming the shard. Every read checks
+that the tar ends with its end-of-archive marker (a tar cut at a member boundary or inside a header is an
+error, never a shorter shard) and, given the manifest's per-shard counts, that the shard holds exactly that
+many samples (the error names the shard and both counts). A sample whose files do not decode (or lacks
+points / cls) is skipped, counted in :class:`ReadStats` and logged with its shard and key.
+
+Random access: :func:`index_split` scans the tar headers of a split once (no member data is read) into a
+:class:`ShardIndex`, a few numpy arrays (shard number, byte offset and size of each member) in the order of
+the sorted sample keys: independent of how the samples were laid out in shards, or of how many ranks
+rendered them. :meth:`ShardIndex.read` then reads one sample's members on demand (a seek and a read per
+member), so memory does not grow with the pool's RGB.
 
 Distribution: :func:`split_urls` gives a rank its shards ``urls[rank::world_size]`` and then a DataLoader
 worker its share of those, ``[worker::num_workers]``; every shard goes to exactly one (rank, worker).
@@ -181,38 +189,132 @@ def write_shards(samples: Iterable[dict[str, Any]], out_dir: str | os.PathLike, 
     return written
 
 
-def _iter_tar_groups(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {ext: bytes}) groups of a shard; ShardError naming the shard if it cannot be read whole."""
+@dataclass
+class _Member:
+    name: str
+    offset: int  # byte offset of the member's data
+    size: int
+
+
+class _NotPlainUstar(Exception):
+    """A header the fast scanner leaves to :mod:`tarfile` (pax, GNU long names, base-256 sizes, …)."""
+
+
+def _ustar_headers(url: str, fsize: int) -> tuple[list[_Member], int]:
+    """Regular-file members of a plain USTAR tar (as :func:`write_shards` writes) from their headers, and
+    the offset where the header after the last member starts. About 5× faster than :mod:`tarfile`."""
+    members: list[_Member] = []
+    off = 0
+    with open(url, "rb") as f:
+        while True:
+            f.seek(off)
+            b = f.read(tarfile.BLOCKSIZE)
+            if len(b) < tarfile.BLOCKSIZE or b.count(0) == tarfile.BLOCKSIZE:
+                return members, off  # end marker, or a cut: judged by the caller
+            try:
+                chk = int(b[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
+                size = int(b[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+            except ValueError:
+                raise _NotPlainUstar from None
+            if chk != sum(b[:148]) + 256 + sum(b[156:]) or b[156:157] not in (b"0", b"\0", b"5"):
+                raise _NotPlainUstar
+            name = b[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            prefix = b[345:500].split(b"\0", 1)[0] if b[257:262] == b"ustar" else b""
+            if prefix:
+                name = prefix.decode("utf-8", "surrogateescape") + "/" + name
+            data = off + tarfile.BLOCKSIZE
+            if data + size > fsize:
+                raise ShardError(f"shard {url}: truncated inside member {name} ({max(0, fsize - data)} of {size} "
+                                 "bytes)")
+            if b[156:157] != b"5":
+                members.append(_Member(name, data, size))
+            off = data + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _tarfile_headers(url: str, fsize: int) -> tuple[list[_Member], int]:
+    """As :func:`_ustar_headers`, through :mod:`tarfile` (any tar format)."""
+    members: list[_Member] = []
+    end = 0
     try:
-        tar = tarfile.open(url, "r|")
-    except FileNotFoundError:
-        raise ShardError(f"shard {url}: file not found") from None
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise ShardError(f"shard {url}: not a readable tar ({e})") from None
-    key: str | None = None
-    group: dict[str, bytes] = {}
-    try:
-        with tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                base = os.path.basename(member.name)
-                k, _, ext = base.partition(".")
-                f = tar.extractfile(member)
-                data = f.read() if f is not None else b""
-                if len(data) != member.size:
-                    raise ShardError(f"shard {url}: truncated at {member.name}")
-                if k != key:
-                    if key is not None:
-                        yield key, group
-                    key, group = k, {}
-                group[ext] = data
+        with tarfile.open(url, "r:") as tar:
+            for m in tar:
+                if m.offset_data + m.size > fsize:
+                    raise ShardError(f"shard {url}: truncated inside member {m.name} "
+                                     f"({max(0, fsize - m.offset_data)} of {m.size} bytes)")
+                end = m.offset_data + -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                if m.isfile():
+                    members.append(_Member(m.name, m.offset_data, m.size))
     except ShardError:
         raise
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise ShardError(f"shard {url}: truncated or corrupt tar ({e})") from None
-    if key is not None:
-        yield key, group
+        raise ShardError(f"shard {url}: truncated or not a readable tar ({e})") from None
+    return members, end
+
+
+def _scan_tar(url: str) -> list[tuple[str, dict[str, _Member]]]:
+    """(key, {ext: member}) groups of a shard from its tar headers alone (no data is read).
+
+    Raises :class:`ShardError` naming the shard if the tar is missing, not a tar, cut inside a header or
+    inside a member's data, cut at a member boundary (no end-of-archive marker), or has a corrupt header.
+    """
+    try:
+        fsize = os.path.getsize(url)
+        try:
+            members, end = _ustar_headers(url, fsize)
+        except _NotPlainUstar:
+            members, end = _tarfile_headers(url, fsize)
+        with open(url, "rb") as f:
+            f.seek(end)
+            block = f.read(tarfile.BLOCKSIZE)
+    except FileNotFoundError:
+        raise ShardError(f"shard {url}: file not found") from None
+    except OSError as e:
+        raise ShardError(f"shard {url}: cannot be read ({e})") from None
+    groups: list[tuple[str, dict[str, _Member]]] = []
+    for m in members:
+        k, _, ext = os.path.basename(m.name).partition(".")
+        if not groups or groups[-1][0] != k:
+            groups.append((k, {}))
+        groups[-1][1][ext] = m
+    if len(block) == 0:
+        last = f" after {groups[-1][0]}" if groups else ""
+        raise ShardError(f"shard {url}: truncated at a member boundary{last} (no end-of-archive marker at "
+                         f"byte {end})")
+    if len(block) < tarfile.BLOCKSIZE:
+        raise ShardError(f"shard {url}: truncated inside a tar header at byte {end} ({len(block)} of "
+                         f"{tarfile.BLOCKSIZE} bytes)")
+    if block.count(0) != tarfile.BLOCKSIZE:
+        raise ShardError(f"shard {url}: corrupt tar header at byte {end}")
+    return groups
+
+
+def _check_count(url: str, found: int, expected: int | None) -> None:
+    if expected is not None and found != int(expected):
+        raise ShardError(f"shard {url}: holds {found} samples but the manifest says {int(expected)}")
+
+
+def _read_members(f: Any, url: str, members: dict[str, _Member]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for ext, m in members.items():
+        f.seek(m.offset)
+        data = f.read(m.size)
+        if len(data) != m.size:
+            raise ShardError(f"shard {url}: truncated at {m.name} ({len(data)} of {m.size} bytes)")
+        out[ext] = data
+    return out
+
+
+def _iter_tar_groups(url: str, expected: int | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {ext: bytes}) groups of a shard; ShardError naming the shard if it cannot be read whole or
+    holds another number of samples than ``expected`` (the manifest's count)."""
+    groups = _scan_tar(url)
+    _check_count(url, len(groups), expected)
+    try:
+        with open(url, "rb") as f:
+            for key, members in groups:
+                yield key, _read_members(f, url, members)
+    except OSError as e:
+        raise ShardError(f"shard {url}: cannot be read ({e})") from None
 
 
 def node_info() -> tuple[int, int]:
@@ -247,11 +349,16 @@ def split_urls(urls: list[str], rank: int = 0, world_size: int = 1, worker: int 
 
 def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bool = True,
                 stats: ReadStats | None = None, rank: int | None = None, world_size: int | None = None,
-                ) -> Iterator[dict[str, Any]]:
+                counts: list[int] | None = None) -> Iterator[dict[str, Any]]:
     """Decoded samples ``dict(id, key, points, label, rgb, depth, meta)`` of this node's / worker's shards.
 
-    Corrupt samples are skipped and counted in ``stats``; an unreadable shard raises :class:`ShardError`.
+    Corrupt samples are skipped and counted in ``stats``; an unreadable shard raises :class:`ShardError`,
+    and so does a shard holding another number of samples than its entry in ``counts`` (the manifest's
+    per-shard counts, aligned with ``urls``).
     """
+    if counts is not None and len(counts) != len(urls):
+        raise ValueError(f"counts has {len(counts)} entries for {len(urls)} shards")
+    expected = dict(zip(urls, counts, strict=True)) if counts is not None else {}
     stats = stats if stats is not None else ReadStats()
     r, w = node_info() if split_by_node else (0, 1)
     if rank is not None:
@@ -260,7 +367,7 @@ def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bo
         w = world_size
     wid, nw = worker_info() if split_by_worker else (0, 1)
     for url in split_urls(urls, r, w, wid, nw):
-        for key, files in _iter_tar_groups(url):
+        for key, files in _iter_tar_groups(url, expected.get(url)):
             try:
                 sample = decode_sample(key, files)
             except Exception as e:  # noqa: BLE001 - any decode failure makes the sample corrupt
@@ -313,6 +420,14 @@ def manifest_urls(manifest: dict[str, Any] | str | os.PathLike, split: str) -> l
     return [str(Path(m["root"]) / s["url"]) for s in m["splits"][split]["shards"]]
 
 
+def manifest_counts(manifest: dict[str, Any] | str | os.PathLike, split: str) -> list[int]:
+    """The manifest's sample count of each shard of one split, aligned with :func:`manifest_urls`."""
+    m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
+    if split not in m["splits"]:
+        raise KeyError(f"split {split!r} not in manifest (has {sorted(m['splits'])})")
+    return [int(s["count"]) for s in m["splits"][split]["shards"]]
+
+
 def merge_manifests(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge per-rank manifests (same dataset and settings, disjoint shards) into one."""
     if not parts:
@@ -330,11 +445,13 @@ def merge_manifests(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def load_split(manifest: dict[str, Any] | str | os.PathLike, split: str, with_rgb: bool = True,
                ) -> dict[str, Any]:
-    """A whole split in memory (small datasets): ids, points (M,N,3), labels (M,), rgb (M,V,H,W,3) or None,
-    depth (M,V,H,W) or None, meta list, and ``skipped`` / ``errors`` of corrupt samples."""
+    """A whole split in memory (small datasets only: pre-training streams through :func:`index_split`): ids,
+    points (M,N,3), labels (M,), rgb (M,V,H,W,3) or None, depth (M,V,H,W) or None, meta list, and
+    ``skipped`` / ``errors`` of corrupt samples. Shard order; shard counts checked against the manifest."""
     stats = ReadStats()
-    rows = list(iter_shards(manifest_urls(manifest, split), split_by_node=False, split_by_worker=False,
-                            stats=stats))
+    m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
+    rows = list(iter_shards(manifest_urls(m, split), split_by_node=False, split_by_worker=False,
+                            stats=stats, counts=manifest_counts(m, split)))
     have_rgb = with_rgb and rows and all(r["rgb"] is not None for r in rows)
     have_depth = rows and all(r["depth"] is not None for r in rows)
     return {
@@ -349,6 +466,136 @@ def load_split(manifest: dict[str, Any] | str | os.PathLike, split: str, with_rg
     }
 
 
+@dataclass
+class ShardIndex:
+    """Where every sample of a split lives: an in-memory index for random access (no sample data).
+
+    Rows are the samples in the order of their sorted keys. ``offset[i, j]`` / ``size[i, j]`` locate member
+    ``columns[j]`` (e.g. ``points.npy``, ``rgb.03.png``) of sample ``i`` inside shard ``urls[shard[i]]``;
+    ``-1`` where the sample has no such member. A few numpy arrays (tens of bytes per sample), cheap to
+    pickle into DataLoader workers.
+    """
+
+    urls: list[str]
+    keys: np.ndarray  # (M,) str, sorted
+    shard: np.ndarray  # (M,) int32
+    columns: tuple[str, ...]
+    offset: np.ndarray  # (M, E) int64
+    size: np.ndarray  # (M, E) int64
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def column(self, ext: str) -> int:
+        try:
+            return self.columns.index(ext)
+        except ValueError:
+            raise KeyError(f"no sample of this split has a '{ext}' member (has {list(self.columns)})") from None
+
+    @property
+    def rgb_views(self) -> int:
+        """Number of RGB views ``rgb.00.png`` … held by every sample (0 without RGB)."""
+        v = 0
+        while f"rgb.{v:02d}.png" in self.columns and bool((self.size[:, self.column(f"rgb.{v:02d}.png")]
+                                                            >= 0).all()):
+            v += 1
+        return v
+
+    def read(self, i: int, exts: Iterable[str]) -> dict[str, bytes]:
+        """The raw bytes of members ``exts`` of sample ``i`` (one open, a seek and a read per member)."""
+        url = self.urls[int(self.shard[i])]
+        members: dict[str, _Member] = {}
+        for ext in exts:
+            j = self.column(ext)
+            if self.size[i, j] < 0:
+                raise ShardError(f"shard {url}: sample {self.keys[i]} has no {ext}")
+            members[ext] = _Member(f"{self.keys[i]}.{ext}", int(self.offset[i, j]), int(self.size[i, j]))
+        try:
+            with open(url, "rb") as f:
+                return _read_members(f, url, members)
+        except FileNotFoundError:
+            raise ShardError(f"shard {url}: file not found") from None
+        except OSError as e:
+            raise ShardError(f"shard {url}: cannot be read ({e})") from None
+
+    def points(self, i: int) -> np.ndarray:
+        """(N, 3) float32 points of sample ``i``."""
+        return decode_points(self.read(i, ["points.npy"])["points.npy"], self.urls[int(self.shard[i])],
+                              str(self.keys[i]))
+
+    def sample(self, i: int, views: Iterable[int] | None = None, with_rgb: bool = True,
+               with_points: bool = True) -> dict[str, Any]:
+        """Sample ``i`` decoded: key, label, points (N,3) (None without ``with_points``) and, with
+        ``with_rgb``, the RGB views ``views`` (all by default) as (V', H, W, 3) uint8 (else None). A member
+        that does not decode raises :class:`ShardError` naming the shard and the sample (random access
+        never skips a sample: batches keep their composition)."""
+        url, key = self.urls[int(self.shard[i])], str(self.keys[i])
+        views = list(range(self.rgb_views) if views is None else views) if with_rgb else []
+        exts = ["cls", *(f"rgb.{v:02d}.png" for v in views)] + (["points.npy"] if with_points else [])
+        files = self.read(i, exts)
+        try:
+            label = int(files["cls"].decode().strip())
+            rgb = np.stack([decode_png(files[f"rgb.{v:02d}.png"]) for v in views]) if views else None
+        except Exception as e:  # noqa: BLE001 - any decode failure names the sample
+            raise ShardError(f"shard {url}: sample {key} does not decode ({type(e).__name__}: {e})") from None
+        points = decode_points(files["points.npy"], url, key) if with_points else None
+        return {"key": key, "points": points, "label": label, "rgb": rgb}
+
+
+def decode_points(data: bytes, url: str, key: str) -> np.ndarray:
+    """(N, 3) float32 points of a ``points.npy`` member; :class:`ShardError` naming shard and sample."""
+    try:
+        points = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as e:  # noqa: BLE001
+        raise ShardError(f"shard {url}: sample {key} points.npy does not decode ({e})") from None
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ShardError(f"shard {url}: sample {key} points.npy has shape {points.shape}, expected (N, 3)")
+    return points.astype(np.float32, copy=False)
+
+
+def index_split(manifest: dict[str, Any] | str | os.PathLike, split: str,
+                require: tuple[str, ...] = ("points.npy", "cls")) -> ShardIndex:
+    """Index one split for random access: scan each shard's tar headers (no data), check each shard's sample
+    count against the manifest, sort the samples by key.
+
+    Samples lacking a ``require``-d member are left out, counted in ``skipped`` and logged. A key found
+    twice (in one shard or two) raises :class:`ShardError` naming both places.
+    """
+    m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
+    urls, counts = manifest_urls(m, split), manifest_counts(m, split)
+    rows: list[tuple[str, int, dict[str, _Member]]] = []
+    skipped, errors = 0, []
+    for s, (url, count) in enumerate(zip(urls, counts, strict=True)):
+        groups = _scan_tar(url)
+        _check_count(url, len(groups), count)
+        for key, members in groups:
+            missing = [e for e in require if e not in members]
+            if missing:
+                skipped += 1
+                msg = f"shard {url}: sample {key} skipped (missing {', '.join(missing)})"
+                errors.append(msg)
+                log.warning(msg)
+                continue
+            rows.append((key, s, members))
+    rows.sort(key=lambda r: r[0])
+    for a, b in zip(rows, rows[1:], strict=False):
+        if a[0] == b[0]:
+            raise ShardError(f"sample key {a[0]} appears twice: in shard {urls[a[1]]} and in shard {urls[b[1]]}")
+    columns = tuple(sorted({ext for _, _, members in rows for ext in members}))
+    col = {c: j for j, c in enumerate(columns)}
+    offset = np.full((len(rows), len(columns)), -1, dtype=np.int64)
+    size = np.full((len(rows), len(columns)), -1, dtype=np.int64)
+    for i, (_, _, members) in enumerate(rows):
+        for ext, mem in members.items():
+            offset[i, col[ext]] = mem.offset
+            size[i, col[ext]] = mem.size
+    return ShardIndex(urls=urls, keys=np.array([r[0] for r in rows], dtype=str),
+                      shard=np.array([r[1] for r in rows], dtype=np.int32), columns=columns, offset=offset,
+                      size=size, skipped=skipped, errors=errors)
+
+
 try:  # a torch IterableDataset wrapper when torch is present
     import torch.utils.data as _tud
 
@@ -357,11 +604,13 @@ try:  # a torch IterableDataset wrapper when torch is present
 
         def __init__(self, manifest: dict[str, Any] | str | os.PathLike, split: str) -> None:
             super().__init__()
-            self.urls = manifest_urls(manifest, split)
+            m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
+            self.urls = manifest_urls(m, split)
+            self.counts = manifest_counts(m, split)
             self.stats = ReadStats()
 
         def __iter__(self) -> Iterator[dict[str, Any]]:
-            return iter_shards(self.urls, stats=self.stats)
+            return iter_shards(self.urls, stats=self.stats, counts=self.counts)
 
 except ImportError:  # pragma: no cover
     pass

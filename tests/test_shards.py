@@ -130,3 +130,145 @@ def test_merge_manifests():
     assert m["splits"]["train"]["count"] == 3
     assert m["splits"]["train"]["shards"] == [{"url": "a", "count": 2}, {"url": "b", "count": 1}]
     assert m["splits"]["test"]["count"] == 1 and "rank" not in m
+
+
+# ---- nothing read silently short (truncated fixtures) and random access -------------------------------
+
+
+def _members(path):
+    with tarfile.open(path) as tar:
+        return tar.getmembers()
+
+
+@pytest.fixture(params=["ustar", "tarfile"])
+def scanner(request, monkeypatch):
+    """Run a test with the fast USTAR header scan and with the tarfile fallback (pax / GNU tars)."""
+    if request.param == "tarfile":
+        def no_fast_path(*_a):
+            raise shards._NotPlainUstar
+
+        monkeypatch.setattr(shards, "_ustar_headers", no_fast_path)
+    return request.param
+
+
+def test_cut_at_member_boundary_is_an_error_not_a_shorter_shard(tmp_path, scanner):
+    write_split(tmp_path, make_samples(8), maxcount=4)
+    bad = tmp_path / "train-r000-000000.tar"
+    members = _members(bad)
+    first_of_sample_3 = next(m for m in members if m.name.startswith(shards.sample_key(make_samples(8)[3]["id"])))
+    bad.write_bytes(bad.read_bytes()[: first_of_sample_3.offset])  # three whole samples, then nothing
+    for read in (lambda: shards.load_split(tmp_path / "manifest.json", "train"),
+                 lambda: shards.index_split(tmp_path / "manifest.json", "train"),
+                 lambda: list(shards.iter_shards([str(bad)], split_by_node=False, split_by_worker=False))):
+        with pytest.raises(shards.ShardError, match="train-r000-000000.tar.*member boundary"):
+            read()
+
+
+def test_shard_with_fewer_samples_than_the_manifest_names_both_counts(tmp_path, scanner):
+    samples = make_samples(8)
+    write_split(tmp_path, samples, maxcount=4)
+    # a complete, valid tar that holds 3 samples where the manifest says 4
+    shards.write_shards(samples[:3], tmp_path / "short", "x", maxcount=10)
+    (tmp_path / "short" / "x-000000.tar").replace(tmp_path / "train-r000-000001.tar")
+    for read in (lambda: shards.load_split(tmp_path / "manifest.json", "train"),
+                 lambda: shards.index_split(tmp_path / "manifest.json", "train")):
+        with pytest.raises(shards.ShardError, match=r"train-r000-000001.tar: holds 3 samples but the manifest "
+                                                    r"says 4"):
+            read()
+
+
+def test_cut_inside_a_header_names_the_shard(tmp_path, scanner):
+    write_split(tmp_path, make_samples(8), maxcount=4)
+    bad = tmp_path / "train-r000-000001.tar"
+    fifth = _members(bad)[5]
+    bad.write_bytes(bad.read_bytes()[: fifth.offset + 100])
+    with pytest.raises(shards.ShardError, match="train-r000-000001.tar: truncated inside a tar header"):
+        shards.load_split(tmp_path / "manifest.json", "train")
+    with pytest.raises(shards.ShardError, match="train-r000-000001.tar: truncated inside a tar header"):
+        shards.index_split(tmp_path / "manifest.json", "train")
+    bad.write_bytes(bad.read_bytes()[:100])  # inside the very first header
+    with pytest.raises(shards.ShardError, match="train-r000-000001.tar"):
+        shards.index_split(tmp_path / "manifest.json", "train")
+
+
+def test_cut_inside_member_data_names_the_member(tmp_path, scanner):
+    write_split(tmp_path, make_samples(4), maxcount=4)
+    bad = tmp_path / "train-r000-000000.tar"
+    m = _members(bad)[2]
+    bad.write_bytes(bad.read_bytes()[: m.offset_data + m.size // 2])
+    with pytest.raises(shards.ShardError, match=f"train-r000-000000.tar.*{m.name}"):
+        shards.index_split(tmp_path / "manifest.json", "train")
+
+
+def _layout(root, samples, ranks: int, maxcount: int):
+    """Write ``samples`` as ``ranks`` render ranks would (interleaved, reversed), with a merged manifest."""
+    parts = []
+    for r in range(ranks):
+        mine = samples[::-1][r::ranks]
+        written = shards.write_shards(mine, root, f"train-r{r:03d}", maxcount)
+        parts.append({"dataset": "toy", "rank": r, "class_names": ["a", "b", "c"],
+                      "splits": {"train": {"count": len(mine), "shards": written}}})
+    shards.write_manifest(root / "manifest.json", shards.merge_manifests(parts))
+    return root / "manifest.json"
+
+
+def test_index_is_sorted_by_key_and_independent_of_layout(tmp_path, scanner):
+    samples = make_samples(11, views=3)
+    a = shards.index_split(_layout(tmp_path / "a", samples, 1, 4), "train")
+    b = shards.index_split(_layout(tmp_path / "b", samples, 3, 2), "train")
+    keys = sorted(shards.sample_key(s["id"]) for s in samples)
+    assert list(a.keys) == keys and list(b.keys) == keys
+    assert a.rgb_views == 3 and a.skipped == 0
+    by_key = {shards.sample_key(s["id"]): s for s in samples}
+    for i in range(len(samples)):
+        sa, sb = a.sample(i), b.sample(i, views=[2, 0])
+        ref = by_key[keys[i]]
+        np.testing.assert_array_equal(sa["points"], ref["points"])
+        np.testing.assert_array_equal(sa["rgb"], ref["rgb"])
+        np.testing.assert_array_equal(sb["rgb"], ref["rgb"][[2, 0]])
+        assert sa["label"] == sb["label"] == ref["label"]
+        assert b.sample(i, with_rgb=False, with_points=False)["rgb"] is None
+
+
+def test_index_duplicate_key_and_undecodable_sample(tmp_path):
+    samples = make_samples(4)
+    write_split(tmp_path, samples + [dict(samples[1])], maxcount=3)
+    with pytest.raises(shards.ShardError, match=f"{shards.sample_key(samples[1]['id'])} appears twice"):
+        shards.index_split(tmp_path / "manifest.json", "train")
+    bad = make_samples(2)
+    bad[1]["rgb_png"] = [b"not a png", b"not a png"]
+    del bad[1]["rgb"]
+    write_split(tmp_path / "c", bad, maxcount=3)
+    index = shards.index_split(tmp_path / "c" / "manifest.json", "train")
+    i = list(index.keys).index(shards.sample_key(bad[1]["id"]))
+    with pytest.raises(shards.ShardError, match=f"train-r000-000000.tar: sample {index.keys[i]} does not decode"):
+        index.sample(i)
+
+
+def test_corrupt_header_in_the_middle_names_the_shard(tmp_path, scanner):
+    write_split(tmp_path, make_samples(4), maxcount=4)
+    bad = tmp_path / "train-r000-000000.tar"
+    raw = bytearray(bad.read_bytes())
+    at = _members(bad)[7].offset
+    raw[at + 10] ^= 0x55  # a name byte: the header checksum no longer matches
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(shards.ShardError, match=f"train-r000-000000.tar: corrupt tar header at byte {at}"):
+        shards.index_split(tmp_path / "manifest.json", "train")
+
+
+def test_pax_tar_with_long_names_is_indexed_through_the_fallback(tmp_path):
+    samples = make_samples(3)
+    long_id = "x" * 120  # a key longer than USTAR's 100-character name field: pax headers
+    samples[1]["id"] = long_id
+    with tarfile.open(tmp_path / "p.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        for smp in samples:
+            for ext, data in shards.encode_sample(smp).items():
+                info = tarfile.TarInfo(f"{shards.sample_key(smp['id'])}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    manifest = {"dataset": "t", "splits": {"train": {"count": 3, "shards": [{"url": "p.tar", "count": 3}]}}}
+    shards.write_manifest(tmp_path / "manifest.json", manifest)
+    index = shards.index_split(tmp_path / "manifest.json", "train")
+    assert long_id in list(index.keys) and len(index) == 3
+    i = list(index.keys).index(long_id)
+    np.testing.assert_array_equal(index.sample(i)["rgb"], samples[1]["rgb"])

@@ -2,17 +2,29 @@
 
 A checkpoint holds everything a run needs to continue as if never stopped: model (E_d and σ), optimizer,
 scheduler, RNG states (python, numpy, torch CPU and CUDA), the global step, the best-so-far selection and
-the metric history. It is written to a temporary sibling and renamed into place (``os.replace``), so a run
+the metric history. It is written to a temporary file and renamed into place (``os.replace``), so a run
 killed while saving leaves the previous checkpoint intact. The library knows no paths: callers pass them.
+
+Byte-reproducible: ``torch.save`` given a *path* records that file's name inside its zip archive (the
+records are ``<name>/data.pkl``, …), so saving through a randomly named temporary file gives different
+bytes for identical content. :func:`to_bytes` serialises through a file object instead (fixed archive
+name ``archive``), so identical objects give identical bytes, wherever they are written.
+
+Temporary files: :func:`write_bytes_atomic` writes ``.<name>.<random>.tmp`` in ``tmp_dir`` (default: the
+target's folder; pass a folder outside an output directory so that even a kill leaves nothing inside the
+output), and :func:`remove_stale_temps` removes such leftovers of earlier killed runs.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -37,20 +49,58 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
+def to_bytes(obj: Any) -> bytes:
+    """``torch.save`` of ``obj`` as bytes: identical objects give identical bytes (see the module docstring)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _write_atomic(write: Callable[[BinaryIO], Any], path: Path, tmp_dir: str | os.PathLike | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tdir = Path(tmp_dir) if tmp_dir is not None else path.parent
+    tdir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tdir)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            if e.errno != errno.EXDEV or tdir == path.parent:
+                raise
+            _write_atomic(write, path, None)  # tmp_dir on another filesystem: fall back to path's folder
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike, tmp_dir: str | os.PathLike | None = None) -> None:
+    """Write ``data`` to a temporary file in ``tmp_dir`` (default: ``path``'s folder; same filesystem),
+    fsync, then rename over ``path``. The temporary file is removed on failure."""
+    _write_atomic(lambda f: f.write(data), Path(path), tmp_dir)
+
+
+def save_atomic(obj: Any, path: str | os.PathLike, tmp_dir: str | os.PathLike | None = None) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically (as :func:`write_bytes_atomic`) and byte-reproducibly:
+    serialised straight into the open temporary file (a file object, so the archive name is the fixed
+    ``archive``, the same bytes as :func:`to_bytes` without holding them in memory)."""
+    _write_atomic(lambda f: torch.save(obj, f), Path(path), tmp_dir)
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete leftovers ``.<name>.*.tmp`` (any name if None) of atomic writes killed in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    gone = []
+    for p in folder.glob(f".{name}.*.tmp" if name else ".*.tmp"):
+        if p.is_file():
+            p.unlink()
+            gone.append(p)
+    return gone
 
 
 def save_checkpoint(
@@ -61,6 +111,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     extra: dict[str, Any] | None = None,
+    tmp_dir: str | os.PathLike | None = None,
 ) -> None:
     """Write a full training checkpoint atomically (model, optimizer, scheduler, RNG states, step, extra)."""
     save_atomic(
@@ -73,7 +124,32 @@ def save_checkpoint(
             "extra": extra or {},
         },
         path,
+        tmp_dir,
     )
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw content of a checkpoint written by :func:`save_checkpoint` (on the CPU)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def apply_checkpoint(
+    state: dict[str, Any],
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+) -> dict[str, Any]:
+    """Restore a checkpoint's content (from :func:`read_checkpoint`) in place; returns ``{"step", "extra"}``."""
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if restore_rng:
+        set_rng_state(state["rng"])
+    return {"step": int(state["step"]), "extra": state.get("extra", {})}
 
 
 def load_checkpoint(
@@ -85,12 +161,5 @@ def load_checkpoint(
     restore_rng: bool = True,
 ) -> dict[str, Any]:
     """Restore a checkpoint written by :func:`save_checkpoint` in place; returns ``{"step", "extra"}``."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler") is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if restore_rng:
-        set_rng_state(state["rng"])
-    return {"step": int(state["step"]), "extra": state.get("extra", {})}
+    return apply_checkpoint(read_checkpoint(path), model=model, optimizer=optimizer, scheduler=scheduler,
+                            restore_rng=restore_rng)

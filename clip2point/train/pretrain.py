@@ -1,28 +1,45 @@
 """CLIP2Point image–depth pre-training (paper §3.2.1, Fig. 2) and its two controls.
 
-Variants:
+Objectives are a registry (:data:`OBJECTIVES`, :func:`register_objective`); ``PretrainConfig.variant``
+names one. Each declares what its batches must hold (depth maps rendered from the points and at which
+distances, RGB, labels, caption features), whether it learns Eq. 11's σ, its loss and its log keys:
 
 - ``intra_cross`` (CLIP2Point): E_d initialised from CLIP's visual encoder E_i, E_i frozen. Each sample
-  is one random view of the 10, its RGB render I_i (→ frozen E_i) and two depth maps D_{i,d1}, D_{i,d2}
-  rendered on the fly from the points at independently jittered distances (→ E_d). Loss Eq. 11:
-  L_intra (Eq. 5–7) / σ² + L_cross (Eq. 8–10, mean depth feature vs image feature) + log(σ + 1).
+  is one random view of the training view set, its RGB render I_i (→ frozen E_i) and two depth maps
+  D_{i,d1}, D_{i,d2} rendered on the fly from the points at independently jittered distances (→ E_d).
+  Loss Eq. 11: L_intra (Eq. 5–7) / σ² + L_cross (Eq. 8–10, mean depth feature vs image feature) +
+  log(σ + 1).
 - ``cross_only`` (§5.6 ablation): one depth map at the base distance, loss Eq. 10 only.
 - ``rgb_control`` (equal-compute control, not in the paper): CLIP's image encoder trained further on the
   same RGB renders with the bootstrap's image–text objective (class-aware contrastive against the frozen
   caption features), same steps and batch; then evaluated zero-shot on depth like the others.
 
+Data: a :class:`~clip2point.train.pretrain_data.PretrainSource` (the pool's shards read on demand, or
+:class:`PretrainData` in memory) fed through a DataLoader with ``num_workers`` workers by
+:class:`~clip2point.train.pretrain_data.PretrainBatchSampler` (see :mod:`clip2point.train.pretrain_data`
+for the order, a function of the seed, the epoch and the sorted sample ids only).
+
 Selection: zero-shot accuracy (Eq. 15) on depth maps of the *pre-training pool's validation split*
-(6 zero-shot views). Never a downstream test split. The step-0 accuracy (CLIP's encoder, no
-pre-training) is recorded as the baseline; the selected checkpoint is the best trained one.
+(6 zero-shot views), in memory (:class:`EvalSet`) or streamed (:class:`StreamingEvalSet`). Never a
+downstream test split. The step-0 accuracy (CLIP's encoder, no pre-training) is recorded as the baseline;
+the selected checkpoint is the best trained one.
 
 Determinism: each epoch's order comes from ``seed + epoch`` and each step's views and distances from
 ``seed, step``, drawn for the *global* batch and then sliced per rank, so one process and many see the same
-global batches and a resumed run continues exactly where the interrupted one stopped.
+global batches and a resumed run continues exactly where the interrupted one stopped (bit for bit: the
+resume checkpoint holds model, optimizer, scheduler, RNG states, curves and the best-so-far encoder).
+
+:func:`pretrain` runs named steps: :func:`_build_run` (E_d, σ, optimizer, schedule), :func:`_restore`
+(resume), :func:`_evaluate` (Eq. 15 selection), :func:`_prepare_batch` (on-the-fly depth),
+:func:`_optimize` (loss, backward, step), :func:`_record` (curves, progress), :func:`_save` (resume
+checkpoint) and :func:`_result` (metrics, timings).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -49,11 +66,23 @@ from clip2point.train.distributed import (
     autocast,
     backward_scale,
     gather_with_grad,
-    shard_indices,
 )
 from clip2point.train.optim import build_optimizer, cosine_with_warmup, param_groups
+from clip2point.train.pretrain_data import (
+    PretrainBatchSampler,
+    PretrainSource,
+    StreamingEvalSet,
+    TensorPretrainSource,
+    jitter_distances,
+    make_loader,
+    step_generator,
+)
 
-VARIANTS = ("intra_cross", "cross_only", "rgb_control")
+log = logging.getLogger(__name__)
+
+# older names of the step draws (kept for callers such as benchmarks/bench_pretrain.py)
+_step_generator = step_generator
+_jitter = jitter_distances
 
 
 class TrainingDiverged(RuntimeError):
@@ -87,11 +116,16 @@ class PretrainConfig:
     ckpt_every: int = 0  # steps between resume checkpoints; 0: end of each epoch only
     eval_batch_size: int = 256
     min_lr_ratio: float = 0.0
+    num_workers: int = 0  # DataLoader worker processes reading the pool (results do not depend on it)
+
+
+#: Config fields that do not change a run's results: a checkpoint written under other values still resumes.
+RESULT_NEUTRAL_FIELDS = ("num_workers", "ckpt_every")
 
 
 @dataclass
 class PretrainData:
-    """Training split of the pre-training pool, in memory."""
+    """Training split of the pre-training pool, in memory (tests and small pools; row i = sample index i)."""
 
     points: Tensor  # (M, N, 3) float32
     rgb: Tensor  # (M, V, H, W, 3) uint8, the training view set's renders
@@ -119,9 +153,10 @@ class TextSide:
 @dataclass
 class PretrainResult:
     encoder_state: dict[str, Tensor]
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]  # results only (what DVC compares): identical for identical inputs
     history: dict[str, list] = field(default_factory=dict)
     final_state: dict[str, Tensor] = field(default_factory=dict)  # E_d and σ after the last step
+    timings: dict[str, Any] = field(default_factory=dict)  # wall times, throughput, data share, resume
 
 
 class DepthPretrainModel(nn.Module):
@@ -135,6 +170,168 @@ class DepthPretrainModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.encoder(x)
+
+
+# ------------------------------------------------------------------------------------------- objectives
+
+
+@dataclass
+class LossInputs:
+    """What an objective's loss sees: E_d (possibly DDP-wrapped), frozen E_i, σ, this rank's batch rows."""
+
+    encoder: nn.Module
+    frozen: nn.Module
+    sigma: Tensor
+    batch: dict[str, Tensor]
+    info: DistInfo
+    size: int
+    temperature: float
+    captions: Tensor | None = None
+    caption_labels: Tensor | None = None
+    logit_scale: float = 100.0
+
+
+LossFn = Callable[[LossInputs], tuple[Tensor, dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One pre-training objective.
+
+    ``depth``: the depth maps a batch needs, as (batch field, distance) with distance ``d1`` / ``d2`` (the
+    step's jittered draws) or ``base`` (``PretrainConfig.distance``), rendered on the fly from the points in
+    the sample's view; ``needs_captions``: caption features (:class:`TextSide`); ``with_sigma``: σ of Eq. 11
+    is learned; ``log_keys``: the loss terms its ``loss`` returns (logged besides ``loss`` and ``lr``).
+    ``loss(inputs)`` returns this rank's share of the global batch's loss (Σ over ranks = the
+    single-process loss) and the global loss terms.
+    """
+
+    name: str
+    loss: LossFn
+    depth: tuple[tuple[str, str], ...] = ()
+    needs_rgb: bool = True
+    needs_labels: bool = False
+    needs_captions: bool = False
+    with_sigma: bool = False
+    log_keys: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def needs_points(self) -> bool:
+        return bool(self.depth)
+
+
+OBJECTIVES: dict[str, Objective] = {}
+
+
+def register_objective(obj: Objective) -> Objective:
+    """Add an objective to :data:`OBJECTIVES` (its name becomes a valid ``PretrainConfig.variant``)."""
+    if obj.name in OBJECTIVES:
+        raise ValueError(f"pretraining objective '{obj.name}' is already registered")
+    bad = [d for _, d in obj.depth if d not in ("d1", "d2", "base")]
+    if bad:
+        raise ValueError(f"objective '{obj.name}': depth distance must be d1, d2 or base, got {bad}")
+    OBJECTIVES[obj.name] = obj
+    return obj
+
+
+def get_objective(name: str) -> Objective:
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown pretraining variant '{name}' ({' | '.join(OBJECTIVES)})") from None
+
+
+def _image_features(x: LossInputs) -> tuple[Tensor, Tensor, int]:
+    """F^I_i = E_i(I_i) of this rank's rows (frozen: no gradient), of the global batch, and the offset."""
+    with torch.no_grad():
+        f_img = x.frozen(rgb_to_clip_input(x.batch["rgb"].to(x.info.device), x.size)).float()
+    f_img_all, off = gather_with_grad(f_img, x.info)
+    return f_img, f_img_all, off
+
+
+def intra_cross_loss(x: LossInputs) -> tuple[Tensor, dict[str, float]]:
+    """Eq. 11: L_intra (Eq. 5–7, D_{i,d1} vs D_{i,d2}) / σ² + L_cross (Eq. 8–10) + log(σ + 1)."""
+    info = x.info
+    f_img, f_img_all, off = _image_features(x)
+    depth = torch.cat([x.batch["depth1"], x.batch["depth2"]]).to(info.device)
+    f1, f2 = x.encoder(depth_to_clip_input(depth, x.size)).float().chunk(2)  # F_{i,d1}, F_{i,d2}
+    f1_all, _ = gather_with_grad(f1, info)
+    f2_all, _ = gather_with_grad(f2, info)
+    l_intra = intra_modality_loss(f1, f2, x.temperature, f1_all, f2_all, off)  # Eq. 5–7
+    fd, fd_all = mean_depth_feature(f1, f2), mean_depth_feature(f1_all, f2_all)
+    l_cross = cross_modality_loss(fd, f_img, x.temperature, fd_all, f_img_all, off)  # Eq. 8–10
+    loss = balanced_loss(l_intra, l_cross, x.sigma, 1.0 / info.world)  # Eq. 11
+    scalars = {"l_intra": float(all_reduce_sum(l_intra.detach(), info))}
+    scalars["l_cross"] = float(all_reduce_sum(l_cross.detach(), info))
+    return loss, scalars
+
+
+def cross_only_loss(x: LossInputs) -> tuple[Tensor, dict[str, float]]:
+    """Eq. 10 alone (§5.6 ablation): one depth map per sample at the base distance vs its image."""
+    info = x.info
+    f_img, f_img_all, off = _image_features(x)
+    f = x.encoder(depth_to_clip_input(x.batch["depth"].to(info.device), x.size)).float()
+    f_all, off = gather_with_grad(f, info)
+    l_cross = cross_modality_loss(f, f_img, x.temperature, f_all, f_img_all, off)  # Eq. 10 only
+    return l_cross, {"l_cross": float(all_reduce_sum(l_cross.detach(), info))}
+
+
+def rgb_control_loss(x: LossInputs) -> tuple[Tensor, dict[str, float]]:
+    """Image–text control: E_d trained further on (flipped) RGB against frozen caption features."""
+    info, dev = x.info, x.info.device
+    inp = rgb_to_clip_input(x.batch["rgb"].to(dev), x.size)
+    inp = torch.where(x.batch["flip"].to(dev).view(-1, 1, 1, 1), inp.flip(-1), inp)
+    f_all, _ = gather_with_grad(x.encoder(inp).float(), info)
+    labels = x.batch["labels"].to(dev)
+    labels_all = _gather_plain(labels, info) if info.enabled else labels
+    # every rank computes the global loss and takes 1/world of it: Σ over ranks = that loss
+    full = multi_positive_contrastive(f_all, x.captions, labels_all, x.caption_labels, x.logit_scale)
+    return full / info.world, {"l_rgb": float(full.detach())}
+
+
+register_objective(Objective(
+    "intra_cross", intra_cross_loss, depth=(("depth1", "d1"), ("depth2", "d2")), with_sigma=True,
+    log_keys=("l_intra", "l_cross"), description="CLIP2Point (Eq. 11)"))
+register_objective(Objective(
+    "cross_only", cross_only_loss, depth=(("depth", "base"),), log_keys=("l_cross",),
+    description="§5.6 ablation (Eq. 10 only)"))
+register_objective(Objective(
+    "rgb_control", rgb_control_loss, needs_labels=True, needs_captions=True, log_keys=("l_rgb",),
+    description="equal-compute image–text control on RGB"))
+
+VARIANTS = tuple(OBJECTIVES)
+
+
+def step_loss(
+    variant: str,
+    encoder: nn.Module,
+    frozen: nn.Module,
+    sigma: Tensor,
+    batch: dict[str, Tensor],
+    info: DistInfo,
+    *,
+    size: int,
+    temperature: float,
+    bf16: bool = True,
+    captions: Tensor | None = None,
+    caption_labels: Tensor | None = None,
+    logit_scale: float = 100.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """This rank's share of the loss of one global batch (Σ over ranks = the single-process loss).
+
+    ``batch`` (local rows): ``rgb`` uint8 (b,H,W,3), the depth fields of the objective (``depth1`` /
+    ``depth2`` (b,H,W) for ``intra_cross``, ``depth`` for ``cross_only``); ``labels`` and ``flip`` for
+    ``rgb_control``. ``encoder`` is E_d (possibly DDP-wrapped), ``frozen`` E_i. Returns the loss share and
+    the global scalars (the objective's ``log_keys``).
+    """
+    obj = get_objective(variant)
+    with autocast(info.device, bf16):
+        return obj.loss(LossInputs(encoder, frozen, sigma, batch, info, size, temperature, captions,
+                                   caption_labels, logit_scale))
+
+
+# ------------------------------------------------------------------------------------------- evaluation
 
 
 def zero_shot_accuracy(
@@ -154,14 +351,37 @@ def zero_shot_accuracy(
     return float((pred == evalset.labels.cpu()).float().mean()), pred
 
 
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step) + 7)
+def streaming_zero_shot_accuracy(encoder: nn.Module, evalset: StreamingEvalSet, text: Tensor,
+                                 batch_size: int = 256, info: DistInfo | None = None) -> float:
+    """Eq. 15 zero-shot accuracy of a streamed selection split; under DDP each rank takes rows
+    ``rank::world`` and the counts are summed, so every rank gets the whole split's accuracy."""
+    info = info or DistInfo()
+    was_training = encoder.training
+    encoder.eval()
+    n_views = len(evalset.view_set.elev)
+    correct, count = 0, 0
+    with torch.no_grad():
+        for depth, labels in evalset.batches(max(1, batch_size // n_views), info.rank, info.world,
+                                             info.device):
+            feats = encode_views(encoder, depth, batch_size=batch_size)
+            logits = torch.einsum("bvc,kc->bk", feats, text.to(feats.device).float()) / feats.shape[1]
+            correct += int((logits.argmax(-1).cpu() == labels).sum())
+            count += len(labels)
+    encoder.train(was_training)
+    tot = all_reduce_sum(torch.tensor([correct, count], dtype=torch.float64, device=info.device), info)
+    correct, count = int(tot[0]), int(tot[1])
+    # float32 like zero_shot_accuracy's mean of 0/1 values
+    return float(torch.tensor(float(correct), dtype=torch.float32) / count) if count else float("nan")
 
 
-def _jitter(base: float, jitter: float, n: int, g: torch.Generator) -> Tensor:
-    """Distances d·(1 + U(−jitter, jitter)) (§5.2: range [0.9, 1.1) for jitter 0.1), one per sample."""
-    # the same draw as render.depth.jittered_distances(n, 1, ...)
-    return base * (1.0 + (2.0 * torch.rand(n, generator=g) - 1.0) * jitter)
+def _val_accuracy(encoder: nn.Module, val: EvalSet | StreamingEvalSet, text: Tensor, batch_size: int,
+                  info: DistInfo) -> float:
+    if isinstance(val, EvalSet):
+        return zero_shot_accuracy(encoder, val, text, batch_size)[0]
+    return streaming_zero_shot_accuracy(encoder, val, text, batch_size, info)
+
+
+# ----------------------------------------------------------------------------------------- the loop
 
 
 def _check_finite_grads(params: list[Tensor]) -> bool:
@@ -169,199 +389,294 @@ def _check_finite_grads(params: list[Tensor]) -> bool:
     return bool(torch.isfinite(torch.stack(norms).sum())) if norms else True
 
 
-def pretrain(
-    visual: nn.Module,
-    data: PretrainData,
-    val: EvalSet,
-    text: TextSide,
-    cfg: PretrainConfig,
-    render: DepthRenderFn,
-    *,
-    info: DistInfo | None = None,
-    checkpoint_path: str | Path | None = None,
-    resume: bool = False,
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
-    on_eval: Callable[[int, dict[str, float]], None] | None = None,
-    progress: bool = True,
-) -> PretrainResult:
-    """Run one pre-training variant; returns the selected encoder's weights, metrics and curves.
+def as_source(data: PretrainData | PretrainSource) -> PretrainSource:
+    """The :class:`PretrainSource` of in-memory :class:`PretrainData` (or the source itself)."""
+    if isinstance(data, PretrainSource):
+        return data
+    if isinstance(data, PretrainData):
+        return TensorPretrainSource(data.points, data.rgb, data.labels)
+    raise TypeError(f"pre-training data must be PretrainData or a PretrainSource, got {type(data).__name__}")
 
-    ``visual`` is CLIP's image encoder E_i (left untouched: E_d is a copy). ``render`` draws the depth maps
-    on the fly. ``on_step(step, scalars)`` is called after every optimizer step (``step`` counts from 1; an
-    exception there interrupts the run like a kill), ``on_eval(step, scalars)`` after each evaluation.
-    With ``checkpoint_path``, resume checkpoints are written atomically every ``ckpt_every`` steps and at
-    each epoch's end; ``resume=True`` continues from it when present.
-    """
-    if cfg.variant not in VARIANTS:
-        raise ValueError(f"unknown pretraining variant '{cfg.variant}' ({' | '.join(VARIANTS)})")
-    info = info or DistInfo()
-    dev = info.device
-    torch.manual_seed(cfg.seed)
-    size = image_size(visual)
-    n_train = data.points.shape[0]
+
+@dataclass
+class _Schedule:
+    n_train: int
+    steps_per_epoch: int
+    total: int
+    n_epochs: int
+
+
+@dataclass
+class _Run:
+    objective: Objective
+    model: DepthPretrainModel
+    frozen: nn.Module
+    ddp: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainable: list[Tensor]
+    size: int
+    text_classes: Tensor
+    captions: Tensor | None
+    caption_labels: Tensor | None
+    logit_scale: float
+
+
+@dataclass
+class _State:
+    step: int = 0
+    history: dict[str, list] = field(default_factory=lambda: {
+        "step": [], "loss": [], "l_intra": [], "l_cross": [], "sigma": [], "lr": []})
+    evals: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"acc": -1.0, "step": -1, "encoder": None})
+    last_saved: int = -1
+    resumed_from: int = 0
+    resume_note: str = ""
+    data_wait_s: float = 0.0
+    render_s: float = 0.0
+    step_s: float = 0.0
+    steps_run: int = 0
+
+
+def _schedule(cfg: PretrainConfig, n_train: int, info: DistInfo) -> _Schedule:
     if cfg.batch_size % info.world:
         raise ValueError(f"batch_size {cfg.batch_size} does not divide by world size {info.world}")
     steps_per_epoch = n_train // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training samples")
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
-    n_epochs = math.ceil(total / steps_per_epoch)
-    n_views = data.rgb.shape[1]
+    return _Schedule(n_train, steps_per_epoch, total, math.ceil(total / steps_per_epoch))
 
+
+def _build_run(visual: nn.Module, cfg: PretrainConfig, obj: Objective, text: TextSide, info: DistInfo,
+               total: int) -> _Run:
+    """E_i frozen, E_d (a copy) and σ trainable, optimizer and LR schedule, text features on the device."""
+    dev = info.device
+    if obj.needs_captions and text.captions is None:
+        raise ValueError(f"{obj.name} needs caption features (TextSide.captions)")
     frozen = visual.to(dev).eval().requires_grad_(False)  # E_i: frozen, never receives a gradient
-    model = DepthPretrainModel(visual, cfg.sigma_init, with_sigma=cfg.variant == "intra_cross").to(dev)
+    model = DepthPretrainModel(visual, cfg.sigma_init, with_sigma=obj.with_sigma).to(dev)
     groups = param_groups(model.encoder, cfg.lr, cfg.weight_decay)
-    if cfg.variant == "intra_cross":
+    if obj.with_sigma:
         groups.append({"params": [model.sigma], "lr": cfg.sigma_lr, "weight_decay": 0.0, "name": "sigma"})
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr)
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total, cfg.min_lr_ratio)
-    trainable = [p for g in groups for p in g["params"]]
     ddp: nn.Module = model
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    text_classes = text.classes.to(dev).float()
-    captions = text.captions.to(dev).float() if text.captions is not None else None
-    caption_labels = text.caption_labels.to(dev) if text.caption_labels is not None else None
-    if cfg.variant == "rgb_control" and captions is None:
-        raise ValueError("rgb_control needs caption features (TextSide.captions)")
+    return _Run(
+        objective=obj, model=model, frozen=frozen, ddp=ddp, optimizer=optimizer, scheduler=scheduler,
+        trainable=[p for g in groups for p in g["params"]], size=image_size(visual),
+        text_classes=text.classes.to(dev).float(),
+        captions=text.captions.to(dev).float() if text.captions is not None else None,
+        caption_labels=text.caption_labels.to(dev) if text.caption_labels is not None else None,
+        logit_scale=text.logit_scale,
+    )
 
-    history: dict[str, list] = {"step": [], "loss": [], "l_intra": [], "l_cross": [], "sigma": [], "lr": []}
-    evals: list[dict[str, float]] = []
-    best: dict[str, Any] = {"acc": -1.0, "step": -1, "encoder": None}
-    start = 0
-    ckpt_path = Path(checkpoint_path) if checkpoint_path else None
-    last_saved = -1
-    if resume and ckpt_path is not None and ckpt_path.is_file():
-        got = ckpt.load_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler)
-        start = got["step"]
-        extra = got["extra"]
-        history, evals, best = extra["history"], extra["evals"], extra["best"]
-        last_saved = start
 
-    def save(step: int) -> None:
-        nonlocal last_saved
-        if ckpt_path is None or not info.is_main:
-            return
-        extra = {"history": history, "evals": evals, "best": best, "config": asdict(cfg)}
-        ckpt.save_checkpoint(ckpt_path, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                             extra=extra)
-        last_saved = step
+def resume_key(cfg: PretrainConfig, run_tag: str | None = None) -> str:
+    """What must match for a checkpoint to be resumed: the result-relevant config and the caller's tag."""
+    conf = {k: v for k, v in asdict(cfg).items() if k not in RESULT_NEUTRAL_FIELDS}
+    return json.dumps({"config": conf, "run_tag": run_tag}, sort_keys=True)
 
-    def evaluate(step: int) -> None:
-        acc, _ = zero_shot_accuracy(model.encoder, val, text_classes, cfg.eval_batch_size)
-        evals.append({"step": step, "val_zeroshot": acc})
-        if step > 0 and acc > best["acc"]:
-            best.update(acc=acc, step=step, encoder={k: v.detach().cpu().clone()
-                                                     for k, v in model.encoder.state_dict().items()})
-        if on_eval is not None:
-            on_eval(step, {"val_zeroshot": acc})
 
-    if start == 0 and not evals:
-        evaluate(0)  # CLIP's visual encoder on depth, before any pre-training
+def _restore(run: _Run, cfg: PretrainConfig, path: Path, run_tag: str | None) -> _State:
+    """The state of a resumable checkpoint at ``path``; a fresh state if there is none or it is another
+    run's (another config or ``run_tag``: never resumed, noted in ``resume_note``)."""
+    state = _State()
+    if not path.is_file():
+        return state
+    saved = ckpt.read_checkpoint(path)
+    stored = saved.get("extra", {}).get("resume_key")
+    if stored is not None and stored != resume_key(cfg, run_tag):
+        state.resume_note = f"checkpoint {path} is from another configuration: not resumed"
+        log.warning("%s", state.resume_note)
+        return state
+    got = ckpt.apply_checkpoint(saved, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler)
+    extra = got["extra"]
+    state.step = state.last_saved = state.resumed_from = got["step"]
+    state.history, state.evals, state.best = extra["history"], extra["evals"], extra["best"]
+    return state
 
-    t_start = time.perf_counter()
-    samples_seen = 0
-    bar = None
-    model.train()
-    local = shard_indices(cfg.batch_size, info)
-    for step in range(start, total):
-        epoch, i = divmod(step, steps_per_epoch)
-        if bar is None or i == 0:
-            if bar is not None:
-                bar.close()
-            left = min(steps_per_epoch, total - epoch * steps_per_epoch) - i
-            bar = tqdm(total=left, desc=f"{cfg.variant} epoch {epoch + 1}/{n_epochs}", unit="step",
-                       disable=not (progress and info.is_main), leave=False, dynamic_ncols=True)
-        perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size][local]
-        g = _step_generator(cfg.seed, step)
-        view = torch.randint(0, n_views, (cfg.batch_size,), generator=g)[local]
-        d1 = _jitter(cfg.distance, cfg.jitter, cfg.batch_size, g)[local]
-        d2 = _jitter(cfg.distance, cfg.jitter, cfg.batch_size, g)[local]
-        flip = (torch.rand(cfg.batch_size, generator=g) < 0.5)[local]
-        rgb = data.rgb[idx, view]  # (b, H, W, 3)
-        t0 = time.perf_counter()
-        batch: dict[str, Tensor] = {"rgb": rgb, "labels": data.labels[idx], "flip": flip}
-        if cfg.variant != "rgb_control":
-            pts = data.points[idx].to(dev)
-            if cfg.variant == "intra_cross":
-                batch["depth1"], batch["depth2"] = render(pts, view, d1), render(pts, view, d2)
-            else:
-                batch["depth"] = render(pts, view, torch.full((len(idx),), float(cfg.distance)))
-        t_render = time.perf_counter() - t0
-        loss, scalars = step_loss(cfg.variant, ddp, frozen, model.sigma, batch, info, size=size,
-                                  temperature=cfg.temperature, bf16=cfg.bf16, captions=captions,
-                                  caption_labels=caption_labels, logit_scale=text.logit_scale)
-        scalars["render_s"] = t_render
-        loss_global = float(all_reduce_sum(loss.detach(), info))
-        if not math.isfinite(loss_global):
-            if bar is not None:
-                bar.close()
-            raise TrainingDiverged(
-                f"loss became {loss_global} at step {step + 1} (epoch {epoch + 1}); stopped — last good "
-                f"checkpoint: {ckpt_path if last_saved >= 0 else 'none written'} (step {max(last_saved, 0)})"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        (loss * backward_scale(info)).backward()
-        if not _check_finite_grads(trainable):
-            if bar is not None:
-                bar.close()
-            raise TrainingDiverged(
-                f"non-finite gradient at step {step + 1} (epoch {epoch + 1}); stopped — last good "
-                f"checkpoint: {ckpt_path if last_saved >= 0 else 'none written'} (step {max(last_saved, 0)})"
-            )
-        optimizer.step()
-        scheduler.step()
+
+def _evaluate(run: _Run, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig, info: DistInfo, state: _State,
+              step: int, on_eval: Callable[[int, dict[str, float]], None] | None) -> None:
+    """Eq. 15 selection accuracy of E_d now; keeps the best trained encoder (never step 0's)."""
+    acc = _val_accuracy(run.model.encoder, val, run.text_classes, cfg.eval_batch_size, info)
+    state.evals.append({"step": step, "val_zeroshot": acc})
+    if step > 0 and acc > state.best["acc"]:
+        state.best.update(acc=acc, step=step, encoder={k: v.detach().cpu().clone()
+                                                       for k, v in run.model.encoder.state_dict().items()})
+    if on_eval is not None:
+        on_eval(step, {"val_zeroshot": acc})
+
+
+def _prepare_batch(obj: Objective, raw: dict[str, Tensor], render: DepthRenderFn, distance: float,
+                   device: torch.device) -> dict[str, Tensor]:
+    """The objective's batch: the loader's fields plus its depth maps, rendered on the fly from the points
+    in each sample's view at the step's distances (§3.2.1: D_{i,d1}, D_{i,d2})."""
+    batch = {k: raw[k] for k in ("rgb", "labels", "flip") if k in raw}
+    if obj.depth:
+        pts = raw["points"].to(device)
+        for name, which in obj.depth:
+            d = raw[which] if which != "base" else torch.full((len(pts),), float(distance))
+            batch[name] = render(pts, raw["view"], d)
+    return batch
+
+
+def _diverged(what: str, step: int, sched: _Schedule, state: _State, ckpt_path: Path | None) -> TrainingDiverged:
+    epoch = step // sched.steps_per_epoch
+    where = ckpt_path if state.last_saved >= 0 else "none written"
+    return TrainingDiverged(f"{what} at step {step + 1} (epoch {epoch + 1}); stopped — last good checkpoint: "
+                            f"{where} (step {max(state.last_saved, 0)})")
+
+
+def _optimize(run: _Run, cfg: PretrainConfig, batch: dict[str, Tensor], info: DistInfo, step: int,
+              sched: _Schedule, state: _State, ckpt_path: Path | None) -> tuple[float, dict[str, float]]:
+    """Loss of the global batch, backward, finite checks, optimizer and LR step, σ clamp."""
+    loss, scalars = step_loss(run.objective.name, run.ddp, run.frozen, run.model.sigma, batch, info,
+                              size=run.size, temperature=cfg.temperature, bf16=cfg.bf16,
+                              captions=run.captions, caption_labels=run.caption_labels,
+                              logit_scale=run.logit_scale)
+    loss_global = float(all_reduce_sum(loss.detach(), info))
+    if not math.isfinite(loss_global):
+        raise _diverged(f"loss became {loss_global}", step, sched, state, ckpt_path)
+    run.optimizer.zero_grad(set_to_none=True)
+    (loss * backward_scale(info)).backward()
+    if not _check_finite_grads(run.trainable):
+        raise _diverged("non-finite gradient", step, sched, state, ckpt_path)
+    run.optimizer.step()
+    run.scheduler.step()
+    if run.objective.with_sigma:
         with torch.no_grad():
-            if cfg.variant == "intra_cross":
-                model.sigma.clamp_(min=1e-3)
-        dt = time.perf_counter() - t0
-        samples_seen += cfg.batch_size
-        scalars.update(loss=loss_global, sigma=float(model.sigma.detach()),
-                       lr=optimizer.param_groups[0]["lr"], samples_per_s=cfg.batch_size / dt)
-        history["step"].append(step + 1)
-        history["loss"].append(loss_global)
-        history["l_intra"].append(scalars.get("l_intra", float("nan")))
-        history["l_cross"].append(scalars.get("l_cross", scalars.get("l_rgb", float("nan"))))
-        history["sigma"].append(float(model.sigma.detach()))
-        history["lr"].append(scalars["lr"])
-        if bar is not None:
-            post = {"loss": f"{loss_global:.3f}"}
-            if "l_intra" in scalars:
-                post["intra"] = f"{scalars['l_intra']:.3f}"
-            if "l_cross" in scalars:
-                post["cross"] = f"{scalars['l_cross']:.3f}"
-            if cfg.variant == "intra_cross":
-                post["σ"] = f"{scalars['sigma']:.3f}"
-            post["lr"] = f"{scalars['lr']:.2e}"
-            post["smp/s"] = f"{scalars['samples_per_s']:.0f}"
-            bar.set_postfix(post, refresh=False)
-            bar.update(1)
-        done = step + 1
-        end_of_epoch = done % steps_per_epoch == 0 or done == total
-        if end_of_epoch and ((epoch + 1) % max(1, cfg.eval_every) == 0 or done == total):
-            evaluate(done)
-        if end_of_epoch or (cfg.ckpt_every and done % cfg.ckpt_every == 0):
-            save(done)
-        if on_step is not None:
-            on_step(done, scalars)
-    if bar is not None:
+            run.model.sigma.clamp_(min=1e-3)
+    return loss_global, scalars
+
+
+class _Bar:
+    """One tqdm bar per epoch (main rank only)."""
+
+    def __init__(self, cfg: PretrainConfig, sched: _Schedule, enabled: bool) -> None:
+        self.cfg, self.sched, self.enabled, self.bar = cfg, sched, enabled, None
+
+    def start_step(self, step: int) -> None:
+        epoch, i = divmod(step, self.sched.steps_per_epoch)
+        if self.bar is None or i == 0:
+            self.close()
+            left = min(self.sched.steps_per_epoch, self.sched.total - epoch * self.sched.steps_per_epoch) - i
+            self.bar = tqdm(total=left, desc=f"{self.cfg.variant} epoch {epoch + 1}/{self.sched.n_epochs}",
+                            unit="step", disable=not self.enabled, leave=False, dynamic_ncols=True)
+
+    def update(self, obj: Objective, scalars: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        post = {"loss": f"{scalars['loss']:.3f}"}
+        for k, short in (("l_intra", "intra"), ("l_cross", "cross")):
+            if k in scalars:
+                post[short] = f"{scalars[k]:.3f}"
+        if obj.with_sigma:
+            post["σ"] = f"{scalars['sigma']:.3f}"
+        post["lr"] = f"{scalars['lr']:.2e}"
+        post["smp/s"] = f"{scalars['samples_per_s']:.0f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _record(run: _Run, state: _State, step: int, loss_global: float, scalars: dict[str, float]) -> None:
+    """Append step ``step``'s scalars to the curves."""
+    sigma = float(run.model.sigma.detach())
+    scalars.update(loss=loss_global, sigma=sigma, lr=run.optimizer.param_groups[0]["lr"])
+    h = state.history
+    h["step"].append(step)
+    h["loss"].append(loss_global)
+    h["l_intra"].append(scalars.get("l_intra", float("nan")))
+    h["l_cross"].append(scalars.get("l_cross", scalars.get("l_rgb", float("nan"))))
+    h["sigma"].append(sigma)
+    h["lr"].append(scalars["lr"])
+
+
+def _save(run: _Run, cfg: PretrainConfig, state: _State, step: int, path: Path | None, info: DistInfo,
+          run_tag: str | None) -> None:
+    """Write the resume checkpoint (main rank; atomic, byte-reproducible)."""
+    if path is None or not info.is_main:
+        return
+    extra = {"history": state.history, "evals": state.evals, "best": state.best, "config": asdict(cfg),
+             "run_tag": run_tag, "resume_key": resume_key(cfg, run_tag)}
+    ckpt.save_checkpoint(path, step=step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
+                         extra=extra)
+    state.last_saved = step
+
+
+def _train(run: _Run, source: PretrainSource, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig,
+           sched: _Schedule, render: DepthRenderFn, info: DistInfo, state: _State, ckpt_path: Path | None,
+           run_tag: str | None, on_step: Callable[[int, dict[str, float]], None] | None,
+           on_eval: Callable[[int, dict[str, float]], None] | None, progress: bool) -> None:
+    """Steps ``state.step … total-1``: read, render, optimise, record, evaluate at epoch ends, save."""
+    obj, dev = run.objective, info.device
+    source.fields = frozenset({"labels"} | ({"points"} if obj.needs_points else set()))
+    sampler = PretrainBatchSampler(len(source), cfg.batch_size, seed=cfg.seed, n_views=source.n_views,
+                                   distance=cfg.distance, jitter=cfg.jitter, total=sched.total,
+                                   start=state.step, rank=info.rank, world=info.world)
+    loader = make_loader(source, sampler, cfg.num_workers, pin_memory=dev.type == "cuda")
+    bar = _Bar(cfg, sched, progress and info.is_main)
+    batches = iter(loader)
+    run.model.train()
+    try:
+        for step in range(state.step, sched.total):
+            bar.start_step(step)
+            t0 = time.perf_counter()
+            raw = next(batches)
+            t1 = time.perf_counter()
+            batch = _prepare_batch(obj, raw, render, cfg.distance, dev)
+            t2 = time.perf_counter()
+            loss_global, scalars = _optimize(run, cfg, batch, info, step, sched, state, ckpt_path)
+            dt = time.perf_counter() - t0
+            state.data_wait_s += t1 - t0
+            state.render_s += t2 - t1
+            state.step_s += dt
+            state.steps_run += 1
+            scalars.update(data_s=t1 - t0, render_s=t2 - t1, samples_per_s=cfg.batch_size / dt)
+            done = step + 1
+            _record(run, state, done, loss_global, scalars)
+            bar.update(obj, scalars)
+            state.step = done
+            end_of_epoch = done % sched.steps_per_epoch == 0 or done == sched.total
+            epoch = step // sched.steps_per_epoch
+            if end_of_epoch and ((epoch + 1) % max(1, cfg.eval_every) == 0 or done == sched.total):
+                _evaluate(run, val, cfg, info, state, done, on_eval)
+            if end_of_epoch or (cfg.ckpt_every and done % cfg.ckpt_every == 0):
+                _save(run, cfg, state, done, ckpt_path, info, run_tag)
+            if on_step is not None:
+                on_step(done, scalars)
+    finally:
         bar.close()
-    wall = time.perf_counter() - t_start
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
+
+def _result(run: _Run, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig, sched: _Schedule, info: DistInfo,
+            state: _State, wall: float) -> PretrainResult:
+    """The selected encoder, the metrics (results only) and the timings (wall times, data share)."""
+    best, history, evals = state.best, state.history, state.evals
     if best["encoder"] is None:  # no trained checkpoint evaluated (e.g. zero steps): keep the last weights
-        acc, _ = zero_shot_accuracy(model.encoder, val, text_classes, cfg.eval_batch_size)
-        best.update(acc=acc, step=total, encoder={k: v.detach().cpu().clone()
-                                                  for k, v in model.encoder.state_dict().items()})
+        acc = _val_accuracy(run.model.encoder, val, run.text_classes, cfg.eval_batch_size, info)
+        best.update(acc=acc, step=sched.total, encoder={k: v.detach().cpu().clone()
+                                                        for k, v in run.model.encoder.state_dict().items()})
     metrics = {
         "variant": cfg.variant,
         "seed": cfg.seed,
-        "steps": total,
-        "steps_per_epoch": steps_per_epoch,
-        "epochs": n_epochs,
+        "steps": sched.total,
+        "steps_per_epoch": sched.steps_per_epoch,
+        "epochs": sched.n_epochs,
         "batch_size": cfg.batch_size,
-        "world_size": info.world,
         "val_zeroshot_before": evals[0]["val_zeroshot"] if evals else None,
         "val_zeroshot_best": best["acc"],
         "best_step": best["step"],
@@ -370,11 +685,71 @@ def pretrain(
         "sigma_final": history["sigma"][-1] if history["sigma"] else cfg.sigma_init,
         "sigma_trajectory": _thin(history["step"], history["sigma"]),
         "final_loss": history["loss"][-1] if history["loss"] else None,
-        "train_wall_s": round(wall, 2),
-        "samples_per_s": round(samples_seen / wall, 2) if wall > 0 and samples_seen else None,
     }
-    final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return PretrainResult(encoder_state=best["encoder"], metrics=metrics, history=history, final_state=final)
+    samples = state.steps_run * cfg.batch_size
+    outside = state.data_wait_s + state.render_s
+    timings = {
+        "train_wall_s": round(wall, 2),
+        "samples_per_s": round(samples / wall, 2) if wall > 0 and samples else None,
+        "steps_run": state.steps_run,
+        "step_s": round(state.step_s, 3),  # Σ step times (wait for the batch → optimizer step), no evals
+        "data_wait_s": round(state.data_wait_s, 3),  # waiting for the DataLoader
+        "render_s": round(state.render_s, 3),  # on-the-fly depth maps
+        # share of step time outside the encoders / loss / optimizer: (data wait + render) / step time
+        "data_share": round(outside / state.step_s, 4) if state.step_s > 0 else None,
+        "resumed_from_step": state.resumed_from,
+        "resume_note": state.resume_note,
+        "world_size": info.world,
+        "num_workers": cfg.num_workers,
+    }
+    final = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    return PretrainResult(encoder_state=best["encoder"], metrics=metrics, history=history, final_state=final,
+                          timings=timings)
+
+
+def pretrain(
+    visual: nn.Module,
+    data: PretrainData | PretrainSource,
+    val: EvalSet | StreamingEvalSet,
+    text: TextSide,
+    cfg: PretrainConfig,
+    render: DepthRenderFn,
+    *,
+    info: DistInfo | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    run_tag: str | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    on_resume: Callable[[int, dict[str, list], list[dict[str, float]]], None] | None = None,
+    progress: bool = True,
+) -> PretrainResult:
+    """Run one pre-training variant; returns the selected encoder's weights, metrics, curves and timings.
+
+    ``visual`` is CLIP's image encoder E_i (left untouched: E_d is a copy). ``data``: the training split
+    (:class:`PretrainData` in memory or a streaming :class:`PretrainSource`); ``val``: the selection split.
+    ``render`` draws the depth maps on the fly. ``on_step(step, scalars)`` is called after every optimizer
+    step (``step`` counts from 1; an exception there interrupts the run like a kill), ``on_eval(step,
+    scalars)`` after each evaluation, ``on_resume(step, history, evals)`` once when a run resumes (to
+    replay the curves so far). With ``checkpoint_path``, resume checkpoints are written atomically every
+    ``ckpt_every`` steps and at each epoch's end; ``resume=True`` continues from it when present and
+    written by a run of the same config and ``run_tag`` (any other checkpoint is ignored and overwritten).
+    """
+    obj = get_objective(cfg.variant)
+    info = info or DistInfo()
+    torch.manual_seed(cfg.seed)
+    source = as_source(data)
+    sched = _schedule(cfg, len(source), info)
+    run = _build_run(visual, cfg, obj, text, info, sched.total)
+    ckpt_path = Path(checkpoint_path) if checkpoint_path else None
+    state = _restore(run, cfg, ckpt_path, run_tag) if resume and ckpt_path is not None else _State()
+    if state.resumed_from and on_resume is not None:
+        on_resume(state.resumed_from, state.history, state.evals)
+    if state.step == 0 and not state.evals:
+        _evaluate(run, val, cfg, info, state, 0, on_eval)  # CLIP's visual encoder on depth, no pre-training
+    t_start = time.perf_counter()
+    _train(run, source, val, cfg, sched, render, info, state, ckpt_path, run_tag, on_step, on_eval, progress)
+    return _result(run, val, cfg, sched, info, state, time.perf_counter() - t_start)
 
 
 class ViewDepthRenderer:
@@ -410,64 +785,6 @@ def render_eval_set(points: Tensor, labels: Tensor, view_set: Any, depth_cfg: An
 
     maps = [render_depth(p, view_set, float(distance), depth_cfg).cpu() for p in points.split(batch_size)]
     return EvalSet(depth=torch.cat(maps), labels=labels)
-
-
-def step_loss(
-    variant: str,
-    encoder: nn.Module,
-    frozen: nn.Module,
-    sigma: Tensor,
-    batch: dict[str, Tensor],
-    info: DistInfo,
-    *,
-    size: int,
-    temperature: float,
-    bf16: bool = True,
-    captions: Tensor | None = None,
-    caption_labels: Tensor | None = None,
-    logit_scale: float = 100.0,
-) -> tuple[Tensor, dict[str, float]]:
-    """This rank's share of the loss of one global batch (Σ over ranks = the single-process loss).
-
-    ``batch`` (local rows): ``rgb`` uint8 (b,H,W,3); ``depth1``/``depth2`` (b,H,W) for ``intra_cross``,
-    ``depth`` for ``cross_only``; ``labels`` and ``flip`` for ``rgb_control``. ``encoder`` is E_d (possibly
-    DDP-wrapped), ``frozen`` E_i. Returns the loss share and the global scalars (loss terms).
-    """
-    dev = info.device
-    scalars: dict[str, float] = {}
-    with autocast(dev, bf16):
-        if variant == "rgb_control":
-            x = rgb_to_clip_input(batch["rgb"], size).to(dev)
-            x = torch.where(batch["flip"].to(dev).view(-1, 1, 1, 1), x.flip(-1), x)
-            f_all, _ = gather_with_grad(encoder(x).float(), info)
-            labels = batch["labels"].to(dev)
-            labels_all = _gather_plain(labels, info) if info.enabled else labels
-            # every rank computes the global loss and takes 1/world of it: Σ over ranks = that loss
-            full = multi_positive_contrastive(f_all, captions, labels_all, caption_labels, logit_scale)
-            scalars["l_rgb"] = float(full.detach())
-            return full / info.world, scalars
-        with torch.no_grad():
-            f_img = frozen(rgb_to_clip_input(batch["rgb"], size).to(dev)).float()
-        f_img_all, off = gather_with_grad(f_img, info)
-        if variant == "intra_cross":
-            depth = torch.cat([batch["depth1"], batch["depth2"]]).to(dev)
-            f1, f2 = encoder(depth_to_clip_input(depth, size)).float().chunk(2)  # F_{i,d1}, F_{i,d2}
-            f1_all, _ = gather_with_grad(f1, info)
-            f2_all, _ = gather_with_grad(f2, info)
-            l_intra = intra_modality_loss(f1, f2, temperature, f1_all, f2_all, off)  # Eq. 5–7
-            fd, fd_all = mean_depth_feature(f1, f2), mean_depth_feature(f1_all, f2_all)
-            l_cross = cross_modality_loss(fd, f_img, temperature, fd_all, f_img_all, off)  # Eq. 8–10
-            loss = balanced_loss(l_intra, l_cross, sigma, 1.0 / info.world)  # Eq. 11
-            scalars["l_intra"] = float(all_reduce_sum(l_intra.detach(), info))
-        elif variant == "cross_only":
-            f = encoder(depth_to_clip_input(batch["depth"].to(dev), size)).float()
-            f_all, off = gather_with_grad(f, info)
-            l_cross = cross_modality_loss(f, f_img, temperature, f_all, f_img_all, off)  # Eq. 10 only
-            loss = l_cross
-        else:
-            raise ValueError(f"unknown pretraining variant '{variant}'")
-        scalars["l_cross"] = float(all_reduce_sum(l_cross.detach(), info))
-    return loss, scalars
 
 
 def _gather_plain(x: Tensor, info: DistInfo) -> Tensor:
