@@ -253,8 +253,13 @@ def test_internal_errors_exit_2_and_debug_shows_the_traceback(files, monkeypatch
 
 
 def test_usage_errors_exit_1() -> None:
-    assert run("classify", "x.ply", "--no-such-option").exit_code == 1
-    assert run("render").exit_code == 1  # missing FILE
+    """One stderr line, no traceback (tests/test_cli_errors.py has every kind of usage error)."""
+    res = run("classify", "x.ply", "--no-such-option")
+    assert res.exit_code == 1
+    assert res.stderr.splitlines() == ["error: no such option: --no-such-option (see 'clip2point classify --help')"]
+    res = run("render")  # missing FILE
+    assert res.exit_code == 1
+    assert res.stderr.splitlines() == ["error: missing argument 'file' (see 'clip2point render --help')"]
 
 
 def test_unknown_clip_and_missing_weights_are_user_errors(files: dict[str, Path], tmp_path: Path) -> None:
@@ -388,13 +393,14 @@ def test_prepare_wires_a_complete_download(tmp_path: Path) -> None:
 def test_prepare_says_exactly_what_is_missing(tmp_path: Path) -> None:
     _modelnet10(tmp_path / "dl", drop="sofa")
     params = tmp_path / "params.yaml"
-    params.write_text(PARAMS)
+    params.write_text(REPO_PARAMS)
     res = run("prepare", "modelnet10", "--root", tmp_path / "dl", "--params", params)
     assert res.exit_code == 1
     assert "missing class folders" in res.stderr and "sofa" in res.stderr
     assert "train: found 3,592 of 3,991 (399 missing)" in res.stderr
     assert "modelnet.cs.princeton.edu" in res.stderr
-    assert params.read_text() == PARAMS  # nothing written
+    assert "--allow-incomplete" in res.stderr.splitlines()[-1]  # the way to use it as a subset
+    assert params.read_text() == REPO_PARAMS  # nothing written
 
 
 def test_prepare_scanobjectnn_variants(tmp_path: Path) -> None:
@@ -425,8 +431,11 @@ def test_prepare_scanobjectnn_variants(tmp_path: Path) -> None:
 def test_prepare_bad_arguments(tmp_path: Path) -> None:
     res = run("prepare", "imagenet", "--root", tmp_path)
     assert res.exit_code == 1 and "unknown dataset 'imagenet'" in res.stderr
+    from clip2point.datasets_info import dataset_info
+
     res = run("prepare", "modelnet40", "--root", tmp_path / "nowhere")
-    assert res.exit_code == 1 and "does not exist" in res.stderr and "princeton" in res.stderr
+    assert res.exit_code == 1 and "does not exist" in res.stderr
+    assert dataset_info("modelnet40").download in res.stderr  # where to get it
     res = run("prepare", "shapenet55", "--root", tmp_path, "--check-only")
     assert res.exit_code == 1 and "shapenet_pc" in res.stderr and "train.txt" in res.stderr
 

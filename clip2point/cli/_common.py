@@ -1,23 +1,31 @@
-"""Shared plumbing of the commands: exit codes, one-line errors, ``--quiet`` / ``--debug``, progress bars.
+"""Shared plumbing of the commands: exit codes, one-line errors, ``--quiet`` / ``--debug``, progress bars,
+atomic output files.
 
-Exit codes: 0 success; 1 user error (bad input, missing file, wrong checkpoint, failed check; also a
+Exit codes (``docs/cli.md``): 0 success; 1 user error (a usage error such as an unknown option or a bad
+number, bad input, missing or unreadable file, invalid ``params.yaml``, full disk, failed check; also a
 ``classify`` batch in which some files were bad); 2 internal error (a bug: the message says so and
-``--debug`` shows the traceback).
+``--debug`` shows the traceback); 130 interrupted (Ctrl-C). Every error is one line on stderr, starting
+with ``error:``, naming the bad value or file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
+import os
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 EXIT_OK = 0
 EXIT_USER = 1
 EXIT_INTERNAL = 2
+EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
 
@@ -42,16 +50,49 @@ def one_line(exc: BaseException) -> str:
     return " ".join(first.split()) or type(exc).__name__
 
 
+def collapse(text: str) -> str:
+    """All of ``text`` on one line (every run of whitespace, newlines included, becomes one space)."""
+    return " ".join(str(text).split())
+
+
 def err(message: str) -> None:
     """Print one line on stderr (above a running progress bar, if any)."""
     from tqdm.auto import tqdm
 
-    tqdm.write(message, file=sys.stderr)
+    tqdm.write(collapse(message), file=sys.stderr)
+
+
+def os_reason(e: OSError) -> str:
+    """The reason of an OS error in lower case (``no space left on device`` for a full disk or quota)."""
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return "no space left on device"
+    reason = (e.strerror or one_line(e)).rstrip(".")
+    return reason[:1].lower() + reason[1:]
+
+
+def os_error_text(e: OSError) -> str:
+    """``'<file>: <reason>'`` of an OS error (just the reason when it names no file)."""
+    reason = os_reason(e)
+    names = [str(f) for f in (e.filename, getattr(e, "filename2", None)) if f is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe (``clip2point classify ... | head``): no second error when Python flushes stdout."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 @contextlib.contextmanager
 def handled(debug: bool) -> Iterator[None]:
-    """Turn exceptions into one stderr line and an exit code (traceback too with ``--debug``)."""
+    """Turn exceptions into one stderr line and an exit code (traceback too with ``--debug``).
+
+    :class:`CliError` → its code (1); ``KeyboardInterrupt`` → 130; an ``OSError`` with an errno (a missing,
+    unreadable or unwritable file, a full disk) → 1; anything else is a bug → 2.
+    """
     try:
         yield
     except (typer.Exit, typer.Abort, SystemExit):
@@ -62,15 +103,29 @@ def handled(debug: bool) -> Iterator[None]:
         err(f"error: {e}")
         raise typer.Exit(e.code) from None
     except KeyboardInterrupt:
-        err("interrupted")
-        raise typer.Exit(130) from None
-    except Exception as e:  # noqa: BLE001 - the last resort of a command-line tool
+        err("error: interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader of our output went away: nothing to say, nowhere to say it
+        raise typer.Exit(EXIT_USER) from None
+    except OSError as e:
+        if e.errno is None:
+            _internal(e, debug)
         if debug:
             traceback.print_exc(file=sys.stderr)
-            err(f"internal error: {type(e).__name__}: {one_line(e)}")
-        else:
-            err(f"internal error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the traceback)")
-        raise typer.Exit(EXIT_INTERNAL) from None
+        err(f"error: {os_error_text(e)}")
+        raise typer.Exit(EXIT_USER) from None
+    except Exception as e:  # noqa: BLE001 - the last resort of a command-line tool
+        _internal(e, debug)
+
+
+def _internal(e: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(e, file=sys.stderr)
+        err(f"internal error: {type(e).__name__}: {one_line(e)}")
+    else:
+        err(f"internal error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the traceback)")
+    raise typer.Exit(EXIT_INTERNAL) from None
 
 
 def progress(
@@ -87,3 +142,78 @@ def progress(
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc, total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+# ------------------------------------------------------------------------------------------- options
+
+
+def bounded(low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
+    """A typer option callback: the value (if given) must lie in ``[low, high]``; the usage error names it."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"must be a finite number, got {value}")
+        if low is not None and high is not None and not low <= value <= high:
+            raise typer.BadParameter(f"must be between {low:g} and {high:g}, got {value:g}")
+        if low is not None and value < low:
+            raise typer.BadParameter(f"must be at least {low:g}, got {value:g}")
+        if high is not None and value > high:
+            raise typer.BadParameter(f"must be at most {high:g}, got {value:g}")
+        return value
+
+    return check
+
+
+def check_up_axis(value: str, option: str = "--up-axis") -> str:
+    """``value`` if it is an up axis the pipeline knows (``clip2point.sampling.UP_AXES``), else a CliError."""
+    from clip2point.sampling import UP_AXES
+
+    if value not in UP_AXES:
+        raise CliError(f"{option} must be one of {', '.join(UP_AXES)}, not {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------- output files
+
+
+def check_output_path(path: Path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be written: a folder, or one under a file.
+
+    Missing parent folders are fine (they are created when the file is written).
+    """
+    try:
+        if path.is_dir():
+            raise CliError(f"{option} {path} is a folder; name a file")
+        parent = path.parent
+        while not parent.exists():
+            if parent == parent.parent:
+                break
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise CliError(f"{option} {path}: {parent} is a file, not a folder")
+    except OSError as e:
+        raise CliError(f"{option} {path}: {os_error_text(e)}") from None
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, option: str = "--out") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; it becomes ``path`` only when the block succeeds.
+
+    On any failure (an error, a full disk, Ctrl-C) the temporary file is removed and ``path`` is left as it
+    was: no partial output. OS errors become a one-line :class:`CliError` naming ``path``.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"cannot create the folder of {option} {path}: {os_error_text(e)}") from None
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        raise CliError(f"cannot write {path}: {os_reason(e)} (nothing written)") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)

@@ -10,8 +10,19 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from clip2point.cli._common import EXIT_OK, EXIT_USER, CliError, Debug, Quiet, err, handled, progress
-from clip2point.cli.engine import BadInput, Timer, classify_clouds, expand_inputs, load_cloud
+from clip2point.cli._common import (
+    EXIT_OK,
+    EXIT_USER,
+    CliError,
+    Debug,
+    Quiet,
+    bounded,
+    check_up_axis,
+    err,
+    handled,
+    progress,
+)
+from clip2point.cli.engine import BadInput, Timer, check_input, classify_clouds, expand_input, load_cloud
 
 
 def parse_labels(text: str) -> list[str]:
@@ -29,15 +40,17 @@ def parse_labels(text: str) -> list[str]:
 
 def dataset_labels(name: str) -> tuple[list[str], str]:
     """Class names and up axis of ``--dataset NAME``: a params.yaml dataset, or a known real dataset."""
+    from clip2point.cli.engine import run_params
     from clip2point.datasets_info import DATASETS
+    from pipeline.params import ParamsError
 
-    try:
-        from pipeline.params import ParamsError, load_params
-
-        data = load_params().data
-        entry = data.benchmark(name)
-    except (ImportError, ParamsError):
-        entry = None
+    params = run_params()  # an invalid params.yaml is refused here, not read as "no such dataset"
+    entry = None
+    if params is not None:
+        try:
+            entry = params.data.benchmark(name)
+        except ParamsError:
+            entry = None
     if entry is not None:
         from clip2point.io import ReadError, class_names
 
@@ -83,7 +96,9 @@ def classify(
         str | None, typer.Option(help="A trained adapter checkpoint (few-shot/supervised).")
     ] = None,
     views: Annotated[int | None, typer.Option(help="Number of depth views: 6 (zero-shot set) or 10.")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes shown per file.")] = 5,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", callback=bounded(1), help="Classes shown per file (at least 1).")
+    ] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout.")] = False,
     clip: Annotated[
         str | None, typer.Option(help="open_clip model name (e.g. ViT-B-32); default: the run's CLIP.")
@@ -99,17 +114,20 @@ def classify(
     up_axis: Annotated[
         str | None,
         typer.Option(
-            "--up-axis", help="Up axis of the files: y (default) or z (ModelNet); --dataset sets its own."
+            "--up-axis",
+            help="Up axis of the files: y (default), z (ModelNet), x or z_released; --dataset sets its own.",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Clouds rendered and encoded together.")] = 32,
+    batch_size: Annotated[
+        int, typer.Option(callback=bounded(1), help="Clouds rendered and encoded together (at least 1).")
+    ] = 32,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Classify point clouds or meshes zero-shot (or with a trained adapter); a table, or JSON lines.
 
     Exit 0 when every file was classified; 1 when some could not be (the others are still classified and
-    printed; each bad file gets one line on stderr, and a {"file", "error"} line with --json).
+    printed; each bad file gets one line on stderr, and a {"file", "error"} line with --json); 130 on Ctrl-C.
     """
     with handled(debug):
         code = _classify(files, labels, dataset, checkpoint, views, top_k, as_json, clip, pretrained, encoder,
@@ -120,7 +138,7 @@ def classify(
 def _classify(files: list[str], labels_opt: str | None, dataset: str | None, checkpoint: str | None,
               views: int | None, top_k: int, as_json: bool, clip: str | None, pretrained: str | None,
               encoder: str | None, up_axis: str | None, batch_size: int, quiet: bool) -> int:  # fmt: skip
-    from clip2point.cli.engine import build_bundle, load_encoders, run_settings
+    from clip2point.cli.engine import build_bundle, load_encoders, run_settings, view_set_for
 
     if labels_opt is not None and dataset is not None:
         raise CliError("pass either --labels or --dataset, not both")
@@ -133,17 +151,39 @@ def _classify(files: list[str], labels_opt: str | None, dataset: str | None, che
     elif checkpoint is None:
         raise CliError('no class labels: pass --labels "chair,table,..." or --dataset NAME')
     if up_axis is not None:
-        if up_axis not in ("x", "y", "z"):
-            raise CliError(f"--up-axis must be x, y or z, not {up_axis!r}")
+        check_up_axis(up_axis)
         axis = up_axis
     if pretrained and not clip:
         raise CliError("--pretrained needs --clip NAME (the model its weights belong to)")
-    specs = expand_inputs(files)
+    if views is not None:
+        view_set_for(views)  # a bad --views is refused before anything loads
+    settings = run_settings()  # an invalid params.yaml is refused (not replaced by defaults)
+    # the cheap checks of every input come before the models load: a missing file costs no model load
+    specs: list[str] = []
+    unusable: list[tuple[str, str]] = []  # (input, one-line reason)
+    for given in files:
+        try:
+            expanded = expand_input(given)
+        except BadInput as e:
+            unusable.append((given, str(e)))
+            continue
+        for spec in expanded:
+            try:
+                check_input(spec)
+                specs.append(spec)
+            except BadInput as e:
+                unusable.append((spec, str(e)))
     if not specs:
-        raise CliError("no input files (the folders given hold no supported files)")
+        if as_json:
+            for given, reason in unusable:
+                typer.echo(json.dumps({"file": given, "error": reason}))
+        if len(unusable) == 1:
+            raise CliError(unusable[0][1])
+        for _, reason in unusable:
+            err(f"error: {reason}")
+        raise CliError(f"none of the {len(unusable)} inputs can be classified (each reason above)")
 
     t0 = time.perf_counter()
-    settings = run_settings()
     enc = load_encoders(clip, pretrained, encoder)
     bundle = build_bundle(enc, labels, settings, views, axis, checkpoint)
     if not quiet:
@@ -158,6 +198,11 @@ def _classify(files: list[str], labels_opt: str | None, dataset: str | None, che
     rows: list[tuple[str, list[tuple[str, float]]]] = []
     bad: list[str] = []
     batch: list[tuple[str, np.ndarray]] = []
+    for given, reason in unusable:
+        bad.append(given)
+        err(f"error: {reason}")
+        if as_json:
+            typer.echo(json.dumps({"file": given, "error": reason}))
 
     def flush() -> None:
         if not batch:
@@ -203,11 +248,13 @@ def _classify(files: list[str], labels_opt: str | None, dataset: str | None, che
             (Path(s).name if len({Path(x).name for x, _ in rows}) == len(rows) else s, top) for s, top in rows
         ]
         typer.echo(_format_table(shown))
-    n_ok = len(specs) - len(bad)
+    n_all = len(specs) + len(unusable)
+    n_ok = n_all - len(bad)
     if not quiet:
-        err(f"classified {n_ok} of {len(specs)} file(s) in {timer.load + timer.classify:.2f}s "
+        err(f"classified {n_ok} of {n_all} file(s) in {timer.load + timer.classify:.2f}s "
             f"(reading {timer.load:.2f}s, rendering+encoding {timer.classify:.2f}s)")  # fmt: skip
     if bad:
-        err(f"error: {len(bad)} of {len(specs)} file(s) could not be classified")
+        if n_all > 1:  # one bad input alone: its own line says it all
+            err(f"error: {len(bad)} of {n_all} file(s) could not be classified")
         return EXIT_USER
     return EXIT_OK

@@ -9,7 +9,9 @@ one by one (a bad file is reported and skipped) and classified ``batch_size`` cl
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clip2point.cli._common import CliError, one_line
+from clip2point.cli._common import CliError, one_line, os_reason
 
 #: Extensions ``classify`` and ``render`` accept (``.h5`` entries as ``file.h5:INDEX``).
 SUPPORTED_EXTENSIONS = (".ply", ".obj", ".off", ".stl", ".xyz", ".txt", ".pts", ".npy", ".h5", ".hdf5")
@@ -33,6 +35,34 @@ class BadInput(Exception):
 # ------------------------------------------------------------------------------------------- inputs
 
 
+def check_input(spec: str) -> Path:
+    """The cheap checks of an input, before any model is loaded: a supported extension, an existing readable
+    file (not a folder), an ``INDEX`` for HDF5 files. Returns the file's path; raises :class:`BadInput`."""
+    from clip2point.io.points import split_h5_entry
+
+    path, index = split_h5_entry(spec)
+    ext = path.suffix.lower()
+    if index is None and re.search(r"\.(h5|hdf5):", str(spec), re.IGNORECASE):
+        raise BadInput(f"{spec}: bad HDF5 entry (expected FILE.h5:INDEX with an integer INDEX)")
+    try:
+        if not path.exists():
+            raise BadInput(f"{path}: no such file")
+        if path.is_dir():
+            raise BadInput(f"{path}: is a folder, not a file")
+        if ext not in SUPPORTED_EXTENSIONS:
+            raise BadInput(
+                f"{spec}: unsupported extension {ext or '(none)'!r} "
+                f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})"
+            )
+        if not os.access(path, os.R_OK):
+            raise BadInput(f"{path}: cannot read it (permission denied)")
+    except OSError as e:  # e.g. a file inside a folder we may not enter
+        raise BadInput(f"{path}: cannot access it ({os_reason(e)})") from None
+    if ext in (".h5", ".hdf5") and index is None:
+        raise BadInput(f"{path}: name one entry of the HDF5 file as {path}:INDEX")
+    return path
+
+
 def load_cloud(spec: str, num_points: int = 1024, n_dense: int = 20000, seed: int = 0) -> np.ndarray:
     """Read a mesh or point file and bring it to ``(num_points, 3)`` float32 in the unit sphere.
 
@@ -42,22 +72,10 @@ def load_cloud(spec: str, num_points: int = 1024, n_dense: int = 20000, seed: in
     Raises :class:`BadInput` for a missing, unsupported, corrupt, empty or non-finite input.
     """
     from clip2point.io import MESH_EXTENSIONS, ReadError, read_mesh_or_points, read_points
-    from clip2point.io.points import split_h5_entry
     from clip2point.sampling import SamplingError, mesh_to_points, points_to_points
 
-    path, index = split_h5_entry(spec)
+    path = check_input(spec)
     ext = path.suffix.lower()
-    if ext not in SUPPORTED_EXTENSIONS:
-        raise BadInput(
-            f"{spec}: unsupported extension {ext or '(none)'!r} "
-            f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})"
-        )
-    if not path.exists():
-        raise BadInput(f"{path}: no such file")
-    if path.is_dir():
-        raise BadInput(f"{path}: is a directory")
-    if ext in (".h5", ".hdf5") and index is None:
-        raise BadInput(f"{path}: name one entry of the HDF5 file as {path}:INDEX")
     try:
         obj = read_mesh_or_points(path) if ext in MESH_EXTENSIONS else read_points(spec)
         if isinstance(obj, np.ndarray):
@@ -67,20 +85,36 @@ def load_cloud(spec: str, num_points: int = 1024, n_dense: int = 20000, seed: in
         raise BadInput(str(e)) from None
     except SamplingError as e:
         raise BadInput(f"{spec}: {one_line(e)}") from None
+    except OSError as e:  # a read error the reader did not name (e.g. a device error)
+        raise BadInput(f"{spec}: cannot read it ({os_reason(e)})") from None
+
+
+def expand_input(spec: str) -> list[str]:
+    """A file as given; a folder expands to its supported files (sorted, not recursive).
+
+    Raises :class:`BadInput` for a folder that cannot be listed or that holds no supported file.
+    """
+    p = Path(spec)
+    try:
+        is_dir = p.is_dir()
+    except OSError:  # inside a folder we may not enter: check_input names the file and the reason
+        return [spec]
+    if not is_dir:
+        return [spec]
+    try:
+        found = sorted(
+            str(c) for c in p.iterdir() if c.suffix.lower() in SUPPORTED_EXTENSIONS and c.is_file()
+        )
+    except OSError as e:
+        raise BadInput(f"{p}: cannot list the folder ({os_reason(e)})") from None
+    if not found:
+        raise BadInput(f"{p}: folder holds no supported files ({', '.join(SUPPORTED_EXTENSIONS)})")
+    return found
 
 
 def expand_inputs(specs: Iterable[str]) -> list[str]:
-    """Files as given; a directory expands to its supported files (sorted, not recursive)."""
-    out: list[str] = []
-    for s in specs:
-        p = Path(s)
-        if p.is_dir():
-            out += sorted(
-                str(c) for c in p.iterdir() if c.is_file() and c.suffix.lower() in SUPPORTED_EXTENSIONS
-            )
-        else:
-            out.append(s)
-    return out
+    """Files as given; a directory expands to its supported files (:func:`expand_input`)."""
+    return [f for s in specs for f in expand_input(s)]
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -138,6 +172,8 @@ def _state_dict_of(obj: Any) -> dict[str, torch.Tensor] | None:
 def torch_load(path: str | os.PathLike, what: str) -> Any:
     """``torch.load`` of a user-given checkpoint (tensors and plain containers only) or a one-line error."""
     p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{what} {p} is a folder, not a file")
     if not p.is_file():
         raise CliError(f"{what} not found: {p}")
     try:
@@ -227,7 +263,7 @@ def run_encoders(variant: str = "intra_cross") -> Encoders:
     from clip2point.models.clip import ClipWeightsError
     from pipeline import models as run_models
     from pipeline import paths
-    from pipeline.params import ParamsError, PretrainParams, load_params
+    from pipeline.params import PretrainParams
 
     try:
         pointer = run_models.read_clip_pointer()
@@ -236,10 +272,8 @@ def run_encoders(variant: str = "intra_cross") -> Encoders:
         raise CliError(f"{e}; or pass --clip NAME [--pretrained PATH]") from None
     enc = Encoders(pointer["model"], model, tokenizer, {"clip": model.visual}, "clip",
                    f"run CLIP {pointer['model']} ({paths.clip_dir()})")  # fmt: skip
-    try:
-        seeds = load_params().pretrain.seeds
-    except ParamsError:
-        seeds = PretrainParams().seeds
+    params = run_params()
+    seeds = params.pretrain.seeds if params is not None else PretrainParams().seeds
     for seed in seeds:
         key = f"{variant}-seed{seed}"
         if not (paths.pretrain_dir(variant, seed) / run_models.ENCODER_WEIGHTS).is_file():
@@ -253,7 +287,7 @@ def run_encoders(variant: str = "intra_cross") -> Encoders:
         enc.source += f", depth encoder {key}"
         return enc
     enc.notes.append(
-        f"no pretrained depth encoder under {paths.DATA / 'models' / 'pretrain'} (run `dvc repro pretrain`); "
+        f"no pretrained depth encoder under {paths.data_root() / 'models' / 'pretrain'} (run `dvc repro pretrain`); "
         "zero-shot uses CLIP's image encoder"
     )
     return enc
@@ -271,20 +305,89 @@ class RunSettings:
     source: str
 
 
-def run_settings() -> RunSettings:
-    """The ``depth``, ``clip.templates`` and ``sample`` sections of ``params.yaml``, or their defaults."""
-    from pipeline.params import ClipParams, DepthParams, ParamsError, SampleParams, load_params
+def params_path() -> tuple[Path, bool]:
+    """The params file of this invocation (``$CLIP2POINT_PARAMS`` or ``params.yaml``) and whether it was
+    named explicitly (by the environment variable)."""
+    from pipeline.params import PARAMS_FILE
+
+    env = os.environ.get("CLIP2POINT_PARAMS")
+    return (Path(env), True) if env else (Path(PARAMS_FILE), False)
+
+
+def run_params() -> Any:
+    """The validated :class:`pipeline.params.Params` of the working directory, or ``None`` without one.
+
+    A ``params.yaml`` that exists but does not validate is refused (a one-line :class:`CliError` naming the
+    file and the key), never silently replaced by defaults; so is a ``$CLIP2POINT_PARAMS`` naming no file.
+    """
+    from pipeline.params import ParamsError, load_params
+
+    path, explicit = params_path()
+    try:
+        if not path.exists():
+            if explicit:
+                raise CliError(f"CLIP2POINT_PARAMS={path}: no such file")
+            return None
+        return load_params(path)
+    except ParamsError as e:
+        detail = str(e).removeprefix("params: ").removeprefix(f"{path} ")
+        raise CliError(f"invalid {path}: {detail}") from None
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {os_reason(e)}") from None
+
+
+def _check_run_settings(settings: RunSettings, where: str) -> None:
+    """The settings ``classify``/``render`` use, checked up front: a bad value is a :class:`CliError` naming
+    its key, not an error deep inside the renderer."""
+    from clip2point.render.depth import DepthConfig
 
     try:
-        p = load_params()
-        depth, clip, sample, source = p.depth, p.clip, p.sample, "params.yaml"
-    except ParamsError:
+        DepthConfig(**settings.depth)
+    except ValueError as e:
+        raise CliError(f"invalid {where}: depth: {one_line(e)}") from None
+    if not (math.isfinite(settings.distance) and settings.distance > 0):
+        raise CliError(f"invalid {where}: depth.distance must be a positive number, got {settings.distance}")
+    for key, value in (("sample.num_points", settings.num_points), ("sample.dense_points", settings.n_dense)):
+        if value < 1:
+            raise CliError(f"invalid {where}: {key} must be at least 1, got {value}")
+    if not settings.templates:
+        raise CliError(f"invalid {where}: clip.templates is empty (e.g. ['image of a {{}}.'])")
+    for t in settings.templates:
+        try:
+            t.format("x")
+        except (IndexError, KeyError, ValueError):
+            raise CliError(
+                f"invalid {where}: clip.templates entry {t!r} is not a template with one '{{}}'"
+            ) from None
+
+
+def depth_config_of(depth: Any) -> dict[str, Any]:
+    """The :class:`clip2point.render.depth.DepthConfig` fields that ``params.yaml``'s ``depth`` section sets
+    (image_size, dilation, mode, projection, and any later renderer setting both define)."""
+    import dataclasses
+
+    from clip2point.render.depth import DepthConfig
+
+    names = [f.name for f in dataclasses.fields(DepthConfig)]
+    return {n: getattr(depth, n) for n in names if hasattr(depth, n)}
+
+
+def run_settings() -> RunSettings:
+    """The ``depth``, ``clip.templates`` and ``sample`` sections of ``params.yaml``, or their defaults when
+    there is no ``params.yaml`` (an invalid one is refused: :func:`run_params`)."""
+    from pipeline.params import ClipParams, DepthParams, SampleParams
+
+    p = run_params()
+    if p is not None:
+        depth, clip, sample, source = p.depth, p.clip, p.sample, str(params_path()[0])
+    else:
         depth, clip, sample, source = DepthParams(), ClipParams(), SampleParams(), "defaults"
-    cfg = {"image_size": depth.image_size, "dilation": depth.dilation, "mode": depth.mode,
-           "projection": depth.projection}  # fmt: skip
-    return RunSettings(
+    cfg = depth_config_of(depth)
+    settings = RunSettings(
         cfg, depth.distance, tuple(clip.templates), sample.num_points, sample.dense_points, source
     )
+    _check_run_settings(settings, source)
+    return settings
 
 
 def view_set_for(n_views: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from clip2point.cli._common import Debug, handled
+from clip2point.cli._common import Debug, collapse, handled, os_error_text
 
 
 def _version(dist: str) -> str:
@@ -40,16 +41,26 @@ def _openai_weights(model: str = "ViT-B-32", tag: str = "openai") -> str:
 
 
 def _describe(path: Path) -> str:
-    if path.is_file():
-        return f"{path} ({path.stat().st_size / 1e6:.1f} MB)"
-    if path.is_dir():
-        n = sum(1 for p in path.rglob("*") if p.is_file())
-        return f"{path}/ ({n} files)"
+    try:
+        if path.is_file():
+            return f"{path} ({path.stat().st_size / 1e6:.1f} MB)"
+        if path.is_dir():
+            n = 0
+            for _root, _dirs, names in os.walk(path, onerror=_raise):
+                n += len(names)
+            return f"{path}/ ({n} files)"
+    except OSError as e:
+        return f"{path} (unreadable: {os_error_text(e)})"
     return f"{path} (missing)"
+
+
+def _raise(e: OSError) -> None:
+    raise e
 
 
 def collect() -> dict[str, Any]:
     """Everything ``info`` reports, as a JSON-ready dict."""
+    from clip2point.cli.engine import params_path
     from pipeline import paths
     from pipeline.params import ParamsError, load_params
 
@@ -62,25 +73,31 @@ def collect() -> dict[str, Any]:
         "device": _device(),
     }
     try:
-        p = load_params()
+        p = load_params(params_path()[0])
         out["params"] = {
             "clip.model": p.clip.model,
             "clip.pretrained": p.clip.pretrained or "(bootstrapped)",
             "benchmarks": [d.name for d in p.data.benchmarks],
             "pretrain": p.data.pretrain.name,
         }
-    except ParamsError as e:
-        out["params"] = {"error": str(e)}
+    except ParamsError as e:  # info reports it (exit 0): classify and render refuse to run with it
+        out["params"] = {"error": collapse(str(e))}
+    except OSError as e:
+        out["params"] = {"error": f"cannot read {os_error_text(e)}"}
     out["weights"] = {"openai ViT-B-32": _openai_weights(), "run CLIP": _describe(paths.clip_dir())}
-    pre = paths.DATA / "models" / "pretrain"
-    encoders = sorted(p.name for p in pre.iterdir() if p.is_dir()) if pre.is_dir() else []
-    out["weights"]["pretrained depth encoders"] = ", ".join(encoders) if encoders else f"none under {pre}"
+    pre = paths.data_root() / "models" / "pretrain"
+    try:
+        encoders = sorted(p.name for p in pre.iterdir() if p.is_dir()) if pre.is_dir() else []
+        found = ", ".join(encoders) if encoders else f"none under {pre}"
+    except OSError as e:
+        found = f"unreadable: {os_error_text(e)}"
+    out["weights"]["pretrained depth encoders"] = found
     out["outputs"] = {
-        "data": _describe(paths.DATA),
-        "points": _describe(paths.DATA / "points"),
-        "shards": _describe(paths.DATA / "shards"),
-        "models": _describe(paths.DATA / "models"),
-        "results": _describe(paths.DATA / "results"),
+        "data": _describe(paths.data_root()),
+        "points": _describe(paths.data_root() / "points"),
+        "shards": _describe(paths.data_root() / "shards"),
+        "models": _describe(paths.data_root() / "models"),
+        "results": _describe(paths.data_root() / "results"),
         "report": _describe(paths.report_dir()),
     }
     return out

@@ -19,7 +19,28 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from clip2point.cli._common import CliError, Debug, Quiet, err, handled, one_line
+from clip2point.cli._common import (
+    CliError,
+    Debug,
+    Quiet,
+    atomic_output,
+    check_up_axis,
+    collapse,
+    err,
+    handled,
+    one_line,
+    os_error_text,
+    os_reason,
+)
+
+#: The key of a dataset entry that records a subset (``prepare --allow-incomplete``):
+#: ``subset: {<split>: [found, expected], ...}`` for every split of the published counts.
+SUBSET_KEY = "subset"
+
+#: Problems of :func:`clip2point.datasets_info.check_layout` that only say items are missing (tolerated by
+#: ``--allow-incomplete``); anything else (missing split lists or HDF5 files, listed files absent, more
+#: items than expected, an unreadable folder) still refuses the download.
+_SUBSET_PROBLEM_PREFIXES = ("missing class folders under ", "no .off files in: ", "missing synset folders under ")
 
 
 class _EditError(Exception):
@@ -108,17 +129,16 @@ def _expected_raw(raw: dict, section: str, name: str, entry: dict[str, Any]) -> 
 
 
 def write_params(path: Path, section: str, name: str, entry: dict[str, Any]) -> str:
-    """Upsert the dataset entry in ``path``; returns ``"edited"`` (comments kept) or ``"rewritten"``."""
-    from pipeline.artifacts import atomic_path
+    """Upsert the dataset entry in ``path``; returns ``"edited"`` (comments kept) or ``"rewritten"``.
+
+    The file is replaced atomically (its permissions kept): on an error, a full disk or Ctrl-C it is left
+    as it was. A file that does not parse or validate before the change is refused, naming the problem.
+    """
+    import shutil
+
     from pipeline.params import ParamsError, params_from_dict, parse_yaml
 
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise CliError(f"cannot read {path}: {e.strerror or e}") from None
-    raw = parse_yaml(text) or {}
-    if not isinstance(raw, dict):
-        raise CliError(f"{path} does not hold a mapping")
+    text, raw = read_params(path)
     expected = _expected_raw(raw, section, name, entry)
     how = "edited"
     try:
@@ -132,9 +152,36 @@ def write_params(path: Path, section: str, name: str, entry: dict[str, Any]) -> 
         params_from_dict(parse_yaml(new_text))
     except ParamsError as e:
         raise CliError(f"{path} would not validate after the change: {e}") from None
-    with atomic_path(path) as tmp:
+    with atomic_output(path, "--params") as tmp:
         tmp.write_text(new_text)
+        shutil.copymode(path, tmp)
     return how
+
+
+def read_params(path: Path) -> tuple[str, dict]:
+    """The text and raw mapping of a params file that parses and validates, or a one-line :class:`CliError`
+    (missing, a folder, unreadable, not YAML, not a mapping, or invalid: the key named)."""
+    from pipeline.params import ParamsError, params_from_dict, parse_yaml
+
+    try:
+        if path.is_dir():
+            raise CliError(f"--params {path} is a folder, not a params file")
+        text = path.read_text()
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {os_reason(e)}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"cannot read {path}: not a text (UTF-8) file") from None
+    try:
+        raw = parse_yaml(text) or {}
+    except yaml.YAMLError as e:
+        raise CliError(f"invalid {path}: not valid YAML ({collapse(str(e))[:200]})") from None
+    if not isinstance(raw, dict):
+        raise CliError(f"invalid {path}: it does not hold a mapping")
+    try:
+        params_from_dict(raw)
+    except ParamsError as e:
+        raise CliError(f"invalid {path} (fix it first): {str(e).removeprefix('params: ')}") from None
+    return text, raw
 
 
 def _portable(root: Path, base: Path) -> str:
@@ -164,7 +211,7 @@ def prepare(
         str | None, typer.Option(help="Entry name in params.yaml (default: the dataset's).")
     ] = None,
     up_axis: Annotated[
-        str | None, typer.Option("--up-axis", help="Override the dataset's up axis (y/z).")
+        str | None, typer.Option("--up-axis", help="Override the dataset's up axis (y, z, x, z_released).")
     ] = None,
     params: Annotated[
         Path | None, typer.Option(help="The params file to update (default: params.yaml).")
@@ -172,12 +219,22 @@ def prepare(
     check_only: Annotated[
         bool, typer.Option("--check-only", help="Check the download; do not touch params.")
     ] = False,
+    allow_incomplete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-incomplete",
+            help="Accept a subset (fewer items than the published counts, at least one per split) and record "
+            "it in the entry as subset: {split: [found, expected]}.",
+        ),
+    ] = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Check a local download of a real dataset and wire it into the pipeline's inputs (params.yaml).
 
-    Exit 1, with one line per problem on stderr (exactly what is missing), when the download is incomplete.
+    Exit 1, with one line per problem on stderr (exactly what is missing), when the download is incomplete;
+    with --allow-incomplete a download with fewer items (at least one per split) is accepted and recorded as
+    a subset (one "subset: <split> n of N" line per split).
     """
     with handled(debug):
         from clip2point.datasets_info import DATASETS, TOTAL, check_layout
@@ -199,33 +256,8 @@ def prepare(
                 variant = str(Path(variant).expanduser())
         elif variant:
             raise CliError(f"{info.name} has no variants (drop --variant)")
-        if up_axis is not None and up_axis not in ("x", "y", "z"):
-            raise CliError(f"--up-axis must be x, y or z, not {up_axis!r}")
-        if not root.exists():
-            raise CliError(f"--root {root} does not exist; download {info.name} from {info.download}")
-
-        report = check_layout(info.name, root, variant or "")
-        problems = list(report.problems)
-        splits: Counter[str] = Counter()
-        if not problems:
-            reader_problems, splits = _reader_check(info.kind, report.root, variant or "", report.expected)
-            problems += reader_problems
-        if not quiet:
-            for note in report.notes:
-                err(f"{info.name}: note: {note}")
-        if problems:
-            for p in problems:
-                err(f"{info.name}: {p}")
-            raise CliError(
-                f"{info.name} at {report.root} is incomplete ({report.summary()}); "
-                f"expected layout {info.layout}; download: {info.download}"
-            )
-        if not quiet:
-            split_sizes = ", ".join(f"{s} {n:,}" for s, n in sorted(splits.items()))
-            extra = f"; splits: {split_sizes}" if TOTAL in report.expected else ""
-            err(f"{info.name}: complete at {report.root} ({report.summary()}{extra})")
-        if check_only:
-            return
+        if up_axis is not None:
+            check_up_axis(up_axis)
         entry_name = name or (f"{info.name}_{variant.lower()}" if variant and info.variants else info.name)
         if not re.fullmatch(r"[A-Za-z0-9_]+", entry_name):
             raise CliError(
@@ -234,10 +266,53 @@ def prepare(
         from pipeline.params import PARAMS_FILE
 
         target = params or Path(os.environ.get("CLIP2POINT_PARAMS", PARAMS_FILE))
+        try:
+            if not root.exists():
+                raise CliError(f"--root {root} does not exist; download {info.name} from {info.download}")
+            if not root.is_dir():
+                raise CliError(f"--root {root} is a file, not a folder (pass the folder of the download)")
+            if not check_only:
+                read_params(target)  # a params file that cannot be updated is refused before the (long) check
+            report = check_layout(info.name, root, variant or "")
+        except OSError as e:
+            raise CliError(f"cannot read the download under --root {root}: {os_error_text(e)}") from None
+        problems = list(report.problems)
+        subset: dict[str, list[int]] = {}
+        if allow_incomplete:
+            problems, subset = _as_subset(report, problems)
+        splits: Counter[str] = Counter()
+        if not problems:
+            against = {s: report.found.get(s, 0) for s in report.expected} if subset else report.expected
+            reader_problems, splits = _reader_check(info.kind, report.root, variant or "", against)
+            problems += [f"{p} (the files present)" for p in reader_problems] if subset else reader_problems
+        if not quiet:
+            for note in report.notes:
+                err(f"{info.name}: note: {note}")
+        if problems:
+            for p in problems:
+                err(f"{info.name}: {p}")
+            hint = ""
+            if not allow_incomplete and report.problems and not _as_subset(report, list(report.problems))[0]:
+                hint = "; --allow-incomplete uses it as a recorded subset"
+            raise CliError(
+                f"{info.name} at {report.root} is incomplete ({report.summary()}); "
+                f"expected layout {info.layout}; download: {info.download}{hint}"
+            )
+        for split, (n, total) in subset.items():  # shown even with --quiet: results on a subset differ
+            err(f"{info.name}: subset: {split} {n:,} of {total:,}")
+        if not quiet:
+            split_sizes = ", ".join(f"{s} {n:,}" for s, n in sorted(splits.items()))
+            extra = f"; splits: {split_sizes}" if TOTAL in report.expected else ""
+            state = "subset" if subset else "complete"
+            err(f"{info.name}: {state} at {report.root} ({report.summary()}{extra})")
+        if check_only:
+            return
         entry: dict[str, Any] = {"kind": info.kind, "root": _portable(report.root, target.parent)}
         if variant:
             entry["variant"] = _portable(Path(variant), target.parent) if info.variant_path else variant
         entry["up_axis"] = up_axis or info.up_axis
+        if subset:
+            entry[SUBSET_KEY] = subset
         section = "pretrain" if info.role == "pretrain" else "benchmarks"
         if section == "pretrain":
             entry = {"name": entry_name, **entry}
@@ -271,3 +346,31 @@ def _reader_check(
         if counts.get(s, 0) != n
     ]
     return problems, splits
+
+
+def _as_subset(report: Any, problems: list[str]) -> tuple[list[str], dict[str, list[int]]]:
+    """Under ``--allow-incomplete``: the problems that still refuse the download, and the subset record
+    ``{split: [found, expected]}`` (empty when nothing is missing).
+
+    Tolerated: fewer items than expected in a split that has at least one, and the missing class/synset
+    folders or empty class splits that explain it.
+    """
+    shortfalls = {}
+    fatal_extra = []
+    for split, n in report.expected.items():
+        got = report.found.get(split, 0)
+        line = f"{split}: found {got:,} of {n:,} ({n - got:,} missing)"
+        if 0 < got < n:
+            shortfalls[line] = split
+        elif got == 0:
+            fatal_extra.append(f"{split}: no items at all (a subset needs at least one per split)")
+    fatal = [
+        p for p in problems
+        if p not in shortfalls and not p.startswith(_SUBSET_PROBLEM_PREFIXES) and not p.startswith(
+            tuple(f"{s}: found 0 of " for s in report.expected))
+    ]  # fmt: skip
+    fatal += fatal_extra
+    subset = {}
+    if not fatal and any(report.found.get(s, 0) < n for s, n in report.expected.items()):
+        subset = {s: [report.found.get(s, 0), n] for s, n in report.expected.items()}
+    return fatal, subset

@@ -8,7 +8,17 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from clip2point.cli._common import CliError, Debug, Quiet, err, handled
+from clip2point.cli._common import (
+    CliError,
+    Debug,
+    Quiet,
+    atomic_output,
+    bounded,
+    check_output_path,
+    check_up_axis,
+    err,
+    handled,
+)
 
 
 def contact_sheet(depth: np.ndarray, titles: list[str], columns: int = 5, pad: int = 4):
@@ -38,17 +48,23 @@ def render(
         int, typer.Option(help="Number of views: 6 (zero-shot set) or 10 (pretraining set).")
     ] = 10,
     dilation: Annotated[
-        int | None, typer.Option(min=0, help="Splat radius R (default: params.yaml).")
+        int | None, typer.Option(callback=bounded(1, 64), help="Splat radius R, 1-64 (default: params.yaml).")
     ] = None,
     depth: Annotated[str | None, typer.Option("--depth", help="min (Eq. 14) or weighted (Eq. 12).")] = None,
     size: Annotated[
-        int | None, typer.Option(min=8, help="Image side in pixels (default: params.yaml).")
+        int | None,
+        typer.Option(callback=bounded(8, 8192), help="Image side in pixels, 8-8192 (default: params.yaml)."),
     ] = None,
-    up_axis: Annotated[str, typer.Option("--up-axis", help="Up axis of the file: y or z (ModelNet).")] = "y",
+    up_axis: Annotated[
+        str, typer.Option("--up-axis", help="Up axis of the file: y, z (ModelNet), x or z_released.")
+    ] = "y",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Render the depth views of FILE (the pipeline's renderer and settings) as a contact sheet PNG."""
+    """Render the depth views of FILE (the pipeline's renderer and settings) as a contact sheet PNG.
+
+    The PNG appears only when it is complete (no partial file on an error, a full disk or Ctrl-C).
+    """
     with handled(debug):
         import torch
 
@@ -56,34 +72,36 @@ def render(
         from clip2point.render.depth import MODES, DepthConfig, render_depth
         from clip2point.render.views import VIEW_SETS, to_y_up
 
+        if depth is not None and depth not in MODES:
+            raise CliError(f"--depth must be one of {', '.join(MODES)}, not {depth!r}")
+        check_up_axis(up_axis)
+        if out.suffix.lower() != ".png":
+            raise CliError(f"--out must name a .png file, not {out}")
+        check_output_path(out, "--out")
+        name = view_set_for(views)
         settings = run_settings()
         cfg = dict(settings.depth)
         if depth is not None:
-            if depth not in MODES:
-                raise CliError(f"--depth must be one of {', '.join(MODES)}, not {depth!r}")
             cfg["mode"] = depth
         if dilation is not None:
             cfg["dilation"] = dilation
         if size is not None:
             cfg["image_size"] = size
-        if up_axis not in ("x", "y", "z"):
-            raise CliError(f"--up-axis must be x, y or z, not {up_axis!r}")
-        if out.suffix.lower() != ".png":
-            raise CliError(f"--out must name a .png file, not {out}")
-        name = view_set_for(views)
+        try:
+            depth_cfg = DepthConfig(**cfg)
+        except ValueError as e:  # the options are range-checked: only a new DepthConfig rule gets here
+            raise CliError(f"bad rendering settings: {e}") from None
         try:
             cloud = load_cloud(file, settings.num_points, settings.n_dense)
         except BadInput as e:
             raise CliError(str(e)) from None
         pts = torch.as_tensor(to_y_up(cloud, up_axis), dtype=torch.float32)[None]
-        maps = render_depth(pts, VIEW_SETS[name], settings.distance, DepthConfig(**cfg))[0].numpy()
+        maps = render_depth(pts, VIEW_SETS[name], settings.distance, depth_cfg)[0].numpy()
         vs = VIEW_SETS[name]
         titles = [f"{i}: e{e:g} a{a:g}" for i, (e, a) in enumerate(zip(vs.elev, vs.azim, strict=True))]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            contact_sheet(maps, titles).save(out)
-        except OSError as e:
-            raise CliError(f"cannot write {out}: {e.strerror or e}") from None
+        sheet = contact_sheet(maps, titles)
+        with atomic_output(out, "--out") as tmp:
+            sheet.save(tmp, format="PNG")
         if not quiet:
             err(f"wrote {out} ({len(vs)} views '{name}', {cfg['image_size']}px, mode {cfg['mode']}, "
                 f"dilation {cfg['dilation']})")  # fmt: skip
