@@ -151,7 +151,10 @@ class PretrainParams:
     temperature: float = _f(0.07, gt=0.0)
     sigma_init: float = _f(1.0, gt=0.0)
     sigma_lr: float = _f(1e-2, ge=0.0)
-    optimizer: str = "lamb"
+    # "lamb" (timm's LAMB) or "lamb_released" (torch_optimizer's rule, as the released code); adamw | sgd
+    optimizer: str = _f("lamb", choices=("lamb", "lamb_released", "adamw", "sgd"))
+    schedule: str = _f("warmup_cosine", choices=("warmup_cosine", "cosine_restarts"))
+    param_groups: str = _f("split", choices=("split", "single"))  # single: the released one decayed group
     seeds: tuple[int, ...] = (0, 1, 2)
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
     variants: tuple[str, ...] = _f(("intra_cross", "cross_only", "rgb_control"),

@@ -239,7 +239,7 @@ def run(params: Params, variant: str, seed: int, info, resume: bool = True, keep
         warmup_steps=pp.warmup_steps, temperature=pp.temperature, sigma_init=pp.sigma_init,
         sigma_lr=pp.sigma_lr, optimizer=pp.optimizer, eval_every=pp.eval_every, bf16=pp.bf16, seed=seed,
         distance=dp.distance, jitter=dp.jitter, max_steps=pp.max_steps, ckpt_every=pp.ckpt_every,
-        num_workers=pp.num_workers,
+        num_workers=pp.num_workers, schedule=pp.schedule, param_groups=pp.param_groups,
     )
     obj = get_objective(variant)
     tag = run_tag(params, variant, seed)

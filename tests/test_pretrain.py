@@ -143,3 +143,27 @@ def test_view_renderer_matches_direct_render() -> None:
         one = views.ViewSet(elev=(vs.elev[vidx[i]],), azim=(vs.azim[vidx[i]],))
         ref = depth.render_depth(pts[i : i + 1], one, dist[i].view(1, 1), dcfg)[0, 0]
         assert torch.allclose(got[i], ref, atol=1e-5)
+
+
+def test_released_optimizer_schedule_and_single_group(tiny) -> None:
+    """``optimizer: lamb_released``, ``schedule: cosine_restarts``, ``param_groups: single`` (docs/parity.md):
+    one group holding E_d and σ at the base lr, decayed; the lr follows the warm-restart formula per step."""
+    from clip2point.train import pretrain as pt
+    from clip2point.train.distributed import DistInfo
+    from clip2point.train.optim import ReleasedLamb
+
+    model, text = tiny
+    c = cfg(optimizer="lamb_released", schedule="cosine_restarts", param_groups="single", lr=6e-3,
+            weight_decay=1e-4)
+    sched = pt._Schedule(n_train=16, steps_per_epoch=2, total=8, n_epochs=4)
+    run = pt._build_run(model.visual, c, pt.get_objective("intra_cross"), text, DistInfo(), sched)
+    assert isinstance(run.optimizer, ReleasedLamb) and len(run.optimizer.param_groups) == 1
+    group = run.optimizer.param_groups[0]
+    assert group["weight_decay"] == 1e-4 and any(p is run.model.sigma for p in group["params"])
+    assert len(group["params"]) == len([p for p in run.model.parameters() if p.requires_grad])
+    period, eta_min = 2 * sched.steps_per_epoch, 1e-5  # T_0 = 2 epochs, eta_min 1e-5 (pretraining.py:58-64)
+    for t in range(9):
+        expected = eta_min + (6e-3 - eta_min) * (1 + math.cos(math.pi * (t % period) / period)) / 2
+        assert group["lr"] == pytest.approx(expected, rel=1e-9), t
+        run.optimizer.step()
+        run.scheduler.step()

@@ -67,7 +67,7 @@ from clip2point.train.distributed import (
     backward_scale,
     gather_with_grad,
 )
-from clip2point.train.optim import build_optimizer, cosine_with_warmup, param_groups
+from clip2point.train.optim import build_optimizer, build_schedule, param_groups, released_param_groups
 from clip2point.train.pretrain_data import (
     PretrainBatchSampler,
     PretrainSource,
@@ -116,6 +116,12 @@ class PretrainConfig:
     ckpt_every: int = 0  # steps between resume checkpoints; 0: end of each epoch only
     eval_batch_size: int = 256
     min_lr_ratio: float = 0.0
+    # "warmup_cosine" (linear warm-up, one cosine) or "cosine_restarts" (released: warm restarts every
+    # 2 epochs down to 1e-5, no warm-up; clip2point.train.optim.build_schedule)
+    schedule: str = "warmup_cosine"
+    # "split": weight decay on matrices only, σ in its own group at ``sigma_lr``; "single": the released
+    # single group, every trainable tensor (σ included) decayed at ``lr`` (optim.released_param_groups)
+    param_groups: str = "split"
     num_workers: int = 0  # DataLoader worker processes reading the pool (results do not depend on it)
 
 
@@ -449,18 +455,24 @@ def _schedule(cfg: PretrainConfig, n_train: int, info: DistInfo) -> _Schedule:
 
 
 def _build_run(visual: nn.Module, cfg: PretrainConfig, obj: Objective, text: TextSide, info: DistInfo,
-               total: int) -> _Run:
+               sched: _Schedule) -> _Run:
     """E_i frozen, E_d (a copy) and σ trainable, optimizer and LR schedule, text features on the device."""
     dev = info.device
     if obj.needs_captions and text.captions is None:
         raise ValueError(f"{obj.name} needs caption features (TextSide.captions)")
     frozen = visual.to(dev).eval().requires_grad_(False)  # E_i: frozen, never receives a gradient
     model = DepthPretrainModel(visual, cfg.sigma_init, with_sigma=obj.with_sigma).to(dev)
-    groups = param_groups(model.encoder, cfg.lr, cfg.weight_decay)
-    if obj.with_sigma:
-        groups.append({"params": [model.sigma], "lr": cfg.sigma_lr, "weight_decay": 0.0, "name": "sigma"})
+    if cfg.param_groups == "single":
+        groups = released_param_groups(model, cfg.lr, cfg.weight_decay)
+    elif cfg.param_groups == "split":
+        groups = param_groups(model.encoder, cfg.lr, cfg.weight_decay)
+        if obj.with_sigma:
+            groups.append({"params": [model.sigma], "lr": cfg.sigma_lr, "weight_decay": 0.0, "name": "sigma"})
+    else:
+        raise ValueError(f"param_groups must be 'split' or 'single', not {cfg.param_groups!r}")
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr)
-    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total, cfg.min_lr_ratio)
+    scheduler = build_schedule(cfg.schedule, optimizer, total_steps=sched.total, steps_per_epoch=sched.steps_per_epoch,
+                               warmup_steps=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio)
     ddp: nn.Module = model
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -740,7 +752,7 @@ def pretrain(
     torch.manual_seed(cfg.seed)
     source = as_source(data)
     sched = _schedule(cfg, len(source), info)
-    run = _build_run(visual, cfg, obj, text, info, sched.total)
+    run = _build_run(visual, cfg, obj, text, info, sched)
     ckpt_path = Path(checkpoint_path) if checkpoint_path else None
     state = _restore(run, cfg, ckpt_path, run_tag) if resume and ckpt_path is not None else _State()
     if state.resumed_from and on_resume is not None:
