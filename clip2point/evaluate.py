@@ -8,20 +8,26 @@ optional logit scale. This is *not* the mean of per-view softmaxes. It has the s
 printed formula (the ``1/N`` there is a constant factor outside the softmax), so accuracies agree with
 either reading; probabilities are ``softmax(s · mean_v cos)`` with CLIP's logit scale ``s``.
 
+This is the one implementation of Eq. 15: zero-shot evaluation (:func:`evaluate_zero_shot`), prediction
+(:mod:`clip2point.predict`) and model selection during training use it.
+
 Metrics take integer predictions and labels (numpy or torch): :func:`accuracy`,
 :func:`per_class_accuracy`, :func:`mean_class_accuracy`, :func:`confusion_matrix` (rows = true class,
-columns = prediction), :func:`classification_metrics` (a JSON-ready dict) and :func:`plot_confusion`.
+columns = prediction), :func:`classification_metrics` (a JSON-ready dict), :func:`aggregate_seeds` (mean ±
+sample std over seeds) and :func:`plot_confusion`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from clip2point.report import mean_std
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -49,6 +55,39 @@ def zero_shot_logits(
 def zero_shot_probs(view_feats: Tensor, text: Tensor, logit_scale: float = 100.0) -> Tensor:
     """Class probabilities ``softmax(s · Eq. 15)``, ``(B,K)``; ``s`` is CLIP's logit scale."""
     return zero_shot_logits(view_feats, text, logit_scale).softmax(dim=-1)
+
+
+def zero_shot_predict(view_feats: Tensor, text: Tensor, logit_scale: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 class ``(B,)`` int64 and its probability ``(B,)`` float32 under ``softmax(s · Eq. 15)``."""
+    with torch.no_grad():
+        probs = zero_shot_probs(view_feats, text, logit_scale)
+    prob, pred = probs.max(-1)
+    return pred.numpy(), prob.numpy()
+
+
+def evaluate_zero_shot(
+    runs: Iterable[tuple[str, Tensor]],
+    text: Tensor,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    logit_scale: float = 100.0,
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Zero-shot classification (Eq. 15) of one method over its runs (e.g. one encoder per seed).
+
+    ``runs``: ``(name, view features (M,V,C))`` pairs (a generator keeps one run in memory at a time).
+    Returns :func:`aggregate_seeds` of the runs' :func:`classification_metrics`, each run's
+    :func:`zero_shot_predict` ``(pred, prob)`` and the ``(K,K)`` confusion matrix summed over the runs.
+    """
+    k = len(class_names)
+    per_run: dict[str, dict[str, Any]] = {}
+    preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    cm = np.zeros((k, k), dtype=np.int64)
+    for name, feats in runs:
+        pred, prob = zero_shot_predict(feats, text, logit_scale)
+        per_run[name] = classification_metrics(pred, labels, class_names)
+        cm += confusion_matrix(pred, labels, k)
+        preds[name] = (pred, prob)
+    return aggregate_seeds(per_run, class_names), preds, cm
 
 
 def _as_int_array(x: Any, what: str) -> np.ndarray:
@@ -110,6 +149,31 @@ def classification_metrics(pred: Any, labels: Any, class_names: Sequence[str]) -
             n: (None if np.isnan(a) else float(a)) for n, a in zip(class_names, per, strict=True)
         },
         "n": int(_as_int_array(labels, "labels").size),
+    }
+
+
+def aggregate_seeds(per_seed: Mapping[str, Mapping[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+    """Mean ± sample std over seeds of acc and mean-class acc; per-class acc averaged over seeds.
+
+    ``per_seed[name]`` is a :func:`classification_metrics` dict; the result keeps each seed's acc and
+    mean-class acc under ``seeds``.
+    """
+    accs = [m["acc"] for m in per_seed.values()]
+    maccs = [m["mean_class_acc"] for m in per_seed.values()]
+    acc, acc_std = mean_std(accs)
+    macc, macc_std = mean_std(maccs)
+    per_class = {}
+    for name in class_names:
+        vals = [m["per_class_acc"][name] for m in per_seed.values() if m["per_class_acc"][name] is not None]
+        per_class[name] = float(np.mean(vals)) if vals else None
+    return {
+        "acc": acc,
+        "acc_std": acc_std,
+        "mean_class_acc": macc,
+        "mean_class_acc_std": macc_std,
+        "n_seeds": len(per_seed),
+        "per_class_acc": per_class,
+        "seeds": {k: {"acc": m["acc"], "mean_class_acc": m["mean_class_acc"]} for k, m in per_seed.items()},
     }
 
 

@@ -9,15 +9,15 @@ A :class:`ModelBundle` holds everything a prediction needs, as plain callables a
 * ``adapter``: a trained adapter taking the paths' features (few-shot / supervised), or ``None`` for
   zero-shot, which uses Eq. 15 on the first path with ``logit_scale``.
 
-Build one with :func:`zero_shot_bundle` / :func:`adapter_bundle` from loaded encoders, or
-:func:`bundle_from_checkpoint` from an adapter checkpoint written by the ``fewshot`` / ``supervised`` stages
-(the caller resolves the checkpoint's encoder keys to loaded encoders).
+Build one with :func:`zero_shot_bundle` from a loaded encoder, or :func:`bundle_from_checkpoint` from an
+:class:`AdapterCheckpoint` (written by the ``fewshot`` / ``supervised`` stages as its :meth:`~AdapterCheckpoint.
+to_dict`; the caller resolves the checkpoint's encoder keys to loaded encoders).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,53 @@ class ModelBundle:
         if len(self.featurizers) != n_paths:
             have = len(self.featurizers)
             raise ValueError(f"the adapter takes {n_paths} feature path(s), the bundle has {have}")
+
+
+@dataclass
+class AdapterCheckpoint:
+    """A trained adapter (Eq. 2–4 or 16–19) with everything needed to classify raw clouds with it.
+
+    On disk it is the plain dict of :meth:`to_dict` (``torch.save``); :meth:`from_dict` reads such a dict
+    (optional keys may be absent; unknown keys are kept in ``extra``).
+
+    ``adapter``: :func:`~clip2point.models.adapters.adapter_state`; ``text``: ``(K,C)`` class text features;
+    ``views``: a view-set name; ``distance`` and ``depth`` (DepthConfig kwargs): the depth rendering;
+    ``paths``: one encoder key per feature path (e.g. ``["clip", "intra_cross-seed2"]``) and ``encoders``:
+    how to load each (``{"variant", "seed"}``); the rest records where it came from.
+    """
+
+    adapter: dict[str, Any]
+    class_names: list[str]
+    text: Tensor
+    views: str
+    distance: float
+    depth: dict[str, Any]
+    paths: list[str]
+    encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    logit_scale: float = 100.0
+    dataset: str | None = None
+    mode: str | None = None
+    seed: int | None = None
+    val_acc: float | None = None
+    best_epoch: int | None = None
+    up_axis: str = "y"
+    clip_model: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AdapterCheckpoint:
+        """From a checkpoint dict (``KeyError`` naming a missing required key)."""
+        names = [f.name for f in fields(cls) if f.name != "extra"]
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise KeyError(f"adapter checkpoint lacks {missing} (has: {sorted(d)})")
+        return cls(**{k: d[k] for k in names if k in d}, extra={k: v for k, v in d.items() if k not in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The on-disk dict: the fields in declaration order, then ``extra``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**out, **self.extra}
 
 
 def unit_sphere(points: Tensor) -> Tensor:
@@ -144,24 +191,25 @@ def zero_shot_bundle(
 
 
 def bundle_from_checkpoint(
-    ckpt: Mapping[str, Any], encoders: Mapping[str, nn.Module], up_axis: str = "y"
+    ckpt: AdapterCheckpoint | Mapping[str, Any], encoders: Mapping[str, nn.Module], up_axis: str = "y"
 ) -> ModelBundle:
-    """Rebuild the classifier of an adapter checkpoint (as written by ``stages.fewshot``).
+    """Rebuild the classifier of an adapter checkpoint (an :class:`AdapterCheckpoint` or its dict).
 
-    ``ckpt`` keys: ``adapter`` (:func:`~clip2point.models.adapters.adapter_state`), ``class_names``,
-    ``text`` (K,C), ``views``, ``distance``, ``depth`` (DepthConfig kwargs), ``paths`` (encoder keys, e.g.
-    ``["clip", "intra_cross-seed0"]``); ``encoders`` maps each key to a loaded visual encoder.
+    ``encoders`` maps each of the checkpoint's ``paths`` (encoder keys, e.g. ``"intra_cross-seed0"``) to a
+    loaded visual encoder.
     """
-    missing = [p for p in ckpt["paths"] if p not in encoders]
+    if not isinstance(ckpt, AdapterCheckpoint):
+        ckpt = AdapterCheckpoint.from_dict(ckpt)
+    missing = [p for p in ckpt.paths if p not in encoders]
     if missing:
         raise KeyError(f"checkpoint needs encoder(s) {missing}; given: {sorted(encoders)}")
     return ModelBundle(
-        list(ckpt["class_names"]),
-        torch.as_tensor(ckpt["text"]).float(),
-        depth_renderer(ckpt["views"], float(ckpt["distance"]), **dict(ckpt["depth"])),
-        [visual_featurizer(encoders[p]) for p in ckpt["paths"]],
-        adapter_from_state(ckpt["adapter"]),
-        float(ckpt.get("logit_scale", 100.0)),
+        list(ckpt.class_names),
+        torch.as_tensor(ckpt.text).float(),
+        depth_renderer(ckpt.views, float(ckpt.distance), **dict(ckpt.depth)),
+        [visual_featurizer(encoders[p]) for p in ckpt.paths],
+        adapter_from_state(ckpt.adapter),
+        float(ckpt.logit_scale),
         up_axis,
-        meta={k: v for k, v in ckpt.items() if k not in ("adapter", "text")},
+        meta={k: v for k, v in ckpt.to_dict().items() if k not in ("adapter", "text")},
     )

@@ -1,11 +1,19 @@
-"""Tables and figures for the run's report (pure: numbers in, markdown strings and matplotlib figures out)."""
+"""Tables and figures for the run's report (pure: numbers in, markdown strings and figures out).
+
+:func:`mean_std` is the spread reported everywhere (mean ± sample std over seeds), :func:`fmt_pct` its text,
+:func:`markdown_table`, :func:`bar_figure` and :func:`contact_sheet` (RGB views beside depth maps).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -63,3 +71,34 @@ def bar_figure(
     ax.set_ylim(0, 100)
     fig.tight_layout()
     return fig
+
+
+THUMB = 64  # contact-sheet thumbnail size (pixels)
+LABEL_W = 110  # contact-sheet label column width (pixels)
+
+
+def contact_sheet(rows: Sequence[tuple[str, np.ndarray | None, np.ndarray]], thumb: int = THUMB) -> Image.Image:
+    """Rows of (label, rgb (V,H,W,3) uint8 or None, depth (V,H,W) float in [0,1]) → one image: per row the
+    label, the RGB views (when any row has them), then the depth maps (Eq. 12–14) of the same views."""
+    from PIL import Image, ImageDraw
+
+    nv = rows[0][2].shape[0]
+    has_rgb = any(r[1] is not None for r in rows)
+    cols = nv * (2 if has_rgb else 1)
+    sheet = Image.new("RGB", (LABEL_W + cols * thumb + (8 if has_rgb else 0), len(rows) * thumb), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, rgb, depth) in enumerate(rows):
+        y = i * thumb
+        draw.text((4, y + thumb // 2 - 6), label[:16], fill=(0, 0, 0))
+        x = LABEL_W
+        if has_rgb:
+            for v in range(nv):
+                if rgb is not None:
+                    sheet.paste(Image.fromarray(rgb[v]).resize((thumb, thumb)), (x, y))
+                x += thumb
+            x += 8
+        for v in range(nv):
+            g = (np.clip(depth[v], 0, 1) * 255).astype(np.uint8)
+            sheet.paste(Image.fromarray(g).convert("RGB").resize((thumb, thumb)), (x, y))
+            x += thumb
+    return sheet

@@ -14,7 +14,10 @@ points         fixed_size_list<float32>[num_points * 3]        xyz, row-major, c
 =============  ==============================================  =====================================
 
 Rejected table (items skipped by a batch stage): id, source, reason.
-Predictions table (evaluation stages): id, label, pred, prob (top-1), plus the method / seed columns.
+
+Predictions table (evaluation stages, one row per test sample and method run): id, label, pred, prob (the
+top-1 probability), method (the table row, e.g. ``with_pretraining`` or ``dual_path@clip+intra_cross``),
+seed (-1: none), encoder (the encoder key(s), ``+``-joined), dataset, label_name, pred_name.
 """
 
 from __future__ import annotations
@@ -41,6 +44,21 @@ def points_schema(num_points: int) -> pa.Schema:
 
 
 REJECTED_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("reason", pa.string())])
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("label", pa.int32()),
+        ("pred", pa.int32()),
+        ("prob", pa.float32()),
+        ("method", pa.string()),
+        ("seed", pa.int32()),
+        ("encoder", pa.string()),
+        ("dataset", pa.string()),
+        ("label_name", pa.string()),
+        ("pred_name", pa.string()),
+    ]
+)
 
 
 def points_to_table(
@@ -78,7 +96,3 @@ def table_points(table: pa.Table) -> np.ndarray:
         raise ValueError(f"points column width {width} is not a multiple of 3")
     values = col.flatten().to_numpy(zero_copy_only=False)
     return values.reshape(len(table), width // 3, 3).astype(np.float32, copy=False)
-
-
-def empty_rejected() -> pa.Table:
-    return REJECTED_SCHEMA.empty_table()

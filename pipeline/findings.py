@@ -12,6 +12,9 @@ Margins are not picked to pass:
 * "A above B" for rows measured over seeds: mean_A − mean_B > 2·sqrt(se_A² + se_B²) with
   se = std/sqrt(n_seeds), two standard errors of the difference of the means (a row without seeds, e.g. CLIP
   without pre-training, contributes no spread).
+
+These are the only rules: the ``zeroshot`` / ``fewshot`` / ``supervised`` stages record
+:func:`zeroshot_findings` / :func:`adapter_findings` in their metrics (``findings``: key → passed) with them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import paths
+from pipeline.keys import CLIP, DPA, RowKey
 from pipeline.params import load_params
 
 
@@ -116,9 +120,63 @@ def clip_rgb_zero_shot() -> dict[str, dict[str, Any]]:
     return out
 
 
+def zeroshot_findings(rows: dict[str, Any]) -> list[Finding]:
+    """The zero-shot findings (Table 1, §5.6) on a ``zeroshot`` metrics file's ``rows``."""
+    out = [
+        above("zeroshot_pretraining_helps", "zero-shot: with pre-training above without (Table 1)",
+              rows, "with_pretraining", "without_pretraining", checked=True),
+        above("zeroshot_intra_helps", "zero-shot: intra + cross above cross only (§5.6)",
+              rows, "with_pretraining", "cross_only", checked=False),
+        above("zeroshot_not_just_compute",
+              "zero-shot: image–depth pre-training above the equal-compute RGB-only control",
+              rows, "with_pretraining", "rgb_control", checked=False),
+    ]
+    return [f for f in out if f is not None]
+
+
+def adapter_findings(mode: str, metrics: dict[str, Any]) -> list[Finding]:
+    """The adapter findings (Tables 2 and 4, §5.6) on a ``fewshot`` / ``supervised`` metrics dict."""
+    r = metrics["rows"]
+    dpa = str(DPA)
+    out: list[Finding | None] = []
+    if dpa in r:
+        n_test = int(metrics.get("n_test", metrics.get("n", 0)) or 0)
+        chance = float(metrics.get("chance", 0.0) or 0.0)
+        if n_test and chance:
+            # the seed mean less two standard errors of it, against the chance margin
+            se = r[dpa].get("acc_std", 0.0) / math.sqrt(max(r[dpa].get("n_seeds", 1), 1))
+            out.append(well_above_chance(
+                f"{mode}_above_chance", f"{mode}: the Dual-Path Adapter well above chance",
+                r[dpa]["acc"] - 2 * se, chance, n_test, checked=(mode == "fewshot")))
+    single_clip, single_pre = str(RowKey("global_view", (CLIP,))), str(RowKey("global_view", ("intra_cross",)))
+    inter_pre = str(RowKey("inter_view", ("intra_cross",)))
+    out += [
+        at_least(f"{mode}_dpa_vs_single", f"{mode}: DPA at least as good as the better single path (Table 4)",
+                 r, dpa, [single_clip, single_pre], checked=False),
+        above(f"{mode}_global_vs_inter", f"{mode}: global-view above inter-view, single path (Table 4)",
+              r, single_pre, inter_pre, checked=False),
+        above(f"{mode}_global_vs_inter_dual", f"{mode}: global-view above inter-view, dual path (Table 4)",
+              r, dpa, str(RowKey("dual_path_inter_view", DPA.paths)), checked=False),
+        above(f"{mode}_pretrained_single", f"{mode}: single path on the pretrained encoder above on CLIP "
+              "(Table 2 w/o Pre. vs Table 4)", r, single_pre, single_clip, checked=False),
+        above(f"{mode}_dpa_knowledge",
+              f"{mode}: DPA with the pretrained path above DPA with two CLIP paths (§5.6)",
+              r, dpa, str(RowKey("dual_path", (CLIP, CLIP))), checked=False),
+        above(f"{mode}_dpa_not_just_compute",
+              f"{mode}: DPA with the pretrained path above the equal-compute RGB-only control",
+              r, dpa, str(RowKey("dual_path", (CLIP, "rgb_control"))), checked=False),
+    ]
+    return [f for f in out if f is not None]
+
+
+def passed(findings: list[Finding]) -> dict[str, bool]:
+    """``{key: passed}``: the findings as a stage's metrics file records them."""
+    return {f.key: f.passed for f in findings}
+
+
 def evaluate(dataset: str, pretrain_pool: str) -> list[Finding]:
     """Every finding that the run's metrics files allow to check on one downstream dataset."""
-    out: list[Finding | None] = []
+    out: list[Finding] = []
     z = clip_rgb_zero_shot().get(f"{dataset}/test", {})
     if "rgb_multi_view" in z:
         out.append(well_above_chance(
@@ -130,39 +188,12 @@ def evaluate(dataset: str, pretrain_pool: str) -> list[Finding]:
             f"{_pct(z['rgb_multi_view'])} vs 4 x chance {_pct(4 * z['chance'])}", checked=False))
     zs = _load(paths.metrics_file(f"zeroshot/{dataset}"))
     if zs is not None:
-        r = zs["rows"]
-        out.append(above("zeroshot_pretraining_helps", "zero-shot: with pre-training above without (Table 1)",
-                         r, "with_pretraining", "without_pretraining", checked=True))
-        out.append(above("zeroshot_intra_helps", "zero-shot: intra + cross above cross only (§5.6)",
-                         r, "with_pretraining", "cross_only", checked=False))
-        out.append(above("zeroshot_not_just_compute",
-                         "zero-shot: image–depth pre-training above the equal-compute RGB-only control",
-                         r, "with_pretraining", "rgb_control", checked=False))
+        out += zeroshot_findings(zs["rows"])
     for mode in ("fewshot", "supervised"):
         m = _load(paths.metrics_file(f"{mode}/{dataset}"))
-        if m is None:
-            continue
-        r = m["rows"]
-        dpa = "dual_path@clip+intra_cross"
-        if dpa in r:
-            n_test = int(m.get("n_test", m.get("n", 0)) or 0)
-            chance = float(m.get("chance", 0.0) or 0.0)
-            if n_test and chance:
-                # the seed mean less two standard errors of it, against the chance margin
-                se = r[dpa].get("acc_std", 0.0) / math.sqrt(max(r[dpa].get("n_seeds", 1), 1))
-                out.append(well_above_chance(
-                    f"{mode}_above_chance", f"{mode}: the Dual-Path Adapter well above chance",
-                    r[dpa]["acc"] - 2 * se, chance, n_test, checked=(mode == "fewshot")))
-        out.append(at_least(f"{mode}_dpa_vs_single",
-                            f"{mode}: DPA at least as good as the better single path (Table 4)",
-                            r, dpa, ["global_view@clip", "global_view@intra_cross"], checked=False))
-        out.append(above(f"{mode}_global_vs_inter",
-                         f"{mode}: global-view above inter-view, single path (Table 4)",
-                         r, "global_view@intra_cross", "inter_view@intra_cross", checked=False))
-        out.append(above(f"{mode}_dpa_knowledge",
-                         f"{mode}: DPA with the pretrained path above DPA with two CLIP paths (§5.6)",
-                         r, dpa, "dual_path@clip+clip", checked=False))
-    return [f for f in out if f is not None]
+        if m is not None:
+            out += adapter_findings(mode, m)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{tag}] {ds.name}: {f.claim}: {f.detail}")
         failed += [f"{ds.name}: {f.claim}: {f.detail}" for f in fs if f.checked and not f.passed]
         if not fs:
-            failed.append(f"{ds.name}: no metrics found under {paths.DATA}")
+            failed.append(f"{ds.name}: no metrics found under {paths.data_root()}")
     if args.json:
         print(json.dumps(all_findings, indent=2))
     if failed and args.strict:

@@ -11,12 +11,15 @@ Layout written by ``stages/pretrain.py`` in :func:`pipeline.paths.pretrain_dir`:
 
 - ``encoder.pt``: the selected depth encoder E_d (a state dict of CLIP's visual tower),
 - ``encoder.json``: variant, seed, CLIP model name, selection step and validation zero-shot accuracy.
+
+Encoders are named by :class:`pipeline.keys.EncoderKey`: ``clip`` or ``<variant>-seed<seed>``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from clip2point.models.clip import ClipWeightsError, create_clip, text_features
+from clip2point.models.clip import ClipWeightsError, create_clip
 from pipeline import paths
+from pipeline.keys import CLIP, EncoderKey
 
 CLIP_POINTER = "clip.json"
 CLIP_WEIGHTS = "weights.pt"
@@ -67,9 +71,23 @@ def load_depth_encoder(
     return enc.to(device).eval()
 
 
-def class_text_features(model: nn.Module, tokenizer: Any, class_names: list[str], templates) -> torch.Tensor:
-    """(K, C) zero-shot text features of the run's CLIP (prompt templates averaged)."""
-    return text_features(model, tokenizer, class_names, list(templates))
+def load_encoders(
+    variants: Sequence[str], seeds: Sequence[int], device: str | torch.device = "cpu"
+) -> tuple[dict[str, nn.Module], nn.Module, Any]:
+    """``{encoder key: visual encoder}`` for the run's CLIP (key ``clip``) and every pre-trained run
+    ``<variant>-seed<seed>``, plus the CLIP model and tokenizer."""
+    clip_model, tokenizer = load_clip(device)
+    encoders: dict[str, nn.Module] = {CLIP: clip_model.visual}
+    for variant in variants:
+        for seed in seeds:
+            encoders[str(EncoderKey(variant, seed))] = load_depth_encoder(variant, seed, device, clip_model)
+    return encoders, clip_model, tokenizer
+
+
+def clip_logit_scale(model: nn.Module) -> float:
+    """CLIP's learned logit scale ``exp(t)`` (capped at 100 as in CLIP), or 100 when the model has none."""
+    ls = getattr(model, "logit_scale", None)
+    return float(ls.exp().clamp(max=100.0)) if ls is not None else 100.0
 
 
 def load_split_tensors(dataset: str, split: str, with_rgb: bool = True) -> dict[str, Any]:

@@ -1,6 +1,8 @@
-"""Artifact layout: every path the DAG reads or writes is named here, once.
+"""Artifact layout: every path the DAG reads or writes is named here, once (``dvc.yaml`` mirrors them).
 
-``dvc.yaml`` mirrors these names; ``tests/test_dvc_yaml.py`` checks that the two agree.
+The data root is read when a path is asked for, not at import: :func:`data_root` is ``$CLIP2POINT_DATA``
+(default ``data``), unless :data:`DATA` was set to another path (tests ``monkeypatch.setattr(paths, "DATA",
+tmp)``).
 """
 
 from __future__ import annotations
@@ -8,26 +10,38 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DATA = Path(os.environ.get("CLIP2POINT_DATA", "data"))
+from pipeline.keys import EncoderKey
+
+_ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_DATA", "data"))
+#: the data root as the environment gave it at import; replace it (monkeypatch) to pin another root.
+#: New code calls :func:`data_root`, which re-reads ``$CLIP2POINT_DATA`` while DATA is not replaced.
+DATA = _ENV_DEFAULT
+
+
+def data_root() -> Path:
+    """``DATA`` when it was replaced, else ``$CLIP2POINT_DATA`` (default ``data``) read now."""
+    if DATA is not _ENV_DEFAULT:
+        return DATA
+    return Path(os.environ.get("CLIP2POINT_DATA", "data"))
 
 
 def synth_root(pool: str) -> Path:
     """Meshes of a synthetic pool (``pretrain`` or ``benchmark``) in ModelNet's folder layout."""
-    return DATA / "synth" / pool
+    return data_root() / "synth" / pool
 
 
 def points_table(dataset: str) -> Path:
     """FPS-sampled points of one dataset, all splits: Parquet (schema in clip2point.schema)."""
-    return DATA / "points" / f"{dataset}.parquet"
+    return data_root() / "points" / f"{dataset}.parquet"
 
 
 def rejected_table(dataset: str) -> Path:
-    return DATA / "points" / f"{dataset}.rejected.parquet"
+    return data_root() / "points" / f"{dataset}.rejected.parquet"
 
 
 def shards_dir(dataset: str) -> Path:
     """WebDataset shards of one dataset plus ``manifest.json``."""
-    return DATA / "shards" / dataset
+    return data_root() / "shards" / dataset
 
 
 def manifest(dataset: str) -> Path:
@@ -35,44 +49,44 @@ def manifest(dataset: str) -> Path:
 
 
 def contact_sheet() -> Path:
-    return DATA / "figures" / "contact_sheet.png"
+    return data_root() / "figures" / "contact_sheet.png"
 
 
 def clip_dir() -> Path:
     """The CLIP of the run: the bootstrapped miniature, or a pointer to real weights."""
-    return DATA / "models" / "clip"
+    return data_root() / "models" / "clip"
 
 
 def pretrain_dir(variant: str, seed: int) -> Path:
     """One pretraining run: ``intra_cross`` (CLIP2Point), ``cross_only`` (ablation), ``rgb_control``."""
-    return DATA / "models" / "pretrain" / f"{variant}-seed{seed}"
+    return data_root() / "models" / "pretrain" / str(EncoderKey(variant, seed))
 
 
 def features_dir(dataset: str) -> Path:
     """Cached per-view encoder features of a downstream dataset (for the adapters)."""
-    return DATA / "features" / dataset
+    return data_root() / "features" / dataset
 
 
 def results_dir(stage: str) -> Path:
     """Metrics JSON, predictions Parquet, confusion matrices of an evaluation stage."""
-    return DATA / "results" / stage
+    return data_root() / "results" / stage
 
 
 def report_dir() -> Path:
-    return DATA / "report"
+    return data_root() / "report"
 
 
 def metrics_file(key: str) -> Path:
     """Small metrics JSON of one stage instance, outside its output dir (``dvc metrics``), e.g.
     ``metrics_file("pretrain/intra_cross-seed0")``."""
-    return DATA / "metrics" / f"{key}.json"
+    return data_root() / "metrics" / f"{key}.json"
 
 
 def plots_dir(key: str) -> Path:
     """dvclive directory of one training stage instance (``dvc plots``)."""
-    return DATA / "plots" / key
+    return data_root() / "plots" / key
 
 
 def preflight_file() -> Path:
     """Constant-content marker of the ``preflight`` stage (every expensive stage depends on it)."""
-    return DATA / "preflight.json"
+    return data_root() / "preflight.json"

@@ -10,6 +10,7 @@ Usage: ``python -m stages.preflight``
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -23,6 +24,8 @@ GENERATED_KINDS = ("synth",)  # roots written by the DAG itself (the ``synth`` s
 
 
 def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m stages.preflight", description=__doc__.splitlines()[0]).parse_args(argv)
+
     def body() -> None:
         params = load_params()
         check_clip_weights(params.clip.model, params.clip.pretrained)

@@ -6,222 +6,24 @@
 Reads ``pipeline.paths.points_table(name)`` (y-up, unit-sphere points; the source mesh path per row) and
 writes ``pipeline.paths.shards_dir(name)``: ``<split>-r<rank>-NNNNNN.tar`` shards
 (``render.samples_per_shard`` samples each, keys in :mod:`clip2point.shards`) and ``manifest.json``.
-Params: ``render`` (views, image_size, workers, samples_per_shard, backend, cache_depth), ``data`` (the
-dataset's kind and up_axis) and, only when ``render.cache_depth`` is true, ``depth`` (cached maps at
-``depth.distance``).
+Params: ``render`` (views, image_size, workers, samples_per_shard, backend) and ``data`` (the dataset's kind
+and up_axis). The work, its process pool and the multi-rank merge: :mod:`pipeline.render_job`.
 
-RGB: every mesh is read (``clip2point.io.read_mesh``), rotated to y-up (the matrix of
-``clip2point.sampling.to_y_up`` for the dataset's up_axis, as the ``sample`` stage did to the points) and
-fitted to its points' frame (:func:`clip2point.render.rgb.align_mesh_to_points`), then rendered
-orthographically at distance 1 from the view set. Datasets without meshes (``scanobjectnn``, or sources that
-are not mesh files) get no RGB: their shards hold points, label, metadata (and cached depth).
-
-Workers: a ``ProcessPoolExecutor`` (spawn, ``max_tasks_per_child`` recycling) with one renderer per
-worker. A worker that dies (e.g. killed for memory) raises ``BrokenProcessPool`` and the stage exits
-non-zero naming it; a mesh that fails to render fails the stage with its path.
-
-Several machines: each rank (``RANK`` / ``WORLD_SIZE``, set by torchrun) renders rows
-``rank::world_size`` into a staging folder next to the output, ``.<name>.staging-<run id>`` (run id:
-``TORCHELASTIC_RUN_ID``), with its part manifest; rank 0 waits for all parts
-(``CLIP2POINT_MERGE_TIMEOUT`` seconds, default 86400), merges them into
-``manifest.json`` and swaps the folder into place. The output directory must be on a filesystem all ranks
-share.
+Several machines: each rank (``RANK`` / ``WORLD_SIZE``, set by torchrun) renders its share into a staging
+folder (run id: ``TORCHELASTIC_RUN_ID``); rank 0 waits for all parts (``CLIP2POINT_MERGE_TIMEOUT`` seconds,
+default 86400), merges them and swaps the folder into place.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
-import dataclasses
-import multiprocessing as mp
 import os
 import sys
-import time
-from collections.abc import Iterator
-from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pyarrow.parquet as pq
-from tqdm import tqdm
-
-from clip2point import shards
-from clip2point.schema import table_points
 from pipeline import paths
-from pipeline.artifacts import atomic_dir, read_json, replace_dir, write_json
-from pipeline.params import DatasetParams, Params, load_params
-
-MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".glb", ".gltf")
-POINT_ONLY_KINDS = ("scanobjectnn",)
-CHUNK = 8  # meshes per worker task
-MAX_TASKS_PER_CHILD = 64  # recycle workers (bounds pyrender/OSMesa growth)
-RGB_DISTANCE = 1.0
-
-
-class StageError(RuntimeError):
-    """A one-line reason for a non-zero exit."""
-
-
-def find_dataset(params: Params, name: str) -> DatasetParams:
-    for ds in (params.data.pretrain, *params.data.benchmarks):
-        if ds.name == name:
-            return ds
-    known = [params.data.pretrain.name, *(d.name for d in params.data.benchmarks)]
-    raise StageError(f"render: unknown dataset {name!r} (params.yaml data has {known})")
-
-
-def has_meshes(ds: DatasetParams, sources: list[str]) -> bool:
-    """RGB is rendered only for mesh datasets (not ScanObjectNN, not point files)."""
-    if ds.kind in POINT_ONLY_KINDS:
-        return False
-    return bool(sources) and all(Path(s.split(":")[0]).suffix.lower() in MESH_SUFFIXES for s in sources)
-
-
-def _read_mesh(path: str):
-    try:
-        from clip2point.io import read_mesh
-    except ImportError:
-        try:
-            from clip2point.io.meshes import read_mesh
-        except ImportError:  # the readers have not landed: trimesh directly
-            import trimesh
-
-            def read_mesh(p):
-                return trimesh.load(p, force="mesh", process=False)
-    return read_mesh(path)
-
-
-def render_rows(task: dict[str, Any]) -> list[list[bytes]]:
-    """Worker: render each (source, points) of a task → PNG bytes per view. Runs in a pool process."""
-    from clip2point.render.rgb import align_mesh_to_points, process_renderer
-    from clip2point.render.views import get_views, y_up_matrix
-
-    renderer = process_renderer(task["backend"])
-    views = get_views(task["views"])
-    rot = y_up_matrix(task["up_axis"])
-    out = []
-    for source, pts in zip(task["sources"], task["points"], strict=True):
-        try:
-            mesh = _read_mesh(source)
-            mesh, _misfit = align_mesh_to_points(mesh, pts, rot)
-            rgb = renderer.render(mesh, views, task["image_size"], distance=RGB_DISTANCE)
-        except Exception as e:
-            raise RuntimeError(f"{source}: {type(e).__name__}: {e}") from None
-        out.append([shards.png_bytes(v) for v in rgb])
-    return out
-
-
-def _executor(workers: int) -> cf.ProcessPoolExecutor:
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                  max_tasks_per_child=MAX_TASKS_PER_CHILD)
-
-
-def iter_rgb(rows: list[int], sources: list[str], points: np.ndarray, cfg: dict[str, Any], workers: int,
-             fn: Any = None) -> Iterator[list[bytes]]:
-    """PNG lists for ``rows`` in order, rendered by a process pool (or inline when workers == 0)."""
-    tasks = []
-    for i in range(0, len(rows), CHUNK):
-        sel = rows[i:i + CHUNK]
-        tasks.append({**cfg, "sources": [sources[j] for j in sel], "points": points[sel]})
-    fn = fn or render_rows  # a module-level function (pickled by reference into spawned workers)
-    if workers <= 0:
-        for t in tasks:
-            yield from fn(t)
-        return
-    ex = _executor(workers)
-    window = 4 * workers  # bounded number of tasks in flight, results yielded in order
-    pending: list[cf.Future] = []
-    try:
-        it = iter(tasks)
-        for t in it:
-            pending.append(ex.submit(fn, t))
-            if len(pending) >= window:
-                break
-        while pending:
-            res = pending.pop(0).result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(ex.submit(fn, nxt))
-            yield from res
-    except BrokenProcessPool as e:
-        msg = f"render: a worker process died ({e}); out of memory? lower render.workers"
-        raise StageError(msg) from None
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-
-
-def _depth_cache(points: np.ndarray, params: Params, views: str) -> np.ndarray:
-    import torch
-
-    from clip2point.render.depth import DepthConfig, render_depth
-
-    d = params.depth
-    cfg = DepthConfig(image_size=d.image_size, dilation=d.dilation, mode=d.mode, projection=d.projection)
-    out = render_depth(torch.from_numpy(points), views, d.distance, cfg)
-    return out.numpy().astype(np.float16)
-
-
-def render_dataset(name: str, params: Params, out_dir: Path, rank: int = 0, world_size: int = 1,
-                   progress: bool = True) -> dict[str, Any]:
-    """Render this rank's share of a dataset into ``out_dir``; returns its (part) manifest."""
-    ds = find_dataset(params, name)
-    table_path = paths.points_table(name)
-    try:
-        table = pq.read_table(table_path)
-    except FileNotFoundError:
-        raise StageError(f"render: points table not found: {table_path}") from None
-    except Exception as e:
-        raise StageError(f"render: cannot read {table_path}: {type(e).__name__}: {e}") from None
-    rp = params.render
-    ids = table.column("id").to_pylist()
-    splits = table.column("split").to_pylist()
-    labels = np.asarray(table.column("label").to_numpy(), dtype=np.int64)
-    label_names = table.column("label_name").to_pylist()
-    sources = table.column("source").to_pylist()
-    points = table_points(table)
-    n_classes = int(labels.max()) + 1 if len(labels) else 0
-    class_names = [""] * n_classes
-    for lab, nm in zip(labels.tolist(), label_names, strict=True):
-        class_names[lab] = nm
-    rgb = has_meshes(ds, sources)
-    order = sorted(range(len(ids)), key=lambda i: (splits[i], i))[rank::world_size]
-    cfg = {"backend": rp.backend, "views": rp.views, "image_size": rp.image_size, "up_axis": ds.up_axis}
-    bar = tqdm(total=len(order), desc=f"render {name} r{rank}", disable=not progress, unit="shape")
-    split_info: dict[str, dict[str, Any]] = {}
-    rgb_iter = iter_rgb(order, sources, points, cfg, rp.workers) if rgb else None
-    depth = _depth_cache(points[order], params, rp.views) if rp.cache_depth and order else None
-    by_split: dict[str, list[int]] = {}
-    for pos, i in enumerate(order):
-        by_split.setdefault(splits[i], []).append(pos)
-    try:
-        for split, positions in by_split.items():
-            def samples(positions: list[int] = positions, split: str = split) -> Iterator[dict[str, Any]]:
-                for pos in positions:
-                    i = order[pos]
-                    yield {
-                        "id": ids[i], "points": points[i], "label": int(labels[i]),
-                        "rgb_png": next(rgb_iter) if rgb_iter is not None else None,
-                        "depth": depth[pos] if depth is not None else None,
-                        "meta": {"id": ids[i], "split": split, "label": int(labels[i]),
-                                 "label_name": label_names[i], "source": sources[i]},
-                    }
-                    bar.update(1)
-
-            written = shards.write_shards(samples(), out_dir, f"{split}-r{rank:03d}", rp.samples_per_shard)
-            split_info[split] = {"count": sum(s["count"] for s in written), "shards": written}
-    finally:
-        if rgb_iter is not None:
-            rgb_iter.close()
-        bar.close()
-    return {
-        "dataset": name, "kind": ds.kind, "up_axis": ds.up_axis, "class_names": class_names,
-        "num_points": int(points.shape[1]) if len(points) else 0,
-        "views": rp.views, "image_size": rp.image_size, "has_rgb": rgb, "rgb_projection": "orthographic",
-        "rgb_distance": RGB_DISTANCE, "has_depth": bool(rp.cache_depth),
-        "render": dataclasses.asdict(rp), "depth": dataclasses.asdict(params.depth) if rp.cache_depth
-        else None, "world_size": world_size, "rank": rank, "splits": split_info,
-    }
+from pipeline.params import load_params
+from pipeline.render_job import render
+from pipeline.stage import run_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,41 +32,15 @@ def main(argv: list[str] | None = None) -> int:
                     "data.benchmarks[].name)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    final = paths.shards_dir(args.dataset)
-    try:
-        params = load_params()
-        if world <= 1:
-            with atomic_dir(final) as tmp:
-                m = render_dataset(args.dataset, params, tmp, progress=not args.no_progress)
-                m.pop("rank")
-                shards.write_manifest(tmp / "manifest.json", m)
-        else:
-            run_id = os.environ.get("TORCHELASTIC_RUN_ID", "default")
-            staging = final.parent / f".{final.name}.staging-{run_id}"
-            staging.mkdir(parents=True, exist_ok=True)
-            m = render_dataset(args.dataset, params, staging, rank, world, progress=not args.no_progress)
-            write_json(staging / f"part-r{rank:03d}.json", m)
-            if rank == 0:
-                deadline = time.time() + float(os.environ.get("CLIP2POINT_MERGE_TIMEOUT", 86400))
-                parts = [staging / f"part-r{r:03d}.json" for r in range(world)]
-                while not all(p.exists() for p in parts):
-                    if time.time() > deadline:
-                        missing = [p.name for p in parts if not p.exists()]
-                        raise StageError(f"render: timed out waiting for parts {missing} in {staging}")
-                    time.sleep(2.0)
-                merged = shards.merge_manifests([read_json(p) for p in parts])
-                shards.write_manifest(staging / "manifest.json", merged)
-                for p in parts:
-                    p.unlink()
-                replace_dir(staging, final)
-    except (StageError, shards.ShardError) as e:
-        print(str(e), file=sys.stderr)
-        return 1
-    except RuntimeError as e:  # a mesh failed in a worker
-        print(f"render: {e}", file=sys.stderr)
-        return 1
-    return 0
+
+    def body() -> None:
+        render(args.dataset, load_params(), paths.shards_dir(args.dataset), rank=int(os.environ.get("RANK", 0)),
+               world_size=int(os.environ.get("WORLD_SIZE", 1)),
+               run_id=os.environ.get("TORCHELASTIC_RUN_ID", "default"),
+               merge_timeout=float(os.environ.get("CLIP2POINT_MERGE_TIMEOUT", 86400)),
+               progress=not args.no_progress)
+
+    return run_main("render", body)
 
 
 if __name__ == "__main__":

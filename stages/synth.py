@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
 from clip2point.io import write_off
 from clip2point.synth import generate_pool
 from pipeline.artifacts import atomic_dir
-from pipeline.params import ParamsError, load_params
+from pipeline.params import load_params
 from pipeline.paths import synth_root
+from pipeline.stage import StageError, run_main
 
 MESH_FORMATS = ("off", "ply")  # both keep per-face colours (read back by clip2point.io)
 
@@ -30,7 +32,7 @@ POOL_STREAMS = {"pretrain": 0, "benchmark": 1}
 
 
 def write_pool(
-    root, classes, per_split: dict[str, int], seed: tuple[int, int], mesh_format: str, desc: str
+    root: Path, classes: list[str], per_split: dict[str, int], seed: tuple[int, int], mesh_format: str, desc: str
 ) -> int:
     """Generate one pool into ``root`` (an existing, empty directory). Returns the number of meshes."""
     (root / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
@@ -48,37 +50,26 @@ def write_pool(
     return n
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.synth", description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    try:
-        p = load_params().synth
-    except ParamsError as e:
-        print(f"synth: {e}", file=sys.stderr)
-        return 2
+def run() -> None:
+    p = load_params().synth
     if p.mesh_format not in MESH_FORMATS:
-        print(
-            f"synth: unknown mesh_format {p.mesh_format!r} (expected one of {MESH_FORMATS})", file=sys.stderr
-        )
-        return 2
+        raise StageError(f"unknown mesh_format {p.mesh_format!r} (expected one of {MESH_FORMATS})")
     if not p.classes:
-        print("synth: params synth.classes is empty", file=sys.stderr)
-        return 2
+        raise StageError("params synth.classes is empty")
     pools = {
         "pretrain": {"train": p.pretrain_train_per_class, "val": p.pretrain_val_per_class},
         "benchmark": {"train": p.benchmark_train_per_class, "test": p.benchmark_test_per_class},
     }
-    try:
-        for pool, per_split in pools.items():
-            with atomic_dir(synth_root(pool)) as tmp:
-                n = write_pool(
-                    tmp, list(p.classes), per_split, (p.seed, POOL_STREAMS[pool]), p.mesh_format, pool
-                )
-            print(f"synth: {pool}: {n} meshes, {len(p.classes)} classes -> {synth_root(pool)}")
-    except ValueError as e:  # unknown class name
-        print(f"synth: {e}", file=sys.stderr)
-        return 2
-    return 0
+    for pool, per_split in pools.items():
+        with atomic_dir(synth_root(pool)) as tmp:
+            n = write_pool(tmp, list(p.classes), per_split, (p.seed, POOL_STREAMS[pool]), p.mesh_format, pool)
+        print(f"synth: {pool}: {n} meshes, {len(p.classes)} classes -> {synth_root(pool)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.synth", description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    return run_main("synth", run, code=2)  # ValueError: an unknown class name
 
 
 if __name__ == "__main__":

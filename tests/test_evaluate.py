@@ -102,3 +102,24 @@ def test_plot_confusion_writes_png(tmp_path):
     assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
         plot_confusion(cm, ["x", "y"])
+
+
+def test_evaluate_zero_shot_aggregates_runs_over_seeds():
+    from clip2point.evaluate import aggregate_seeds, evaluate_zero_shot, zero_shot_predict
+
+    g = torch.Generator().manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(3, 8, generator=g), dim=-1)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    runs = {f"r{i}": text[labels][:, None, :] + s * torch.randn(6, 4, 8, generator=g)
+            for i, s in enumerate((0.05, 2.0))}
+    agg, preds, cm = evaluate_zero_shot(iter(runs.items()), text, labels, ["a", "b", "c"], 50.0)
+    per = {k: classification_metrics(zero_shot_predict(f, text, 50.0)[0], labels, ["a", "b", "c"])
+           for k, f in runs.items()}
+    assert agg == aggregate_seeds(per, ["a", "b", "c"]) and agg["n_seeds"] == 2
+    assert agg["seeds"]["r0"]["acc"] == 1.0
+    assert agg["acc"] == pytest.approx(np.mean([m["acc"] for m in per.values()]))
+    assert agg["acc_std"] == pytest.approx(np.std([m["acc"] for m in per.values()], ddof=1))
+    assert cm.sum() == 12 and np.trace(cm) == sum(int((preds[k][0] == labels).sum()) for k in runs)
+    pred, prob = preds["r0"]
+    assert pred.dtype == np.int64 and prob.dtype == np.float32
+    assert np.allclose(prob, zero_shot_probs(runs["r0"], text, 50.0).max(-1).values.numpy())

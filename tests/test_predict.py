@@ -122,3 +122,18 @@ def test_bundle_from_checkpoint_with_real_renderer_and_tiny_clip():
     assert torch.allclose(predict_proba(pts, bundle), ref, atol=1e-5)
     top = predict(pts.numpy(), bundle, top_k=2)
     assert len(top) == 2 and top[0][0] in NAMES
+
+
+def test_adapter_checkpoint_dict_round_trip_keeps_order_and_extras():
+    from clip2point.predict import AdapterCheckpoint
+
+    adapter = create_adapter("global_view", n_views=V, dim=C)
+    d = {"adapter": adapter_state(adapter), "class_names": NAMES, "text": _text(), "views": "zeroshot6",
+         "distance": 1.0, "depth": {"image_size": 24}, "paths": ["clip"], "encoders": {"clip": {"variant": "clip"}},
+         "logit_scale": 50.0, "dataset": "ds", "mode": "fewshot", "seed": 1, "val_acc": 0.5, "best_epoch": 3,
+         "up_axis": "y", "clip_model": "c2p-tiny", "note": "kept"}
+    ckpt = AdapterCheckpoint.from_dict(d)
+    assert ckpt.seed == 1 and ckpt.extra == {"note": "kept"}
+    assert list(ckpt.to_dict()) == list(d) and ckpt.to_dict()["paths"] == ["clip"]
+    with pytest.raises(KeyError, match="paths"):
+        AdapterCheckpoint.from_dict({k: v for k, v in d.items() if k != "paths"})

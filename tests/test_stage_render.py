@@ -17,9 +17,11 @@ pytest.importorskip("pyrender")
 from clip2point import shards  # noqa: E402
 from clip2point.render.depth import DepthConfig, render_depth  # noqa: E402
 from clip2point.render.rgb import foreground_mask  # noqa: E402
+from clip2point.report import THUMB  # noqa: E402
 from clip2point.schema import points_to_table  # noqa: E402
 from pipeline import params as params_mod  # noqa: E402
-from pipeline import paths  # noqa: E402
+from pipeline import paths, render_job  # noqa: E402
+from pipeline.stage import StageError  # noqa: E402
 from stages import contact_sheet as contact_stage  # noqa: E402
 from stages import render as render_stage  # noqa: E402
 
@@ -112,8 +114,8 @@ def test_render_stage_end_to_end(workspace):
     from PIL import Image
 
     sheet = Image.open(paths.contact_sheet())
-    assert sheet.height == 3 * contact_stage.THUMB  # one shape per class
-    assert sheet.width > 20 * contact_stage.THUMB  # 10 RGB + 10 depth thumbnails
+    assert sheet.height == 3 * THUMB  # one shape per class
+    assert sheet.width > 20 * THUMB  # 10 RGB + 10 depth thumbnails
 
 
 def test_point_only_dataset_has_no_rgb(workspace):
@@ -136,7 +138,7 @@ def test_unknown_dataset_and_missing_table(workspace, capsys):
 def test_ranks_write_own_shards_and_rank0_merges(workspace, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "t1")
-    monkeypatch.setattr(render_stage, "CHUNK", 2)
+    monkeypatch.setattr(render_job, "CHUNK", 2)
     p = yaml.safe_load(params_mod.PARAMS_FILE.read_text())
     p["render"]["workers"] = 0  # inline rendering keeps this test quick
     params_mod.PARAMS_FILE.write_text(yaml.safe_dump(p))
@@ -159,8 +161,8 @@ def _die(task):  # a worker killed mid-task (e.g. by the OOM killer)
 
 @pytest.mark.slow  # ~10 s: the spawned worker re-imports this module before dying
 def test_dead_worker_fails_loudly():
-    it = render_stage.iter_rgb([0, 1], ["a", "b"], np.zeros((2, 4, 3), np.float32),
+    it = render_job.iter_rgb([0, 1], ["a", "b"], np.zeros((2, 4, 3), np.float32),
                                {"backend": "pyrender", "views": "zeroshot6", "image_size": 8, "up_axis": "y"},
                                workers=1, fn=_die)
-    with pytest.raises(render_stage.StageError, match="worker process died"):
+    with pytest.raises(StageError, match="worker process died"):
         list(it)

@@ -32,7 +32,7 @@ def run_dir(tmp_path, monkeypatch):
 
 
 def test_report_tables_from_metrics(run_dir):
-    from stages.report import build_report
+    from pipeline.run_report import build_report
 
     params = load_params(ROOT / "params.yaml")
     ds = params.data.benchmarks[0].name
@@ -77,7 +77,7 @@ def test_setting_describes_real_datasets_subsets_and_loaded_weights(run_dir):
     import yaml
 
     from pipeline.params import params_from_dict
-    from stages.report import build_report
+    from pipeline.run_report import build_report
 
     raw = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
     raw["data"]["benchmarks"] = {"modelnet40": {"kind": "modelnet40", "root": "/data/mn40", "up_axis": "z",

@@ -1,14 +1,12 @@
-"""End-to-end: ``python -m stages.synth`` and ``python -m stages.sample`` on a tiny params file.
-
-``pipeline.paths`` and ``pipeline.params`` read ``CLIP2POINT_DATA`` / ``CLIP2POINT_PARAMS`` at import time,
-so each stage runs in a subprocess with those variables set.
-"""
+"""End-to-end: the ``synth`` and ``sample`` stages on a tiny params file, in-process (``pipeline.paths.DATA``
+and ``pipeline.params.PARAMS_FILE`` pointed at the test's folders for each run)."""
 
 from __future__ import annotations
 
-import os
+import contextlib
+import importlib
+import io
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -67,10 +65,17 @@ def _params(tmp: Path, **sample) -> Path:
 
 
 def _run(stage: str, *args: str, params: Path, data: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLIP2POINT_PARAMS": str(params), "CLIP2POINT_DATA": str(data)}
-    return subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    """``python -m stages.<stage> <args>`` with ``params`` and ``data``, run in this process."""
+    import pipeline.params as pparams
+    import pipeline.paths as ppaths
+
+    main = importlib.import_module(f"stages.{stage}").main
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setattr(pparams, "PARAMS_FILE", params)
+        mp.setattr(ppaths, "DATA", data)
+        code = main(list(args))
+    return subprocess.CompletedProcess([stage, *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,16 @@ import yaml
 
 import pipeline.params as pparams
 import pipeline.paths as ppaths
+from clip2point.render.views import union_views
 from clip2point.schema import points_to_table
+from pipeline import adapter_grid
+from pipeline import models as pmodels
 from pipeline.artifacts import read_json
+from pipeline.feature_store import FeatureStore, write_store
+from pipeline.zeroshot_table import zero_shot_table
 from stages import features as features_stage
 from stages import fewshot as fewshot_stage
 from stages import zeroshot as zeroshot_stage
-from stages.features import FeatureStore, union_views, write_store
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "tiny_bench"
@@ -78,11 +82,11 @@ def run_dir(tmp_path, monkeypatch):
                 p.add_(0.05 * torch.randn_like(p))
         encoders[f"intra_cross-seed{seed}"] = other
 
-    def fake_load(params, variants, device="cpu"):
+    def fake_load(variants, seeds, device="cpu"):
         chosen = {k: v for k, v in encoders.items() if k == "clip" or k.split("-")[0] in variants}
         return chosen, clip_model, tokenizer
 
-    monkeypatch.setattr(features_stage, "_load_encoders", fake_load)
+    monkeypatch.setattr(pmodels, "load_encoders", fake_load)
     return {"tmp": tmp_path, "table": table, "encoders": encoders, "params": raw}
 
 
@@ -132,19 +136,19 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
     # few-shot grid: rows with missing encoders are skipped; checkpoint of the DPA reproduces its predictions
     assert fewshot_stage.main(["--mode", "fewshot", DATASET]) == 0
     fs = read_json(ppaths.metrics_file(f"fewshot/{DATASET}"))
-    assert fewshot_stage.MAIN_ROW in fs["rows"] and "global_view@clip" in fs["rows"]
+    assert adapter_grid.MAIN_ROW in fs["rows"] and "global_view@clip" in fs["rows"]
     assert "dual_path@clip+rgb_control" in fs["missing_rows"]
-    dpa = fs["rows"][fewshot_stage.MAIN_ROW]
+    dpa = fs["rows"][adapter_grid.MAIN_ROW]
     assert dpa["n_seeds"] == 2 and dpa["seeds"]["seed0"]["n_train"] == 16
     assert dpa["seeds"]["seed1"]["encoders"] == ["clip", "intra_cross-seed1"]
-    assert "global_above_inter_single" in fs["findings"]
+    assert "fewshot_global_vs_inter" in fs["findings"]
     out = ppaths.results_dir("fewshot") / DATASET
     ckpt = torch.load(out / "adapter.pt", weights_only=False)
     assert ckpt["paths"][0] == "clip" and ckpt["views"] == "pretrain10" and ckpt["depth"]["image_size"] == 16
     assert ckpt["encoders"][ckpt["paths"][1]] == {"variant": "intra_cross", "seed": ckpt["seed"]}
     bundle = bundle_from_checkpoint(ckpt, run_dir["encoders"])
     preds = pq.read_table(out / "predictions.parquet").to_pylist()
-    mine = {r["id"]: r for r in preds if r["method"] == fewshot_stage.MAIN_ROW and r["seed"] == ckpt["seed"]}
+    mine = {r["id"]: r for r in preds if r["method"] == adapter_grid.MAIN_ROW and r["seed"] == ckpt["seed"]}
     for i in range(3):
         top = predict(pts[i].numpy(), bundle, top_k=1)[0]
         row = mine[store.ids("test")[i]]
@@ -154,7 +158,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
     # supervised: the whole training split
     assert fewshot_stage.main(["--mode", "supervised", DATASET]) == 0
     sv = read_json(ppaths.metrics_file(f"supervised/{DATASET}"))
-    assert sv["rows"][fewshot_stage.MAIN_ROW]["seeds"]["seed0"]["n_train"] == 4 * N_TRAIN
+    assert sv["rows"][adapter_grid.MAIN_ROW]["seeds"]["seed0"]["n_train"] == 4 * N_TRAIN
     assert (ppaths.results_dir("supervised") / DATASET / "adapter.pt").is_file()
 
 
@@ -209,22 +213,22 @@ def _write_signal_store(root: Path, seed: int = 0, c: int = 16) -> FeatureStore:
 
 def test_signal_in_features_shows_in_zero_shot_and_fewshot(tmp_path):
     store = _write_signal_store(tmp_path / "feats")
-    metrics, preds, cms, = zeroshot_stage.evaluate_zero_shot(store, "zeroshot6", [0, 1])
+    metrics, preds, cms, = zero_shot_table(store, "zeroshot6", [0, 1])
     rows = metrics["rows"]
     assert rows["with_pretraining"]["acc"] > 0.9 and rows["without_pretraining"]["acc"] < 0.6
-    assert metrics["findings"]["with_above_without"] is True
+    assert metrics["findings"]["zeroshot_pretraining_helps"] is True
     assert cms["with_pretraining"].sum() == 2 * 4 * N_TEST
 
     AP = pparams.AdapterParams(k_shot=8, seeds=(0, 1), epochs=100, lr=1e-3, weight_decay=1e-4, batch_size=8,
                                hidden=0, dropout=0.0, val_fraction=0.25, views="pretrain10")
 
-    grid = [r for r in fewshot_stage.GRID if r.key in ("global_view@clip", fewshot_stage.MAIN_ROW)]
-    m, preds, cms, ckpt = fewshot_stage.run_grid(store, "fewshot", AP, [0, 1], grid, log=lambda s: None)
-    assert m["rows"][fewshot_stage.MAIN_ROW]["acc"] > 0.75  # chance is 0.25
+    grid = [r for r in adapter_grid.GRID if r.key in ("global_view@clip", adapter_grid.MAIN_ROW)]
+    m, preds, cms, ckpt = adapter_grid.run_grid(store, "fewshot", AP, [0, 1], grid, log=lambda s: None)
+    assert m["rows"][adapter_grid.MAIN_ROW]["acc"] > 0.75  # chance is 0.25
     assert m["rows"]["global_view@clip"]["acc"] < 0.6  # the CLIP path alone carries no label
-    assert m["findings"]["dpa_ge_best_single_path"] is True
-    assert ckpt is not None and ckpt["val_acc"] == max(
-        s["val_acc"] for s in m["rows"][fewshot_stage.MAIN_ROW]["seeds"].values()
+    assert m["findings"]["fewshot_dpa_vs_single"] is True
+    assert ckpt is not None and ckpt.val_acc == max(
+        s["val_acc"] for s in m["rows"][adapter_grid.MAIN_ROW]["seeds"].values()
     )
     assert len(preds) == 2 * 2 * 4 * N_TEST
 
@@ -247,7 +251,8 @@ def test_features_do_not_rotate_a_z_up_dataset_twice(run_dir):
     test_rows = run_dir["table"].filter(pa.compute.equal(run_dir["table"].column("split"), "test"))
     pts = torch.from_numpy(table_points(test_rows).copy())
     with torch.no_grad():
-        ref = encode_views(run_dir["encoders"]["clip"], render_depth(pts, "pretrain10", 1.0, DepthConfig(image_size=16)))
+        maps = render_depth(pts, "pretrain10", 1.0, DepthConfig(image_size=16))
+        ref = encode_views(run_dir["encoders"]["clip"], maps)
     assert torch.allclose(store.features("clip", "pretrain10", "test"), ref, atol=2e-3)
 
 
@@ -257,11 +262,11 @@ def test_released_head_and_protocol_switches(tmp_path):
     store = _write_signal_store(tmp_path / "feats")
     ap = pparams.AdapterParams(k_shot=8, seeds=(0,), epochs=15, lr=1e-3, batch_size=8, val_fraction=0.25,
                                head="released", protocol="released_best_test", decay="all")
-    grid = [r for r in fewshot_stage.GRID if r.key in ("global_view@clip", fewshot_stage.MAIN_ROW)]
-    m, _, _, ckpt = fewshot_stage.run_grid(store, "fewshot", ap, [0, 1], grid, log=lambda s: None)
+    grid = [r for r in adapter_grid.GRID if r.key in ("global_view@clip", adapter_grid.MAIN_ROW)]
+    m, _, _, ckpt = adapter_grid.run_grid(store, "fewshot", ap, [0, 1], grid, log=lambda s: None)
     assert m["head"] == "released" and m["protocol"] == "released_best_test"
-    assert ckpt["adapter"]["name"] == "released_dual_path"
-    row = m["rows"][fewshot_stage.MAIN_ROW]
+    assert ckpt.adapter["name"] == "released_dual_path"
+    row = m["rows"][adapter_grid.MAIN_ROW]
     # the chosen epoch's accuracy is the best test accuracy: the reported test accuracy equals it
     assert row["seeds"]["seed0"]["val_acc"] == pytest.approx(row["seeds"]["seed0"]["acc"])
     assert row["acc"] > 0.75

@@ -34,6 +34,11 @@ front). We adopt that as the rule, stated exactly rather than by rounding accide
 view shows world +x on the *left* (you look down with the object's front at the top of the picture), the
 bottom view shows +x on the right.
 
+Shared views
+------------
+:func:`union_views` merges several view sets into the distinct views they hold (equal camera frame and
+distance), so a consumer of two sets renders and encodes each shared view once.
+
 Axis conversion
 ---------------
 Renderers assume y-up. ModelNet is z-up; the one definition of the conversion is
@@ -46,7 +51,7 @@ rotation is ``(x, y, z) → (−y, z, −x)``, the same up axis but turned 90° 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,6 +141,41 @@ def camera_frames(elev_deg: Sequence[float], azim_deg: Sequence[float]) -> np.nd
     up = np.cross(right, fwd)
     up /= np.linalg.norm(up, axis=-1, keepdims=True)
     return np.stack([right, up, back], axis=1)
+
+
+def _view_keys(view_set: ViewSet, distance: float) -> list[tuple[float, ...]]:
+    """One hashable key per view: its rounded camera frame and distance (equal keys render equal maps)."""
+    frames = camera_frames(view_set.elev, view_set.azim)
+    dists = view_set.dist or (distance,) * len(view_set)
+    return [
+        tuple(np.round(f.reshape(-1), 9).tolist()) + (round(float(d), 9),)
+        for f, d in zip(frames, dists, strict=True)
+    ]
+
+
+def union_views(view_sets: Mapping[str, ViewSet], distance: float) -> tuple[ViewSet, dict[str, list[int]]]:
+    """The distinct views of several view sets as one ViewSet, and each set's view positions in it.
+
+    Two views are the same when they have the same camera frame and distance (``distance`` for a set
+    without per-view distances), e.g. ``(180, 0)`` and ``(0, 180)``: the camera at the same place with the
+    same image-up renders the same depth map (Eq. 12–14), so it is rendered once.
+    """
+    keys: list[tuple[float, ...]] = []
+    elev: list[float] = []
+    azim: list[float] = []
+    dist: list[float] = []
+    where: dict[str, list[int]] = {}
+    for name, vs in view_sets.items():
+        pos = []
+        for i, key in enumerate(_view_keys(vs, distance)):
+            if key not in keys:
+                keys.append(key)
+                elev.append(vs.elev[i])
+                azim.append(vs.azim[i])
+                dist.append(vs.dist[i] if vs.dist else distance)
+            pos.append(keys.index(key))
+        where[name] = pos
+    return ViewSet(tuple(elev), tuple(azim), tuple(dist)), where
 
 
 def view_rotations(

@@ -1,0 +1,241 @@
+"""The run's ``report.md`` with figures, in the shapes of the paper's tables (Tables 1, 2, 4; §5.6).
+
+:func:`build_report` reads the metrics files of every stage (``pipeline.paths.metrics_file``), the confusion
+matrices and the contact sheet, writes the figures into a folder and returns the markdown. Paper figures are
+printed beside ours only as a reference for the *direction* of each finding (:mod:`pipeline.findings`): the
+embedded benchmark is not ModelNet and the miniature CLIP is not ViT-B/32, so the numbers are not comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from clip2point.report import bar_figure, fmt_pct, markdown_table
+from pipeline import paths
+from pipeline.findings import clip_rgb_zero_shot, evaluate
+from pipeline.keys import CLIP, DPA, EncoderKey, RowKey
+from pipeline.params import DatasetParams, Params
+
+# Paper figures (ModelNet40 unless said otherwise), for the direction of each finding.
+PAPER_TABLE1 = {"ModelNet10": (30.51, 66.63), "ModelNet40": (29.71, 49.38), "S-OBJ_ONLY": (28.40, 35.46),
+                "S-OBJ_BG": (23.92, 30.46), "S-PB_T50_RS": (18.18, 23.32)}
+PAPER_TABLE4 = {("single", "inter_view"): 86.06, ("single", "global_view"): 87.32,
+                ("dual", "inter_view"): 86.18, ("dual", "global_view"): 89.21}
+PAPER_CROSS_ONLY = 38.29  # §5.6 zero-shot, ModelNet40, cross-modality only (intra + cross: 49.38)
+
+ZS_ROWS = [
+    ("without_pretraining", "CLIP visual encoder on depth (w/o pre-training)"),
+    ("with_pretraining", "CLIP2Point depth encoder, intra + cross (w/ pre-training)"),
+    ("cross_only", "ablation §5.6: cross-modality only"),
+    ("rgb_control", "control: CLIP image encoder trained further on RGB only (equal compute)"),
+]
+TABLE4 = [("single path", str(RowKey("inter_view", ("intra_cross",))), str(RowKey("global_view", ("intra_cross",)))),
+          ("dual path", str(RowKey("dual_path_inter_view", (CLIP, "intra_cross"))), str(DPA))]
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _seed_accs(row: dict[str, Any]) -> list[float]:
+    seeds = row.get("seeds") or {}
+    return [s["acc"] for s in seeds.values()] or [row["acc"]]
+
+
+def _cell(rows: dict[str, Any], key: str) -> str:
+    return fmt_pct(_seed_accs(rows[key])) if key in rows else "–"
+
+
+def _dataset_line(ds: DatasetParams, role: str, params: Params) -> str:
+    """One dataset as used by this run: kind, root, measured split sizes, and the subset if one was used."""
+    if ds.kind == "synth":
+        s = params.synth
+        per = (f"{s.pretrain_train_per_class}/{s.pretrain_val_per_class} train/val" if role == "pre-training"
+               else f"{s.benchmark_train_per_class}/{s.benchmark_test_per_class} train/test")
+        what = f"procedural benchmark (`clip2point.synth`), {len(s.classes)} classes, {per} shapes per class"
+    else:
+        what = f"`{ds.kind}`" + (f" {ds.variant}" if ds.variant else "") + f" from `{ds.root}`, {ds.up_axis}-up"
+    try:
+        table = pq.read_table(paths.points_table(ds.name), columns=["split"]).column("split").to_pylist()
+        sizes = ", ".join(f"{sp} {table.count(sp):,}" for sp in sorted(set(table)))
+    except (FileNotFoundError, OSError):
+        sizes = "not sampled"
+    subset = "; ".join(f"{sp}: subset: {n:,} of {total:,}" for sp, (n, total) in sorted(ds.subset.items()))
+    return f"- {role.capitalize()} `{ds.name}`: {what}; samples {sizes}" + (
+        f"; **{subset}** (`prepare --allow-incomplete`)" if subset else "") + "."
+
+
+def _setting(params: Params) -> str:
+    c = params.clip
+    if c.pretrained:
+        clip = f"CLIP `{c.model}` with weights `{c.pretrained}` (loaded, not trained here)"
+    else:
+        clip = f"CLIP `{c.model}` (miniature, bootstrapped on the pre-training pool's RGB renders)"
+    d = params.depth
+    data = [_dataset_line(params.data.pretrain, "pre-training", params)]
+    data += [_dataset_line(b, "benchmark", params) for b in params.data.benchmarks]
+    return ("\n".join(data) + f"\n- Model: {clip}; prompts {list(c.templates)}.\n"
+            f"- Depth maps: {d.image_size}², mode `{d.mode}`, dilation R={d.dilation}, `{d.projection}` "
+            f"projection, distance {d.distance} (pre-training jitter ±{d.jitter}).\n"
+            f"- Pre-training: {params.pretrain.epochs} epochs, batch {params.pretrain.batch_size}, lr "
+            f"{params.pretrain.lr}, τ={params.pretrain.temperature}, seeds {list(params.pretrain.seeds)}.\n"
+            f"- Adapters: {params.adapter.k_shot}-shot, {params.adapter.epochs} epochs max, seeds "
+            f"{list(params.adapter.seeds)}.")
+
+
+def build_report(params: Params, out: Path) -> str:
+    """Write the figures into ``out`` and return the markdown text."""
+    md: list[str] = ["# CLIP2Point — report of this run", "",
+                     "Numbers are measured on this run and reported as measured; ± is the sample standard "
+                     "deviation over seeds (n given). Paper figures are ModelNet with ViT-B/32: they show the "
+                     "*direction* of each finding, the settings are not comparable.", "", "## Setting", "",
+                     _setting(params), ""]
+    sheet = paths.contact_sheet()
+    if sheet.exists():
+        shutil.copy(sheet, out / "contact_sheet.png")
+        md += ["![contact sheet](contact_sheet.png)", "",
+               "*RGB views (left) and depth maps (right) of a few pre-training shapes per class.*", ""]
+
+    boot = _load(paths.metrics_file("clip_bootstrap"))
+    md += ["## The CLIP of this run", ""]
+    if boot is None:
+        md += ["(no `clip_bootstrap` metrics)", ""]
+    else:
+        rows = []
+        for key, z in sorted(clip_rgb_zero_shot().items()):
+            if "skipped" in z:
+                continue
+            ds, _, split = key.partition("/")
+            zs = _load(paths.metrics_file(f"zeroshot/{ds}")) if split == "test" else None
+            depth = zs["rows"].get("without_pretraining", {}).get("acc") if zs else None
+            rows.append([key, fmt_pct(z.get("rgb_per_view")), fmt_pct(z.get("rgb_multi_view")),
+                         fmt_pct(depth), fmt_pct(z.get("chance"))])
+        how = ("loaded from the configured weights (not trained here)" if boot.get("mode") == "pointer"
+               else "bootstrapped on the pre-training pool")
+        md += [f"Model `{boot.get('model')}`, {how}.", "",
+               markdown_table(["split", "RGB zero-shot (per view)", "RGB zero-shot (10 views)",
+                               "depth zero-shot (Eq. 15, zeroshot stage)", "chance"], rows), "",
+               "The gap between RGB and depth accuracy is the image–depth domain gap that pre-training "
+               "should close. (Paper, ViT-B/32 on its ShapeNet validation renders: RGB 54.21%, depth 19.98%.)",
+               ""]
+
+    md += ["## Pre-training", ""]
+    curves: dict[str, dict[str, Any]] = {}
+    prow = []
+    for variant in params.pretrain.variants:
+        for seed in params.pretrain.seeds:
+            key = str(EncoderKey(variant, seed))
+            m = _load(paths.metrics_file(f"pretrain/{key}"))
+            if m is None:
+                continue
+            curves[key] = m
+            prow.append([variant, seed, fmt_pct(m.get("val_zeroshot_before")), fmt_pct(m.get("val_zeroshot_best")),
+                         m.get("best_step"), f"{m.get('sigma_init', float('nan')):.3f} → "
+                         f"{m.get('sigma_final', float('nan')):.3f}", m.get("wall_s")])
+    if prow:
+        md += [markdown_table(["variant", "seed", "val zero-shot before", "val zero-shot best", "best step",
+                               "σ (Eq. 11)", "wall s"], prow), "",
+               "Checkpoints are selected on the pre-training pool's **validation** split (depth maps, Eq. 15), "
+               "never on a benchmark test split.", ""]
+        if _curves_figure(curves, out / "pretrain_curves.png"):
+            md += ["![pre-training curves](pretrain_curves.png)", ""]
+
+    for ds in params.data.benchmarks:
+        md += _dataset_section(params, ds.name, out)
+    return "\n".join(md) + "\n"
+
+
+def _dataset_section(params: Params, name: str, out: Path) -> list[str]:
+    md = [f"## Downstream: `{name}`", ""]
+    zs = _load(paths.metrics_file(f"zeroshot/{name}"))
+    if zs is not None:
+        r = zs["rows"]
+        md += [f"### Zero-shot (Table 1 shape; {zs.get('n_views')} views, {zs.get('n')} test shapes, chance "
+               f"{fmt_pct(zs.get('chance'))})", "",
+               markdown_table(["row", "accuracy", "mean class acc."],
+                              [[label, _cell(r, key),
+                                fmt_pct(r[key]["mean_class_acc"]) if key in r else "–"] for key, label in ZS_ROWS]),
+               "", "Paper (Table 1, w/o → w/ pre-training): " + ", ".join(
+                   f"{k} {a:.2f} → {b:.2f}" for k, (a, b) in PAPER_TABLE1.items())
+               + f"; cross-only ablation on ModelNet40: {PAPER_CROSS_ONLY}.", ""]
+        groups = {key: _seed_accs(r[key]) for key, _ in ZS_ROWS if key in r}
+        fig = bar_figure(groups, f"zero-shot on {name}", chance=zs.get("chance"))
+        fig.savefig(out / f"zeroshot_{name}.png")
+        md += [f"![zero-shot](zeroshot_{name}.png)", ""]
+        md += _copy_confusions(paths.results_dir("zeroshot") / name, out, f"zeroshot_{name}")
+    for mode in ("fewshot", "supervised"):
+        m = _load(paths.metrics_file(f"{mode}/{name}"))
+        if m is None:
+            continue
+        r = m["rows"]
+        title = (f"{m.get('k_shot')}-shot" if mode == "fewshot" else "fully supervised")
+        paper = ("Table 4 shape (paper, ModelNet40 16-shot: single 86.06 / 87.32, dual 86.18 / 89.21):"
+                 if mode == "fewshot" else
+                 "Table 4 shape on the whole training split (paper Table 3, ModelNet40 fully supervised DPA: 94.0):")
+        md += [f"### {title.capitalize()} adapters ({m.get('n_views')} views, {m.get('n_test')} test shapes, "
+               f"chance {fmt_pct(m.get('chance'))})", "", paper, "",
+               markdown_table(["", "inter-view", "global-view"],
+                              [[label, _cell(r, a), _cell(r, b)] for label, a, b in TABLE4]), "",
+               "All rows:", "",
+               markdown_table(["row", "note", "accuracy", "mean class acc."],
+                              [[k, v.get("note", ""), _cell(r, k), fmt_pct(v.get("mean_class_acc"))]
+                               for k, v in r.items()]), ""]
+        fig = bar_figure({k: _seed_accs(v) for k, v in r.items()}, f"{title} on {name}", chance=m.get("chance"))
+        fig.savefig(out / f"{mode}_{name}.png")
+        md += [f"![{mode}]({mode}_{name}.png)", ""]
+        md += _copy_confusions(paths.results_dir(mode) / name, out, f"{mode}_{name}")
+    fs = evaluate(name, params.data.pretrain.name)
+    if fs:
+        md += ["### Findings", "", "Checked findings fail CI (`python -m pipeline.findings --strict`); the others "
+               "are the paper's directions, reported whether or not this run reproduces them.", "",
+               markdown_table(["finding", "kind", "reproduced", "numbers"],
+                              [[f.claim, "checked" if f.checked else "reported", "yes" if f.passed else "**no**",
+                                f.detail] for f in fs]), ""]
+    return md
+
+
+def _copy_confusions(src: Path, out: Path, prefix: str) -> list[str]:
+    md = []
+    for png in sorted(src.glob("confusion_*.png")) if src.exists() else []:
+        dst = f"{prefix}_{png.name}"
+        shutil.copy(png, out / dst)
+        md += [f"![{png.stem}]({dst})", ""]
+    return md
+
+
+def _curves_figure(curves: dict[str, dict[str, Any]], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
+    drawn = False
+    for name, m in curves.items():
+        ev = m.get("val_zeroshot_curve") or []
+        if ev:
+            a1.plot([e["step"] for e in ev], [100 * e["val_zeroshot"] for e in ev], marker="o", ms=3, label=name)
+            drawn = True
+        sig = m.get("sigma_trajectory")
+        if sig and name.startswith("intra_cross"):
+            steps, vals = (sig["step"], sig["value"]) if isinstance(sig, dict) else zip(*sig, strict=True)
+            a2.plot(list(steps), list(vals), label=name)
+    a1.set_title("val zero-shot on depth (selection)", fontsize=9)
+    a1.set_xlabel("step")
+    a1.set_ylabel("accuracy (%)")
+    a1.legend(fontsize=6)
+    a2.set_title("σ of Eq. 11", fontsize=9)
+    a2.set_xlabel("step")
+    fig.tight_layout()
+    if drawn:
+        fig.savefig(path)
+    plt.close(fig)
+    return drawn

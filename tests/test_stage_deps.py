@@ -1,0 +1,76 @@
+"""Stages import no other stage, the library imports neither layer above it, and dvc.yaml lists the code each
+stage imports (issue 13: a print edited in one stage module reran every stage that imported it)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+#: plumbing every stage uses (error wrapper, params parsing, paths, atomic writes): not code deps
+PLUMBING = {"pipeline.params", "pipeline.paths", "pipeline.artifacts", "pipeline.stage"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module named by an import statement of ``path`` (top level or inside functions)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def _file(module: str) -> Path | None:
+    p = ROOT / Path(*module.split("."))
+    if p.with_suffix(".py").is_file():
+        return p.with_suffix(".py")
+    return p if (p / "__init__.py").is_file() else None
+
+
+def _stage_deps() -> dict[str, list[str]]:
+    """Stage module name → its dvc.yaml code deps (each foreach / matrix stage once)."""
+    out: dict[str, list[str]] = {}
+    for st in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values():
+        st = st.get("do", st)
+        m = re.search(r"stages\.(\w+)", st["cmd"])
+        assert m, st["cmd"]
+        out.setdefault(m.group(1), []).extend(d for d in st["deps"] if not d.startswith(("data/", "$")))
+    return out
+
+
+STAGES = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_stage_imports_another_stage(stage):
+    others = {m for m in _imports(ROOT / "stages" / f"{stage}.py") if m.split(".")[0] == "stages"}
+    assert not others, f"stages/{stage}.py imports {sorted(others)}: move the shared code to pipeline/"
+
+
+def test_library_imports_neither_pipeline_nor_stages():
+    for path in (ROOT / "clip2point").rglob("*.py"):
+        if "cli" in path.relative_to(ROOT / "clip2point").parts:
+            continue  # the CLI finds the run's artifacts through pipeline/
+        bad = {m for m in _imports(path) if m.split(".")[0] in ("pipeline", "stages")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("stage", sorted(_stage_deps()))
+def test_dvc_deps_list_the_code_a_stage_imports(stage):
+    deps = _stage_deps()[stage]
+    assert f"stages/{stage}.py" in deps
+    needed = set()
+    for module in _imports(ROOT / "stages" / f"{stage}.py"):
+        if module.split(".")[0] in ("pipeline", "clip2point") and "." in module and module not in PLUMBING:
+            f = _file(module)  # a module file, or a package directory (``from clip2point.io import ...``)
+            if f is not None:
+                needed.add(str(f.relative_to(ROOT)))
+    missing = [n for n in sorted(needed) if not any(n == d or n.startswith(d.rstrip("/") + "/") for d in deps)]
+    assert not missing, f"dvc.yaml stage of stages/{stage}.py lacks deps {missing}"
