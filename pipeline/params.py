@@ -18,7 +18,17 @@ from typing import Any
 
 import yaml
 
-PARAMS_FILE = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
+_ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
+#: the params file as the environment gave it at import; replace it (monkeypatch) to pin another file.
+#: :func:`params_file` re-reads ``$CLIP2POINT_PARAMS`` while PARAMS_FILE is not replaced.
+PARAMS_FILE = _ENV_DEFAULT
+
+
+def params_file() -> Path:
+    """``PARAMS_FILE`` when it was replaced, else ``$CLIP2POINT_PARAMS`` (default ``params.yaml``) read now."""
+    if PARAMS_FILE is not _ENV_DEFAULT:
+        return PARAMS_FILE
+    return Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
 
 
 class ParamsError(ValueError):
@@ -102,7 +112,6 @@ class RenderParams:
     views: str = "pretrain10"
     samples_per_shard: int = _f(256, ge=1)
     workers: int = _f(2, ge=0)  # 0: render inline in the stage's process
-    cache_depth: bool = False
     backend: str = "pyrender"
     contact_sheet_per_class: int = _f(2, ge=1)
 
@@ -320,7 +329,7 @@ def parse_yaml(text: str) -> Any:
 
 def load_params(path: str | os.PathLike | None = None) -> Params:
     """Load and validate ``params.yaml`` (or ``$CLIP2POINT_PARAMS``)."""
-    path = Path(path) if path is not None else PARAMS_FILE
+    path = Path(path) if path is not None else params_file()
     try:
         raw = parse_yaml(path.read_text())
     except FileNotFoundError:

@@ -81,7 +81,7 @@ def _maps(points: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def check_z_up(c: Checks, fab: Path, expected: dict[str, Any]) -> None:
-    from stages.sample import sample_item
+    from pipeline.sample_job import sample_item
 
     params = load_params()
     size = params.depth.image_size

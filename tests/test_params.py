@@ -76,7 +76,7 @@ def test_yaml_12_booleans_like_dvc(tmp_path):
     f.write_text(text)
     p = load_params(f)
     assert p.synth.mesh_format == "off"
-    assert p.render.cache_depth is False and p.pretrain.bf16 is True
+    assert p.pretrain.bf16 is True
 
 
 @pytest.mark.parametrize(("section", "key", "value", "needle"), [
@@ -120,4 +120,23 @@ def test_launch_section_is_optional_and_checked():
     raw = _raw()
     raw["launch"] = {"nproc_per_node": 0}
     with pytest.raises(ParamsError, match="'launch.nproc_per_node' must be >= 1"):
+        params_from_dict(raw)
+
+
+def test_params_file_is_read_from_the_environment_when_asked(tmp_path, monkeypatch):
+    """Lazy: ``CLIP2POINT_PARAMS`` set after import is honoured (stages no longer need a subprocess)."""
+    import pipeline.params as pparams
+
+    text = (ROOT / "params.yaml").read_text().replace("  dilation: 2\n", "  dilation: 3\n", 1)
+    (tmp_path / "p.yaml").write_text(text)
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(tmp_path / "p.yaml"))
+    assert pparams.params_file() == tmp_path / "p.yaml"
+    assert load_params().depth.dilation == 3
+
+
+def test_cache_depth_is_gone():
+    """The option whose output nothing read was dropped (issue 13): an old params file names it clearly."""
+    raw = _raw()
+    raw["render"]["cache_depth"] = False
+    with pytest.raises(ParamsError, match=r"unknown key\(s\) \['cache_depth'\] in 'render'"):
         params_from_dict(raw)
