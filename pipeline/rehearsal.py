@@ -86,7 +86,7 @@ def check_z_up(c: Checks, fab: Path, expected: dict[str, Any]) -> None:
     params = load_params()
     size = params.depth.image_size
     for ds in params.data.benchmarks:
-        if ds.up_axis != "z":
+        if ds.up_axis not in ("z", "z_released"):
             continue
         exp = expected["datasets"][ds.name]
         yup_root = fab / f"{exp['root']}_yup"
@@ -102,6 +102,8 @@ def check_z_up(c: Checks, fab: Path, expected: dict[str, Any]) -> None:
             if ref is None:
                 c.check(False, f"{ds.name}: y-up copy of {item_id} unreadable: {why}")
                 return
+            if ds.up_axis == "z_released":  # the released frame: the y-up frame turned about y, (a,b,c)→(c,b,−a)
+                ref = np.stack([ref[:, 2], ref[:, 1], -ref[:, 0]], axis=-1).astype(np.float32)
             a = _maps(pts[ids.index(item_id)][None], size)[0] < 1
             b = _maps(ref[None], size)[0] < 1
             ious += [iou(a[v], b[v]) for v in range(a.shape[0])]

@@ -18,8 +18,8 @@ python -m pipeline.fabricate --out fab --per-class "${REHEARSAL_PER_CLASS:-2}"
 python -m pipeline.profiles configs/paper.yaml configs/rehearsal.yaml > params.yaml
 prep() { clip2point prepare "$@" --allow-incomplete --params params.yaml; }
 prep shapenetcore --root fab/ShapeNetCore.v2 --variant fab/ShapeNet55-34/ShapeNet-55
-prep modelnet40 --root fab/ModelNet40
-prep modelnet10 --root fab/ModelNet10
+prep modelnet40 --root fab/ModelNet40 --up-axis z_released  # the paper profile turns ModelNet as the released code
+prep modelnet10 --root fab/ModelNet10 --up-axis z_released
 for v in OBJ_ONLY OBJ_BG PB_T50_RS; do prep scanobjectnn --root fab/h5_files --variant "$v"; done
 git add params.yaml && git -c user.email=ci@local -c user.name=ci commit -qm "rehearsal params"
 echo "[rehearsal] fabricate + prepare took $(( $(date +%s) - start )) s"
