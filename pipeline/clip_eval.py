@@ -20,6 +20,10 @@ from clip2point.train.bootstrap import RgbSet, rgb_zero_shot
 from pipeline import paths
 
 
+class NoRgbError(ValueError):
+    """The split has no RGB renders (a point-cloud dataset such as ScanObjectNN: nothing to render from)."""
+
+
 def stream_rgb_zero_shot(model: nn.Module, tokenizer: Any, dataset: str, split: str,
                          templates: list[str], chunk: int = 64) -> dict[str, Any]:
     """``{n, chance, rgb_per_view, rgb_multi_view}`` over a whole split, read ``chunk`` samples at a time.
@@ -38,7 +42,7 @@ def stream_rgb_zero_shot(model: nn.Module, tokenizer: Any, dataset: str, split: 
     def flush() -> None:
         nonlocal n, per_view, multi
         if batch[0]["rgb"] is None:
-            raise ValueError(f"{dataset}/{split} has no RGB renders")
+            raise NoRgbError(f"{dataset}/{split} has no RGB renders (a point-cloud dataset: no meshes to render)")
         rgb = torch.from_numpy(np.stack([s["rgb"] for s in batch]))
         labels = torch.tensor([s["label"] for s in batch], dtype=torch.long)
         acc = rgb_zero_shot(model.visual, RgbSet(rgb, labels), text, batch_size=chunk)

@@ -57,8 +57,14 @@ import trimesh
 from PIL import Image
 
 from clip2point import synth
-from clip2point.datasets_info import MODELNET10_CLASSES, MODELNET40_CLASSES, SCANOBJECTNN_VARIANTS
-from clip2point.io.catalogues import SCANOBJECTNN_CLASSES, SHAPENET_SYNSETS, SHAPENETCORE_MODEL
+from clip2point.datasets import (
+    MODELNET10_CLASSES,
+    MODELNET40_CLASSES,
+    SCANOBJECTNN_CLASSES,
+    SCANOBJECTNN_VARIANTS,
+    SHAPENET_SYNSETS,
+    SHAPENETCORE_MODEL,
+)
 
 #: A synset outside ShapeNet-55's table, so its name is known only from ``taxonomy.json`` (WordNet's
 #: "wine bottle", a child of bottle in ShapeNet's taxonomy).
@@ -183,7 +189,8 @@ def _cad_pose(mesh: trimesh.Trimesh, rng: np.random.Generator) -> trimesh.Trimes
 
 
 def fabricate_modelnet(
-    root: Path, classes: tuple[str, ...], per_class: int, seed: int, dataset: str, yup_copy: bool = True
+    root: Path, classes: tuple[str, ...], per_class: int, seed: int, dataset: str, yup_copy: bool = True,
+    test_per_class: int | None = None,
 ) -> dict[str, Any]:
     """ModelNet's aligned layout under ``root``; returns the dataset's ``expected.json`` entry.
 
@@ -193,10 +200,11 @@ def fabricate_modelnet(
     gens = _generators(classes)
     styles: dict[str, list[str]] = {s: [] for s in OFF_STYLES}
     k = 0
+    n_split = {"train": per_class, "test": per_class if test_per_class is None else test_per_class}
     for name in classes:
         index = 0
         for split in ("train", "test"):
-            for _ in range(per_class):
+            for _ in range(n_split[split]):
                 index += 1
                 mesh = _cad_pose(_shape(gens[name], seed, dataset, name, index), _rng(seed, dataset, name, index))
                 style = OFF_STYLES[k % len(OFF_STYLES)]
@@ -215,8 +223,8 @@ def fabricate_modelnet(
         "variant": "",
         "up_axis": "z",
         "classes": names,
-        "counts": {"train": per_class * len(names), "test": per_class * len(names)},
-        "class_counts": {s: dict.fromkeys(names, per_class) for s in ("train", "test")},
+        "counts": {s: n_split[s] * len(names) for s in ("train", "test")},
+        "class_counts": {s: dict.fromkeys(names, n_split[s]) for s in ("train", "test")},
         "off_styles": styles,
     }
 
@@ -268,17 +276,19 @@ def _write_h5(path: Path, data: list[np.ndarray], labels: list[int], masks: list
         f.create_dataset("mask", data=np.stack(masks).astype(np.int64))
 
 
-def fabricate_scanobjectnn(root: Path, per_class: int, seed: int) -> dict[str, dict[str, Any]]:
+def fabricate_scanobjectnn(root: Path, per_class: int, seed: int, test_per_class: int | None = None,
+                           ) -> dict[str, dict[str, Any]]:
     """ScanObjectNN's ``h5_files`` under ``root``; returns one ``expected.json`` entry per variant."""
     gens = _generators(SCANOBJECTNN_CLASSES)
     rows: dict[str, dict[str, list]] = {}  # variant/split -> data, labels, masks
     for variant in SCANOBJECTNN_VARIANTS:
         for split in ("train", "test"):
             rows[f"{variant}/{split}"] = {"data": [], "labels": [], "masks": []}
+    n_split = {"train": per_class, "test": per_class if test_per_class is None else test_per_class}
     for label, name in enumerate(SCANOBJECTNN_CLASSES):
         index = 0
         for split in ("train", "test"):
-            for _ in range(per_class):
+            for _ in range(n_split[split]):
                 index += 1
                 mesh = _shape(gens[name], seed, "scanobjectnn", name, index)
                 rng = _rng(seed, "scanobjectnn", name, index)
@@ -498,8 +508,12 @@ def fabricate_shapenet(
 # ------------------------------------------------------------------------------------------ all
 
 
-def fabricate(out: str | Path, per_class: int = 1, seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
+def fabricate(out: str | Path, per_class: int = 1, seed: int = 0, overwrite: bool = False,
+              test_per_class: int | None = None, pool_per_class: int | None = None) -> dict[str, Any]:
     """Write every dataset under ``out`` and ``out/expected.json``; returns the expected-contents mapping.
+
+    ``test_per_class`` (default ``per_class``): ModelNet / ScanObjectNN test models per class;
+    ``pool_per_class`` (default ``per_class``): ShapeNetCore models per synset and split.
 
     ``out`` must be absent or empty unless ``overwrite`` (which first removes only :data:`OUTPUTS`).
     """
@@ -519,11 +533,17 @@ def fabricate(out: str | Path, per_class: int = 1, seed: int = 0, overwrite: boo
                 p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     datasets: dict[str, Any] = {}
-    datasets["modelnet40"] = fabricate_modelnet(out / "ModelNet40", MODELNET40_CLASSES, per_class, seed, "modelnet40")
-    datasets["modelnet10"] = fabricate_modelnet(out / "ModelNet10", MODELNET10_CLASSES, per_class, seed, "modelnet10")
-    datasets.update(fabricate_scanobjectnn(out / "h5_files", per_class, seed))
+    for n in (test_per_class, pool_per_class):
+        if n is not None and n < 1:
+            raise FabricateError(f"per-class counts must be at least 1, not {n}")
+    tpc = test_per_class
+    datasets["modelnet40"] = fabricate_modelnet(out / "ModelNet40", MODELNET40_CLASSES, per_class, seed, "modelnet40",
+                                                test_per_class=tpc)
+    datasets["modelnet10"] = fabricate_modelnet(out / "ModelNet10", MODELNET10_CLASSES, per_class, seed, "modelnet10",
+                                                test_per_class=tpc)
+    datasets.update(fabricate_scanobjectnn(out / "h5_files", per_class, seed, test_per_class=tpc))
     datasets["shapenetcore"], datasets["shapenet55"] = fabricate_shapenet(
-        out / "ShapeNetCore.v2", out / "ShapeNet55-34", per_class, seed
+        out / "ShapeNetCore.v2", out / "ShapeNet55-34", pool_per_class or per_class, seed
     )
     expected = {"seed": seed, "per_class": per_class, "datasets": datasets}
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
@@ -534,11 +554,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.fabricate", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="output folder (absent or empty)")
     ap.add_argument("--per-class", type=int, default=1, help="models per class and split (default 1)")
+    ap.add_argument("--test-per-class", type=int, default=None, help="ModelNet/ScanObjectNN test models per class")
+    ap.add_argument("--pool-per-class", type=int, default=None, help="ShapeNetCore models per synset and split")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="replace the fabricated datasets in --out")
     args = ap.parse_args(argv)
     try:
-        expected = fabricate(args.out, args.per_class, args.seed, args.overwrite)
+        expected = fabricate(args.out, args.per_class, args.seed, args.overwrite, args.test_per_class,
+                             args.pool_per_class)
     except FabricateError as e:
         print(f"fabricate: {e}", file=sys.stderr)
         return 1

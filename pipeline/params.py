@@ -191,7 +191,7 @@ class AdapterParams:
     batch_size: int = _f(32, ge=1)
     hidden: int = _f(0, ge=0)  # 0: adapter bottleneck = embedding dim
     dropout: float = _f(0.0, ge=0.0, lt=1.0)
-    val_fraction: float = _f(0.2, gt=0.0, lt=1.0)
+    val_fraction: float = _f(0.2, ge=0.0, lt=1.0)  # 0: no held-out part, train the fixed epochs
     views: str = "pretrain10"
     logit_scale: float = _f(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
     threads: int = _f(1, ge=1)  # torch threads for adapter training (small matrices: one thread is fastest)

@@ -18,7 +18,7 @@ import torch
 
 from pipeline import paths
 from pipeline.artifacts import write_json
-from pipeline.clip_eval import stream_rgb_zero_shot
+from pipeline.clip_eval import NoRgbError, stream_rgb_zero_shot
 from pipeline.models import load_clip
 from pipeline.params import load_params
 from pipeline.stage import find_dataset, run_main
@@ -34,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params()
         ds = find_dataset(params, args.dataset)
         model, tok = load_clip(args.device)
-        res = stream_rgb_zero_shot(model, tok, ds.name, "test", list(params.clip.templates))
+        try:
+            res = stream_rgb_zero_shot(model, tok, ds.name, "test", list(params.clip.templates))
+        except NoRgbError as e:  # point-cloud datasets: recorded as skipped, the DAG goes on
+            res = {"skipped": str(e)}
         write_json(paths.metrics_file(f"rgb_zeroshot/{ds.name}"), {"zeroshot": {f"{ds.name}/test": res}})
-        print(f"rgb_zeroshot: {ds.name}/test: {res['rgb_per_view']:.3f} per view, "
-              f"{res['rgb_multi_view']:.3f} over views (n={res['n']})", file=sys.stderr)
+        print(f"rgb_zeroshot: {ds.name}/test: " + (res.get("skipped") or f"{res['rgb_per_view']:.3f} per view, "
+              f"{res['rgb_multi_view']:.3f} over views (n={res['n']})"), file=sys.stderr)
 
     return run_main("rgb_zeroshot", body)
 

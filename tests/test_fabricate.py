@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from clip2point.datasets_info import check_layout
+from clip2point.datasets import check_layout
 from clip2point.io import (
     SHAPENET_SYNSETS,
     catalogue,
@@ -251,7 +251,7 @@ def test_cli_overwrite_keeps_unrelated_files(tmp_path, capsys):
 
 def test_yup_copy_holds_the_same_shapes_stored_y_up(tmp_path_factory):
     """``ModelNet40_yup`` is what the pipeline must see after converting ``ModelNet40`` with up_axis z."""
-    from clip2point.io.catalogues import catalogue, load_item
+    from clip2point.datasets import catalogue, load_item
     from clip2point.sampling import to_y_up
     from pipeline.fabricate import fabricate
 
@@ -263,3 +263,20 @@ def test_yup_copy_holds_the_same_shapes_stored_y_up(tmp_path_factory):
     for key in list(z)[:4]:
         mz, my = load_item(z[key]), load_item(y[key])
         np.testing.assert_allclose(to_y_up(np.asarray(mz.vertices), "z"), my.vertices, rtol=1e-5, atol=1e-3)
+
+
+def test_split_sizes_can_differ(tmp_path_factory):
+    """``test_per_class`` / ``pool_per_class`` shrink the rehearsal; the readers see exactly those counts."""
+    from clip2point.io import catalogue
+
+    from pipeline.fabricate import fabricate
+
+    out = tmp_path_factory.mktemp("fab_sizes")
+    exp = fabricate(out, per_class=2, seed=1, test_per_class=1, pool_per_class=1)["datasets"]
+    assert exp["modelnet10"]["counts"] == {"train": 20, "test": 10}
+    assert exp["scanobjectnn_obj_only"]["counts"] == {"train": 30, "test": 15}
+    got = Counter(it.split for it in catalogue("modelnet10", out / "ModelNet10"))
+    assert dict(got) == exp["modelnet10"]["counts"]
+    got = Counter(it.split for it in catalogue("shapenetcore", out / "ShapeNetCore.v2",
+                                               str(out / "ShapeNet55-34" / "ShapeNet-55")))
+    assert dict(got) == exp["shapenetcore"]["counts"] == {"train": 56, "val": 56}

@@ -107,3 +107,18 @@ def test_preflight_names_a_missing_dataset_root(run_dir, capsys):
     raw["data"]["benchmarks"] = {}
     pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
     assert preflight.main([]) == 0 and yaml.safe_load(ppaths.preflight_file().read_text()) == {"ok": True}
+
+
+def test_rgb_zeroshot_records_a_point_dataset_as_skipped(run_dir):
+    """ScanObjectNN has no meshes, so no RGB renders: the stage records why and succeeds (the rehearsal
+    stopped here before)."""
+    from stages import clip_bootstrap, rgb_zeroshot
+
+    out = ppaths.shards_dir("bench")
+    samples = [{"id": f"test/{i}", "points": np.zeros((16, 3), np.float32), "label": i % 3} for i in range(4)]
+    info = {"test": {"count": 4, "shards": shards.write_shards(samples, out, "test", maxcount=4)}}
+    shards.write_manifest(ppaths.manifest("bench"), {"dataset": "bench", "class_names": CLASSES, "splits": info})
+    assert clip_bootstrap.main(["--no-progress"]) == 0
+    assert rgb_zeroshot.main(["bench"]) == 0
+    got = yaml.safe_load(ppaths.metrics_file("rgb_zeroshot/bench").read_text())["zeroshot"]["bench/test"]
+    assert "has no RGB renders" in got["skipped"]
