@@ -5,17 +5,29 @@
   of a pre-training run's folder and metrics key, and of an adapter path.
 * :class:`RowKey`: ``<adapter>@<path>+<path>``, a row of the adapter grid (Tables 2 and 4), e.g.
   ``dual_path@clip+intra_cross`` (the Dual-Path Adapter, Eq. 16–19, on CLIP and the intra + cross encoder).
-* :data:`VARIANTS`: the pre-training variants: ``intra_cross`` (CLIP2Point, Eq. 11), ``cross_only``
-  (§5.6 ablation, Eq. 10), ``rgb_control`` (equal-compute RGB-only control).
+* ``VARIANTS``: the pre-training variants, the library's
+  (:data:`clip2point.train.pretrain.VARIANTS`, the names of its objectives registry): ``intra_cross``
+  (CLIP2Point, Eq. 11), ``cross_only`` (§5.6 ablation, Eq. 10), ``rgb_control`` (equal-compute RGB-only
+  control). Resolved on first use, so that importing this module (and :mod:`pipeline.paths`) stays cheap.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-VARIANTS: tuple[str, ...] = ("intra_cross", "cross_only", "rgb_control")
 CLIP = "clip"  # the CLIP visual encoder's key (it has no pre-training variant nor seed)
+
+
+def __getattr__(name: str) -> Any:
+    """``VARIANTS``: the library's, imported on first use (the training module imports torch and open_clip)."""
+    if name == "VARIANTS":
+        from clip2point.train.pretrain import VARIANTS
+
+        return VARIANTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _ENCODER = re.compile(r"^(?P<variant>.+)-seed(?P<seed>-?\d+)$")
 

@@ -57,9 +57,36 @@ def clip_dir() -> Path:
     return data_root() / "models" / "clip"
 
 
+def pretrain_root() -> Path:
+    """The pre-trained depth encoders, one folder per run (:func:`pretrain_dir`)."""
+    return data_root() / "models" / "pretrain"
+
+
 def pretrain_dir(variant: str, seed: int) -> Path:
     """One pretraining run: ``intra_cross`` (CLIP2Point), ``cross_only`` (ablation), ``rgb_control``."""
-    return data_root() / "models" / "pretrain" / str(EncoderKey(variant, seed))
+    return pretrain_root() / str(EncoderKey(variant, seed))
+
+
+def pretrain_key(variant: str, seed: int) -> str:
+    """The metrics / plots key of one pre-training run: ``pretrain/<variant>-seed<seed>``."""
+    return f"pretrain/{EncoderKey(variant, seed)}"
+
+
+def checkpoint_dir(variant: str, seed: int) -> Path:
+    """Resume checkpoint and write temporaries of one pre-training run: not a DVC output (``dvc repro``
+    deletes a stage's outputs before running it), git-ignored under the data root."""
+    return data_root() / "checkpoints" / pretrain_key(variant, seed)
+
+
+def checkpoint_file(variant: str, seed: int) -> Path:
+    """The resume checkpoint of one pre-training run."""
+    return checkpoint_dir(variant, seed) / "last.pt"
+
+
+def timings_file(variant: str, seed: int) -> Path:
+    """Wall times, throughput, data share, resume facts of one pre-training run (uncached; never in the
+    metrics, so ``dvc metrics diff`` compares results only)."""
+    return data_root() / "timings" / f"{pretrain_key(variant, seed)}.json"
 
 
 def features_dir(dataset: str) -> Path:

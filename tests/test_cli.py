@@ -15,12 +15,9 @@ import pytest
 import torch
 import trimesh
 import yaml
-from typer.testing import CliRunner
+from cli_support import TINY, isolated, run  # noqa: F401 (isolated: autouse fixture)
 
-from clip2point.cli import app
 from clip2point.cli.prepare import edit_params_text
-
-TINY = ["--clip", "c2p-tiny"]
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +58,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["foo"] = d / "shape.foo"
     out["missing"] = d / "nope.ply"
     return out
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run from an empty folder: no params.yaml, no pipeline outputs (settings fall back to defaults)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CLIP2POINT_PARAMS", raising=False)
-
-
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def json_lines(text: str) -> list[dict]:
@@ -128,7 +114,7 @@ def test_batches_give_the_same_answers_as_single_files(files: dict[str, Path]) -
 
 
 def test_dataset_names_the_labels(files: dict[str, Path]) -> None:
-    from clip2point.datasets_info import MODELNET10_CLASSES
+    from clip2point.datasets import MODELNET10_CLASSES
 
     res = run("classify", files["off"], "--dataset", "modelnet10", *TINY, "--json", "-k", "10", "-q")
     assert res.exit_code == 0, res.output
@@ -353,7 +339,7 @@ REPO_PARAMS = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
 
 
 def _modelnet10(root: Path, drop: str | None = None) -> Path:
-    from clip2point.datasets_info import MODELNET10_CLASSES, dataset_info
+    from clip2point.datasets import MODELNET10_CLASSES, dataset_info
 
     counts = dataset_info("modelnet10").counts
     base = root / "ModelNet10"
@@ -431,7 +417,7 @@ def test_prepare_scanobjectnn_variants(tmp_path: Path) -> None:
 def test_prepare_bad_arguments(tmp_path: Path) -> None:
     res = run("prepare", "imagenet", "--root", tmp_path)
     assert res.exit_code == 1 and "unknown dataset 'imagenet'" in res.stderr
-    from clip2point.datasets_info import dataset_info
+    from clip2point.datasets import dataset_info
 
     res = run("prepare", "modelnet40", "--root", tmp_path / "nowhere")
     assert res.exit_code == 1 and "does not exist" in res.stderr
@@ -456,13 +442,13 @@ def _expect(monkeypatch: pytest.MonkeyPatch, dataset: str, counts: dict[str, int
     """Shrink a dataset's expected counts to the fixture's, keeping everything else of its description."""
     from dataclasses import replace
 
-    from clip2point import datasets_info
+    from clip2point import datasets
 
-    monkeypatch.setitem(datasets_info.DATASETS, dataset, replace(datasets_info.DATASETS[dataset], counts=counts))
+    monkeypatch.setitem(datasets.DATASETS, dataset, replace(datasets.DATASETS[dataset], counts=counts))
 
 
 def test_prepare_shapenetcore_is_the_pretrain_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clip2point.datasets_info import TOTAL
+    from clip2point.datasets import TOTAL
     from pipeline.params import load_params
 
     base = _shapenetcore(tmp_path / "dl" / "ShapeNetCore.v2")

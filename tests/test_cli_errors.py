@@ -22,11 +22,8 @@ import numpy as np
 import pytest
 import trimesh
 import yaml
-from typer.testing import CliRunner
+from cli_support import TINY, isolated, run  # noqa: F401 (isolated: autouse fixture)
 
-from clip2point.cli import app
-
-TINY = ["--clip", "c2p-tiny"]
 LABELS = ["--labels", "chair,table"]
 REPO_PARAMS = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -57,17 +54,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["empty_pt"] = d / "empty.pt"
     out["missing"] = d / "nope.ply"
     return out
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run from an empty folder: no params.yaml, no pipeline outputs."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CLIP2POINT_PARAMS", raising=False)
-
-
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def one_error(res, code: int = 1) -> str:
@@ -448,7 +434,7 @@ def test_classify_into_a_closed_pipe_is_silent(files: dict[str, Path], monkeypat
 
 def _modelnet10_subset(base: Path, per_class: dict[str, int], classes: tuple[str, ...] | None = None) -> Path:
     """A ModelNet10 folder with ``per_class[split]`` empty .off files per class (``classes``: a subset)."""
-    from clip2point.datasets_info import MODELNET10_CLASSES
+    from clip2point.datasets import MODELNET10_CLASSES
 
     root = base / "ModelNet10"
     for c in classes or MODELNET10_CLASSES:
@@ -539,7 +525,7 @@ def test_prepare_check_only_subset_prints_and_writes_nothing(tmp_path: Path) -> 
 def test_prepare_bad_params_file_is_refused_before_the_check(
     tmp_path: Path, setup: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clip2point import datasets_info
+    from clip2point import datasets
 
     _modelnet10_subset(tmp_path / "dl", {"train": 1, "test": 1})
     params = tmp_path / "p.yaml"
@@ -551,7 +537,7 @@ def test_prepare_bad_params_file_is_refused_before_the_check(
         raw = yaml.safe_load(REPO_PARAMS)
         raw["depth"]["dilaton"] = 3
         params.write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(datasets_info, "check_layout", lambda *a, **k: pytest.fail("checked the download"))
+    monkeypatch.setattr(datasets, "check_layout", lambda *a, **k: pytest.fail("checked the download"))
     line = one_error(run("prepare", "modelnet10", "--root", tmp_path / "dl", "--params", params))
     assert message.format(params=params) in line
 
@@ -585,11 +571,11 @@ def test_prepare_interrupted_or_full_disk_leaves_params_untouched(
 ) -> None:
     import shutil
 
-    from clip2point.datasets_info import dataset_info
+    from clip2point.datasets import dataset_info
 
     _modelnet10_subset(tmp_path / "dl", {"train": 1, "test": 1})
     monkeypatch.setitem(
-        __import__("clip2point.datasets_info", fromlist=["DATASETS"]).DATASETS,
+        __import__("clip2point.datasets", fromlist=["DATASETS"]).DATASETS,
         "modelnet10",
         dataclasses.replace(dataset_info("modelnet10"), counts={"train": 10, "test": 10}),
     )

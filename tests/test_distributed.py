@@ -15,9 +15,8 @@ import torch
 import torch.multiprocessing as mp
 
 from clip2point.train.distributed import DistInfo, backward_scale, shard_indices
-from clip2point.train.pretrain import DepthPretrainModel, PretrainConfig, TextSide, pretrain, step_loss
+from clip2point.train.pretrain import VARIANTS, DepthPretrainModel, PretrainConfig, TextSide, pretrain, step_loss
 
-VARIANTS = ("intra_cross", "cross_only", "rgb_control")
 GLOBAL_BATCH = 8
 SIZE = 32
 
@@ -108,6 +107,7 @@ def two_ranks(tmp_path_factory):
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
+@pytest.mark.slow  # the two_ranks fixture spawns two gloo processes (~15 s on 2 cores)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_two_gloo_ranks_match_one_process(two_ranks, variant: str) -> None:
     ref_loss, ref_grads = _grads(variant, DistInfo())
@@ -121,6 +121,7 @@ def test_two_gloo_ranks_match_one_process(two_ranks, variant: str) -> None:
             assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), (rank, name, err)
 
 
+@pytest.mark.slow
 def test_two_rank_training_loop_matches_one_process(two_ranks) -> None:
     ref = _loop(DistInfo())
     for res in two_ranks:

@@ -560,7 +560,7 @@ def test_catalogue_errors(tmp_path):
 
 
 def test_register_catalogue(tmp_path, monkeypatch):
-    from clip2point.io import catalogues
+    from clip2point.datasets import base as catalogues
 
     monkeypatch.setattr(catalogues, "_CATALOGUES", dict(catalogues._CATALOGUES))
 

@@ -41,7 +41,7 @@ def parse_labels(text: str) -> list[str]:
 def dataset_labels(name: str) -> tuple[list[str], str]:
     """Class names and up axis of ``--dataset NAME``: a params.yaml dataset, or a known real dataset."""
     from clip2point.cli.engine import run_params
-    from clip2point.datasets_info import DATASETS
+    from clip2point.datasets import DATASETS
     from pipeline.params import ParamsError
 
     params = run_params()  # an invalid params.yaml is refused here, not read as "no such dataset"

@@ -191,6 +191,8 @@ def load_visual(template: nn.Module, path: str | os.PathLike, model_name: str) -
     """
     import copy
 
+    from clip2point.models.released import ReleasedCheckpointError, check_state_keys
+
     state = _state_dict_of(torch_load(path, "depth encoder checkpoint"))
     if state is None:
         raise CliError(f"depth encoder checkpoint {path} holds no state dict of tensors")
@@ -198,33 +200,15 @@ def load_visual(template: nn.Module, path: str | os.PathLike, model_name: str) -
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
     visual = copy.deepcopy(template)
-    mismatch = _mismatch(visual, state)
-    if mismatch:
+    try:
+        check_state_keys(visual.state_dict(), state, "weights")
+    except ReleasedCheckpointError as e:
         raise CliError(
-            f"depth encoder checkpoint {path} does not fit CLIP model '{model_name}' ({mismatch}); "
+            f"depth encoder checkpoint {path} does not fit CLIP model '{model_name}' ({one_line(e)}); "
             "was it trained with another --clip?"
-        )
+        ) from None
     visual.load_state_dict(state, strict=True)
     return visual.eval()
-
-
-def _mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
-    """'' when ``state`` loads strictly into ``module``, else a short description of the difference."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys, e.g. {missing[0]}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[0]}")
-    if shapes:
-        k = shapes[0]
-        parts.append(
-            f"{len(shapes)} shape mismatches, e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        )
-    return "; ".join(parts)
 
 
 def load_encoders(clip: str | None, pretrained: str | None, encoder: str | None) -> Encoders:
@@ -263,6 +247,7 @@ def run_encoders(variant: str = "intra_cross") -> Encoders:
     from clip2point.models.clip import ClipWeightsError
     from pipeline import models as run_models
     from pipeline import paths
+    from pipeline.keys import EncoderKey
     from pipeline.params import PretrainParams
 
     try:
@@ -275,7 +260,7 @@ def run_encoders(variant: str = "intra_cross") -> Encoders:
     params = run_params()
     seeds = params.pretrain.seeds if params is not None else PretrainParams().seeds
     for seed in seeds:
-        key = f"{variant}-seed{seed}"
+        key = str(EncoderKey(variant, seed))
         if not (paths.pretrain_dir(variant, seed) / run_models.ENCODER_WEIGHTS).is_file():
             continue
         try:
@@ -287,7 +272,7 @@ def run_encoders(variant: str = "intra_cross") -> Encoders:
         enc.source += f", depth encoder {key}"
         return enc
     enc.notes.append(
-        f"no pretrained depth encoder under {paths.data_root() / 'models' / 'pretrain'} (run `dvc repro pretrain`); "
+        f"no pretrained depth encoder under {paths.pretrain_root()} (run `dvc repro pretrain`); "
         "zero-shot uses CLIP's image encoder"
     )
     return enc
@@ -361,28 +346,18 @@ def _check_run_settings(settings: RunSettings, where: str) -> None:
             ) from None
 
 
-def depth_config_of(depth: Any) -> dict[str, Any]:
-    """The :class:`clip2point.render.depth.DepthConfig` fields that ``params.yaml``'s ``depth`` section sets
-    (image_size, dilation, mode, projection, and any later renderer setting both define)."""
-    import dataclasses
-
-    from clip2point.render.depth import DepthConfig
-
-    names = [f.name for f in dataclasses.fields(DepthConfig)]
-    return {n: getattr(depth, n) for n in names if hasattr(depth, n)}
-
-
 def run_settings() -> RunSettings:
     """The ``depth``, ``clip.templates`` and ``sample`` sections of ``params.yaml``, or their defaults when
     there is no ``params.yaml`` (an invalid one is refused: :func:`run_params`)."""
     from pipeline.params import ClipParams, DepthParams, SampleParams
+    from pipeline.stage import depth_settings
 
     p = run_params()
     if p is not None:
         depth, clip, sample, source = p.depth, p.clip, p.sample, str(params_path()[0])
     else:
         depth, clip, sample, source = DepthParams(), ClipParams(), SampleParams(), "defaults"
-    cfg = depth_config_of(depth)
+    cfg = depth_settings(depth)
     settings = RunSettings(
         cfg, depth.distance, tuple(clip.templates), sample.num_points, sample.dense_points, source
     )

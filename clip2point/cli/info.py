@@ -85,7 +85,7 @@ def collect() -> dict[str, Any]:
     except OSError as e:
         out["params"] = {"error": f"cannot read {os_error_text(e)}"}
     out["weights"] = {"openai ViT-B-32": _openai_weights(), "run CLIP": _describe(paths.clip_dir())}
-    pre = paths.data_root() / "models" / "pretrain"
+    pre = paths.pretrain_root()
     try:
         encoders = sorted(p.name for p in pre.iterdir() if p.is_dir()) if pre.is_dir() else []
         found = ", ".join(encoders) if encoders else f"none under {pre}"

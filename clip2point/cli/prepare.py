@@ -1,6 +1,6 @@
 """``clip2point prepare``: check a real dataset download and wire it into ``params.yaml``.
 
-The check (:func:`clip2point.datasets_info.check_layout`) compares the files with the published split
+The check (:func:`clip2point.datasets.check_layout`) compares the files with the published split
 sizes and names what is missing; the pipeline's own reader (:func:`clip2point.io.catalogue`) is then run
 over the download so what ``dvc repro`` will see is what was checked. On success the dataset's entry is
 written into ``data.benchmarks`` (or ``data.pretrain`` for the pretraining sets, ShapeNet-55 and
@@ -37,7 +37,7 @@ from clip2point.cli._common import (
 #: ``subset: {<split>: [found, expected], ...}`` for every split of the published counts.
 SUBSET_KEY = "subset"
 
-#: Problems of :func:`clip2point.datasets_info.check_layout` that only say items are missing (tolerated by
+#: Problems of :func:`clip2point.datasets.check_layout` that only say items are missing (tolerated by
 #: ``--allow-incomplete``); anything else (missing split lists or HDF5 files, listed files absent, more
 #: items than expected, an unreadable folder) still refuses the download.
 _SUBSET_PROBLEM_PREFIXES = ("missing class folders under ", "no .off files in: ", "missing synset folders under ")
@@ -237,7 +237,7 @@ def prepare(
     a subset (one "subset: <split> n of N" line per split).
     """
     with handled(debug):
-        from clip2point.datasets_info import DATASETS, TOTAL, check_layout
+        from clip2point.datasets import DATASETS, TOTAL, check_layout
 
         info = DATASETS.get(dataset.lower())
         if info is None:
@@ -330,8 +330,8 @@ def _reader_check(
     kind: str, root: Path, variant: str, expected: dict[str, int]
 ) -> tuple[list[str], Counter[str]]:
     """Run the pipeline's catalogue over the download: the problems (disagreements with the expected counts,
-    :data:`~clip2point.datasets_info.TOTAL` standing for all splits) and the items per split it sees."""
-    from clip2point.datasets_info import TOTAL
+    :data:`~clip2point.datasets.TOTAL` standing for all splits) and the items per split it sees."""
+    from clip2point.datasets import TOTAL
     from clip2point.io import ReadError, catalogue
 
     try:

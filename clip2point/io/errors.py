@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 class ReadError(Exception):
@@ -19,3 +20,19 @@ class ReadError(Exception):
 
     def __reduce__(self):  # picklable across multiprocessing workers
         return (type(self), (self.path, self.reason))
+
+
+def check_file(path: Path) -> None:
+    """``ReadError`` unless ``path`` is an existing regular file."""
+    if not path.exists():
+        raise ReadError(path, "file not found")
+    if not path.is_file():
+        raise ReadError(path, "not a regular file")
+
+
+def short_reason(e: BaseException) -> str:
+    """``Type: message`` of an exception on one line, at most ~160 characters of message."""
+    msg = " ".join(str(e).split())
+    if len(msg) > 160:
+        msg = msg[:157] + "..."
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__

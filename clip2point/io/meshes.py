@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from clip2point.io.errors import ReadError
+from clip2point.io.errors import ReadError, check_file, short_reason
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,6 @@ MESH_EXTENSIONS = (".off", ".obj", ".ply", ".stl")
 
 _OFF_HEADER = re.compile(rb"^\s*(ST)?(C)?(N)?(4)?(n)?OFF")
 _COMMENT = re.compile(rb"#[^\n]*")
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise ReadError(path, "file not found")
-    if not path.is_file():
-        raise ReadError(path, "not a regular file")
-
-
-def _short(e: BaseException) -> str:
-    msg = " ".join(str(e).split())
-    if len(msg) > 160:
-        msg = msg[:157] + "..."
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
 def _colours_to_uint8(values: np.ndarray, as_float: np.ndarray | bool) -> np.ndarray:
@@ -269,11 +255,11 @@ def parse_off(text: str | bytes, path: str | os.PathLike = "<string>") -> trimes
 def read_off(path: str | os.PathLike) -> trimesh.Trimesh:
     """Read an OFF file (see :func:`parse_off`)."""
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise ReadError(path, f"unreadable ({_short(e)})") from None
+        raise ReadError(path, f"unreadable ({short_reason(e)})") from None
     return parse_off(data, path)
 
 
@@ -344,12 +330,12 @@ class ModelFolderResolver(trimesh.resolvers.FilePathResolver):
         try:
             return super().get(name)
         except (OSError, ValueError) as e:
-            reason = "file not found" if isinstance(e, FileNotFoundError) else _short(e)
+            reason = "file not found" if isinstance(e, FileNotFoundError) else short_reason(e)
             self.missing.append((name.strip(), reason))
             raise
 
 
-def _load_trimesh(path: Path) -> trimesh.Trimesh | trimesh.PointCloud | None:
+def load_trimesh(path: Path) -> trimesh.Trimesh | trimesh.PointCloud | None:
     """trimesh.load for OBJ/PLY/STL: a Scene is flattened (transforms applied) into one mesh.
 
     Assets are resolved by :class:`ModelFolderResolver`; a material or texture file the mesh references
@@ -360,7 +346,7 @@ def _load_trimesh(path: Path) -> trimesh.Trimesh | trimesh.PointCloud | None:
     try:
         loaded = trimesh.load(str(path), process=False, resolver=resolver)
     except Exception as e:  # noqa: BLE001 - any parser failure is a corrupt file to the caller
-        raise ReadError(path, f"corrupt or unreadable {path.suffix.lower()} file ({_short(e)})") from None
+        raise ReadError(path, f"corrupt or unreadable {path.suffix.lower()} file ({short_reason(e)})") from None
     for name, reason in dict(resolver.missing).items():
         log.warning("%s: referenced file %r not loaded (%s); rendered without it", path, name, reason)
     if isinstance(loaded, trimesh.Scene):
@@ -379,7 +365,7 @@ def _load_trimesh(path: Path) -> trimesh.Trimesh | trimesh.PointCloud | None:
     return loaded
 
 
-def _validate_mesh(mesh: trimesh.Trimesh, path: Path) -> trimesh.Trimesh:
+def validate_mesh(mesh: trimesh.Trimesh, path: Path) -> trimesh.Trimesh:
     if len(mesh.vertices) == 0 or len(mesh.faces) == 0:
         raise ReadError(path, f"empty mesh ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)")
     if not np.isfinite(np.asarray(mesh.vertices)).all():
@@ -399,29 +385,12 @@ def read_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
         raise ReadError(
             path, f"unknown mesh extension {ext or '(none)'!r} (expected {', '.join(MESH_EXTENSIONS)})"
         )
-    _check_file(path)
+    check_file(path)
     if ext == ".off":
-        return _validate_mesh(read_off(path), path)
+        return validate_mesh(read_off(path), path)
     if path.stat().st_size == 0:
         raise ReadError(path, "empty file")
-    loaded = _load_trimesh(path)
+    loaded = load_trimesh(path)
     if not isinstance(loaded, trimesh.Trimesh):
         raise ReadError(path, "empty mesh (no faces)")
-    return _validate_mesh(loaded, path)
-
-
-def read_mesh_or_points(path: str | os.PathLike) -> trimesh.Trimesh | np.ndarray:
-    """A ``.ply`` / ``.obj`` may hold a mesh or a bare point cloud: return whichever it holds."""
-    path = Path(path)
-    if path.suffix.lower() not in (".ply", ".obj"):
-        return read_mesh(path)
-    _check_file(path)
-    if path.stat().st_size == 0:
-        raise ReadError(path, "empty file")
-    loaded = _load_trimesh(path)
-    if isinstance(loaded, trimesh.Trimesh) and len(loaded.faces):
-        return _validate_mesh(loaded, path)
-    from clip2point.io.points import validate_points
-
-    verts = np.asarray(loaded.vertices) if loaded is not None else np.zeros((0, 3))
-    return validate_points(verts, path)
+    return validate_mesh(loaded, path)

@@ -4,6 +4,8 @@
 
 Every reader returns an ``(N, 3) float32`` array of xyz coordinates; extra columns (normals, colours,
 intensities) are dropped. An HDF5 entry is addressed as ``"file.h5:INDEX"`` (row ``INDEX`` of its ``data``).
+:func:`read_mesh_or_points` reads a ``.ply`` / ``.obj`` that may hold either (through :mod:`.meshes`, which
+imports nothing from here).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
-from clip2point.io.errors import ReadError
-from clip2point.io.meshes import _check_file, _load_trimesh, _short
+from clip2point.io.errors import ReadError, check_file, short_reason
+from clip2point.io.meshes import load_trimesh, read_mesh, validate_mesh
 
 POINT_EXTENSIONS = (".npy", ".xyz", ".txt", ".pts", ".ply", ".h5", ".hdf5")
 
@@ -50,7 +53,7 @@ def _read_text(path: Path) -> np.ndarray:
     try:
         text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError as e:
-        raise ReadError(path, f"unreadable ({_short(e)})") from None
+        raise ReadError(path, f"unreadable ({short_reason(e)})") from None
     rows = [ln.replace(",", " ").split() for ln in text.splitlines()]
     rows = [r for r in rows if r and not r[0].startswith("#")]
     if not rows:
@@ -89,7 +92,7 @@ def _read_h5(path: Path, index: int | None) -> np.ndarray:
     except ReadError:
         raise
     except Exception as e:  # noqa: BLE001 - h5py raises OSError/KeyError/... for corrupt files
-        raise ReadError(path, f"corrupt or unreadable HDF5 file ({_short(e)})") from None
+        raise ReadError(path, f"corrupt or unreadable HDF5 file ({short_reason(e)})") from None
 
 
 def read_h5_labels(path: str | os.PathLike) -> np.ndarray:
@@ -97,7 +100,7 @@ def read_h5_labels(path: str | os.PathLike) -> np.ndarray:
     import h5py
 
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         with h5py.File(path, "r") as f:
             if "label" not in f or "data" not in f:
@@ -107,7 +110,7 @@ def read_h5_labels(path: str | os.PathLike) -> np.ndarray:
     except ReadError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise ReadError(path, f"corrupt or unreadable HDF5 file ({_short(e)})") from None
+        raise ReadError(path, f"corrupt or unreadable HDF5 file ({short_reason(e)})") from None
     if len(labels) != n:
         raise ReadError(path, f"{len(labels)} labels for {n} clouds")
     return labels
@@ -127,7 +130,7 @@ def read_points(path: str | os.PathLike) -> np.ndarray:
             path,
             f"unknown point-cloud extension {ext or '(none)'!r} (expected {', '.join(POINT_EXTENSIONS)})",
         )
-    _check_file(path)
+    check_file(path)
     if path.stat().st_size == 0:
         raise ReadError(path, "empty file")
     shown = f"{path}:{index}" if index is not None else path
@@ -135,12 +138,27 @@ def read_points(path: str | os.PathLike) -> np.ndarray:
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as e:  # noqa: BLE001
-            raise ReadError(path, f"corrupt or unreadable .npy file ({_short(e)})") from None
+            raise ReadError(path, f"corrupt or unreadable .npy file ({short_reason(e)})") from None
     elif ext in (".xyz", ".txt", ".pts"):
         arr = _read_text(path)
     elif ext == ".ply":
-        loaded = _load_trimesh(path)
+        loaded = load_trimesh(path)
         arr = np.asarray(loaded.vertices) if loaded is not None else np.zeros((0, 3))
     else:
         arr = _read_h5(path, index)
     return validate_points(arr, shown)
+
+
+def read_mesh_or_points(path: str | os.PathLike) -> trimesh.Trimesh | np.ndarray:
+    """A ``.ply`` / ``.obj`` may hold a mesh or a bare point cloud: return whichever it holds."""
+    path = Path(path)
+    if path.suffix.lower() not in (".ply", ".obj"):
+        return read_mesh(path)
+    check_file(path)
+    if path.stat().st_size == 0:
+        raise ReadError(path, "empty file")
+    loaded = load_trimesh(path)
+    if isinstance(loaded, trimesh.Trimesh) and len(loaded.faces):
+        return validate_mesh(loaded, path)
+    verts = np.asarray(loaded.vertices) if loaded is not None else np.zeros((0, 3))
+    return validate_points(verts, path)

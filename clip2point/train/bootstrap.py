@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from clip2point.evaluate import zero_shot_logits
 from clip2point.losses import multi_positive_contrastive
 from clip2point.models.clip import clip_normalize, encode_rgb_views, image_size, text_features
 from clip2point.train.optim import build_optimizer, cosine_with_warmup, param_groups
@@ -114,11 +115,11 @@ def rgb_zero_shot(visual: nn.Module, data: RgbSet, text: Tensor, batch_size: int
     """Zero-shot accuracy on RGB renders: per single view, and per shape over all views (Eq. 15's mean)."""
     was = visual.training
     visual.eval()
-    feats = encode_rgb_views(visual, data.rgb, batch_size=batch_size)  # (M, V, C)
+    feats = encode_rgb_views(visual, data.rgb, batch_size=batch_size)  # (M, V, C), L2-normalised
     logits = torch.einsum("mvc,kc->mvk", feats, text.to(feats.device).float())
     labels = data.labels.to(logits.device)
     per_view = (logits.argmax(-1) == labels[:, None]).float().mean()
-    multi = (logits.mean(1).argmax(-1) == labels).float().mean()
+    multi = (zero_shot_logits(feats, text.to(feats.device), normalize=False).argmax(-1) == labels).float().mean()
     visual.train(was)
     return {"per_view": float(per_view), "multi_view": float(multi)}
 

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from clip2point.evaluate import zero_shot_logits
 from clip2point.losses import (
     balanced_loss,
     cross_modality_loss,
@@ -343,16 +344,13 @@ def step_loss(
 def zero_shot_accuracy(
     encoder: nn.Module, evalset: EvalSet, text: Tensor, batch_size: int = 256
 ) -> tuple[float, Tensor]:
-    """Eq. 15 zero-shot accuracy of multi-view depth maps: argmax of the mean over views of F_v·F_Tᵀ.
-
-    (Same reading of Eq. 15 as :func:`clip2point.evaluate.zero_shot_logits`: mean of per-view logits.)
-    """
+    """Eq. 15 zero-shot accuracy of multi-view depth maps: argmax of the mean over views of F_v·F_Tᵀ
+    (:func:`clip2point.evaluate.zero_shot_logits`, the one implementation)."""
     was_training = encoder.training
     encoder.eval()
     with torch.no_grad():
-        feats = encode_views(encoder, evalset.depth, batch_size=batch_size)
-        logits = torch.einsum("bvc,kc->bk", feats, text.to(feats.device).float()) / feats.shape[1]
-        pred = logits.argmax(-1).cpu()
+        feats = encode_views(encoder, evalset.depth, batch_size=batch_size)  # L2-normalised, as the text
+        pred = zero_shot_logits(feats, text.to(feats.device), normalize=False).argmax(-1).cpu()
     encoder.train(was_training)
     return float((pred == evalset.labels.cpu()).float().mean()), pred
 
@@ -369,9 +367,9 @@ def streaming_zero_shot_accuracy(encoder: nn.Module, evalset: StreamingEvalSet, 
     with torch.no_grad():
         for depth, labels in evalset.batches(max(1, batch_size // n_views), info.rank, info.world,
                                              info.device):
-            feats = encode_views(encoder, depth, batch_size=batch_size)
-            logits = torch.einsum("bvc,kc->bk", feats, text.to(feats.device).float()) / feats.shape[1]
-            correct += int((logits.argmax(-1).cpu() == labels).sum())
+            feats = encode_views(encoder, depth, batch_size=batch_size)  # L2-normalised, as the text
+            pred = zero_shot_logits(feats, text.to(feats.device), normalize=False).argmax(-1).cpu()
+            correct += int((pred == labels).sum())
             count += len(labels)
     encoder.train(was_training)
     tot = all_reduce_sum(torch.tensor([correct, count], dtype=torch.float64, device=info.device), info)

@@ -1,47 +1,38 @@
-"""The procedural shape benchmark: the embedded stand-in for ShapeNet (pre-training pool, §5.1) and ModelNet
-(downstream benchmark, §5.1) when no real 3D data can be downloaded.
+"""The ten generators of the procedural benchmark and their registry (:data:`CLASSES`, :func:`register`), and
+:func:`make_shape`, which finishes a generator's parts into one shape.
 
-Each class is a generator (``CLASSES``: name → function, registered with :func:`register`) that assembles a
-shape from trimesh primitives (boxes, cylinders, cones, spheres, surfaces of revolution, swept tubes) with
-randomized proportions, part counts and per-part colours (face colours). Conventions:
-
-* **y-up** (as ShapeNet), front facing +z, roughly axis-aligned (a small random yaw), centred on the
-  bounding-box centre. ``params.yaml`` declares synthetic datasets with ``up_axis: y``.
-* every part is a closed primitive, so each shape is watertight part-wise (parts may interpenetrate);
-* deterministic per seed: :func:`generate_pool` derives one ``numpy`` generator per shape from
-  ``(seed..., crc32(class), index)``, so a shape does not change when other classes or counts change;
-* categories are not separable by bounding-box proportions alone: each generator spans broad aspect
-  ratios (coffee tables and bar tables, stubby and tall bottles, wide low bookcases and tall narrow ones)
-  and every shape gets a random anisotropic stretch and overall scale (``tests/test_synth.py`` checks a
-  1-nearest-neighbour classifier on bounding-box extents stays below 70% accuracy).
-
-trimesh features used: ``creation.box/cylinder/cone/icosphere/revolve`` (numpy only) and
-``creation.sweep_polygon`` (needs shapely, for cup handles).
+Each generator assembles a shape from :mod:`~clip2point.synth.primitives` with randomized proportions, part
+counts and per-part colours, y-up, front facing +z. :func:`make_shape` concatenates the parts and applies a
+random anisotropic stretch, overall scale and small yaw, then centres the bounding box, so that categories
+are not separable by bounding-box proportions alone.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import trimesh
+
+from clip2point.synth.primitives import (
+    box,
+    colour,
+    cylinder,
+    frustum,
+    legs,
+    logu,
+    paint,
+    revolve,
+    rod,
+    sphere,
+    tube_arc,
+    u,
+)
 
 Generator = Callable[[np.random.Generator], list[trimesh.Trimesh]]
 
 #: The generator registry: class name → function(rng) → list of coloured parts.
 CLASSES: dict[str, Generator] = {}
-
-_PALETTE = np.array(
-    [
-        (200, 30, 30), (230, 120, 20), (240, 200, 40), (60, 160, 60), (30, 100, 50), (40, 90, 200),
-        (20, 40, 110), (120, 60, 170), (220, 100, 160), (120, 75, 40), (170, 120, 70), (210, 180, 140),
-        (245, 245, 240), (160, 160, 165), (70, 70, 75), (25, 25, 25), (40, 170, 190), (150, 190, 60),
-    ],
-    dtype=np.float64,
-)  # fmt: skip
-
-_TO_Y_UP = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])  # maps +z onto +y
 
 
 def register(name: str) -> Callable[[Generator], Generator]:
@@ -56,96 +47,7 @@ def register(name: str) -> Callable[[Generator], Generator]:
     return deco
 
 
-# ------------------------------------------------------------------------------------------ primitives
-
-
-def colour(rng: np.random.Generator) -> np.ndarray:
-    """A random palette colour with a little jitter, RGBA uint8."""
-    base = _PALETTE[rng.integers(len(_PALETTE))] + rng.normal(0, 12, 3)
-    return np.append(np.clip(base, 0, 255), 255).astype(np.uint8)
-
-
-def _paint(mesh: trimesh.Trimesh, rgba: np.ndarray) -> trimesh.Trimesh:
-    mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=np.tile(rgba, (len(mesh.faces), 1)))
-    return mesh
-
-
-def box(extents: Sequence[float], center: Sequence[float], rgba: np.ndarray) -> trimesh.Trimesh:
-    m = trimesh.creation.box(extents=extents)
-    m.apply_translation(center)
-    return _paint(m, rgba)
-
-
-def cylinder(radius: float, height: float, center: Sequence[float], rgba: np.ndarray, sections: int = 24):
-    """Vertical (y-axis) cylinder centred at ``center``."""
-    m = trimesh.creation.cylinder(radius=radius, height=height, sections=sections)
-    m.apply_transform(_TO_Y_UP)
-    m.apply_translation(center)
-    return _paint(m, rgba)
-
-
-def rod(p0: Sequence[float], p1: Sequence[float], radius: float, rgba: np.ndarray, sections: int = 12):
-    """Cylinder between two points."""
-    m = trimesh.creation.cylinder(radius=radius, segment=np.array([p0, p1], dtype=float), sections=sections)
-    return _paint(m, rgba)
-
-
-def sphere(radius: float, center: Sequence[float], rgba: np.ndarray, subdivisions: int = 2):
-    m = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
-    m.apply_translation(center)
-    return _paint(m, rgba)
-
-
-def revolve(profile: np.ndarray, rgba: np.ndarray, base: Sequence[float] = (0, 0, 0), sections: int = 32):
-    """Surface of revolution about the vertical axis of a ``(radius, height)`` profile that starts and ends
-    on the axis (so the result is closed)."""
-    m = trimesh.creation.revolve(np.asarray(profile, dtype=float), sections=sections)
-    m.apply_transform(_TO_Y_UP)
-    m.apply_translation(base)
-    return _paint(m, rgba)
-
-
-def frustum(
-    r_bottom: float, r_top: float, height: float, base: Sequence[float], rgba: np.ndarray, sections=32
-):
-    """Closed truncated cone standing on ``base``."""
-    prof = [(0, 0), (r_bottom, 0), (r_top, height), (0, height)]
-    return revolve(np.array(prof), rgba, base, sections)
-
-
-def tube_arc(center: Sequence[float], radius: float, thickness: float, rgba: np.ndarray, span=np.pi):
-    """A round tube bent along a half circle in the x-y plane, opening towards -x (a cup handle)."""
-    from shapely.geometry import Point
-
-    t = np.linspace(-span / 2, span / 2, 14)
-    path = np.column_stack([radius * np.cos(t), radius * np.sin(t), np.zeros_like(t)])
-    m = trimesh.creation.sweep_polygon(Point(0, 0).buffer(thickness, quad_segs=3), path)
-    m.apply_translation(center)
-    return _paint(m, rgba)
-
-
-def u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
-def logu(rng: np.random.Generator, lo: float, hi: float) -> float:
-    """Log-uniform in [lo, hi]: broad ranges of proportions without favouring the large end."""
-    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-
-
 # ------------------------------------------------------------------------------------------ generators
-
-
-def _legs(rng, xs, zs, y_top, y_bottom, thick, rgba, round_legs) -> list[trimesh.Trimesh]:
-    parts = []
-    h = y_top - y_bottom
-    for x in xs:
-        for z in zs:
-            if round_legs:
-                parts.append(cylinder(thick / 2, h, (x, y_bottom + h / 2, z), rgba, sections=12))
-            else:
-                parts.append(box((thick, h, thick), (x, y_bottom + h / 2, z), rgba))
-    return parts
 
 
 @register("airplane")
@@ -155,13 +57,13 @@ def airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     r = length * u(rng, 0.035, 0.08)
     body_c, wing_c, tail_c = colour(rng), colour(rng), colour(rng)
     body = trimesh.creation.cylinder(radius=r, height=length * 0.7, sections=20)
-    parts = [_paint(body, body_c)]
+    parts = [paint(body, body_c)]
     nose = trimesh.creation.cone(radius=r, height=length * u(rng, 0.08, 0.18), sections=20)
     nose.apply_translation((0, 0, length * 0.35))
     tail = trimesh.creation.cone(radius=r, height=length * u(rng, 0.12, 0.25), sections=20)
     tail.apply_transform(trimesh.transformations.rotation_matrix(np.pi, [1, 0, 0]))
     tail.apply_translation((0, 0, -length * 0.35))
-    parts += [_paint(nose, body_c), _paint(tail, body_c)]
+    parts += [paint(nose, body_c), paint(tail, body_c)]
     span = length * logu(rng, 0.6, 1.6)
     chord = length * u(rng, 0.1, 0.3)
     sweep = u(rng, 0.0, 0.6)
@@ -173,7 +75,7 @@ def airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         w.apply_translation((side * span / 4, 0, 0))
         w.apply_transform(trimesh.transformations.rotation_matrix(side * sweep, [0, 1, 0]))
         w.apply_translation((0, wing_y, wing_z))
-        parts.append(_paint(w, wing_c))
+        parts.append(paint(w, wing_c))
     if rng.random() < 0.6:
         n_eng = 1 if rng.random() < 0.6 else 2
         for side in (-1, 1):
@@ -181,7 +83,7 @@ def airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
                 x = side * span * (0.15 + 0.15 * k)
                 z = wing_z - x * side * np.tan(sweep) + chord * 0.5
                 parts.append(
-                    _paint(
+                    paint(
                         trimesh.creation.cylinder(
                             radius=r * 0.45, height=chord * 1.1, sections=12
                         ).apply_translation((x, wing_y - r * 0.6, z)),
@@ -193,11 +95,11 @@ def airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     for side in (-1, 1):
         t = trimesh.creation.box(extents=(tspan / 2, thick, tchord))
         t.apply_translation((side * tspan / 4, r * 0.3, -length * 0.45))
-        parts.append(_paint(t, tail_c))
+        parts.append(paint(t, tail_c))
     fin_h = r * u(rng, 2.0, 5.0)
     fin = trimesh.creation.box(extents=(thick, fin_h, tchord * 1.2))
     fin.apply_translation((0, r * 0.5 + fin_h / 2, -length * 0.47))
-    parts.append(_paint(fin, tail_c))
+    parts.append(paint(fin, tail_c))
     return parts
 
 
@@ -228,7 +130,7 @@ def bench(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     else:
         xs = [-length / 2 + leg, length / 2 - leg] + ([0.0] if length > 1.4 else [])
         zs = [-depth / 2 + leg, depth / 2 - leg]
-        parts += _legs(rng, xs, zs, height - t, 0, leg, leg_c, rng.random() < 0.4)
+        parts += legs(rng, xs, zs, height - t, 0, leg, leg_c, rng.random() < 0.4)
     if rng.random() < 0.6:
         back_h = u(rng, 0.2, 0.5)
         n = int(rng.integers(1, 4))
@@ -455,7 +357,7 @@ def lamp(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         head = trimesh.creation.cone(radius=head_h * u(rng, 0.5, 0.9), height=head_h, sections=24)
         head.apply_transform(trimesh.transformations.rotation_matrix(np.pi * 0.9, [1, 0, 0]))
         head.apply_translation(p2 + np.array([0, 0.02, 0]))
-        parts.append(_paint(head, shade_c))
+        parts.append(paint(head, shade_c))
     return parts
 
 
@@ -482,7 +384,7 @@ def table(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         inset = u(rng, 0.0, 0.1)
         xs = [-w / 2 + leg + inset * w / 2, w / 2 - leg - inset * w / 2]
         zs = [-d / 2 + leg + inset * d / 2, d / 2 - leg - inset * d / 2]
-        parts += _legs(rng, xs, zs, height - t, 0, leg, leg_c, rng.random() < 0.4)
+        parts += legs(rng, xs, zs, height - t, 0, leg, leg_c, rng.random() < 0.4)
         if rng.random() < 0.3:
             parts.append(box((w * 0.9, t * 0.7, d * 0.9), (0, height * u(rng, 0.15, 0.4), 0), top_c))
     elif style < 0.85:  # pedestal
@@ -512,7 +414,7 @@ def chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     if rng.random() < 0.75:
         xs = [-w / 2 + leg / 2, w / 2 - leg / 2]
         zs = [-d / 2 + leg / 2, d / 2 - leg / 2]
-        parts += _legs(rng, xs, zs, seat_y - t, 0, leg, frame_c, rng.random() < 0.4)
+        parts += legs(rng, xs, zs, seat_y - t, 0, leg, frame_c, rng.random() < 0.4)
     else:  # swivel: post and star base
         post_h = seat_y - t
         parts.append(cylinder(leg * 0.8, post_h, (0, post_h / 2, 0), frame_c, 12))
@@ -575,29 +477,3 @@ def make_shape(class_name: str, rng: np.random.Generator) -> trimesh.Trimesh:
             f"unknown synth class {class_name!r} (known: {', '.join(sorted(CLASSES))})"
         ) from None
     return _finish(gen(rng), rng)
-
-
-def shape_rng(seed: int | Sequence[int], class_name: str, index: int) -> np.random.Generator:
-    """The generator of shape ``index`` of ``class_name``: independent of other classes and counts."""
-    seeds = [seed] if isinstance(seed, int) else list(seed)
-    return np.random.default_rng(np.random.SeedSequence([*seeds, zlib.crc32(class_name.encode()), index]))
-
-
-def generate_pool(
-    classes: Sequence[str], per_split: dict[str, int], seed: int | Sequence[int]
-) -> Iterator[tuple[str, str, int, trimesh.Trimesh]]:
-    """Yield ``(split, class_name, index, mesh)`` for every class and split, ``per_split[split]`` per class.
-
-    ``index`` runs from 1 across the splits of a class (train first, in ``per_split`` order), so file names
-    ``<class>_<index:04d>`` are unique within a pool. Pools built with different ``seed`` (e.g.
-    ``(synth.seed, 0)`` for pre-training, ``(synth.seed, 1)`` for the benchmark) are disjoint.
-    """
-    for name in classes:
-        if name not in CLASSES:
-            raise ValueError(f"unknown synth class {name!r} (known: {', '.join(sorted(CLASSES))})")
-    for name in classes:
-        index = 0
-        for split, count in per_split.items():
-            for _ in range(count):
-                index += 1
-                yield split, name, index, make_shape(name, shape_rng(seed, name, index))
