@@ -1,6 +1,6 @@
 """Fabricate small stand-ins of the paper's real datasets (§5.1) in their exact on-disk formats and layouts.
 
-The real downloads cannot be fetched here, yet the readers (:mod:`clip2point.io.catalogues`) and
+The real downloads cannot be fetched here, yet the readers (:mod:`clip2point.datasets`) and
 ``clip2point prepare`` must be exercised on what those downloads look like, quirks included. This module
 writes, under one output folder, shapes from the procedural generators of :mod:`clip2point.synth` (a class
 without a generator reuses one cyclically: the content need not match the name):

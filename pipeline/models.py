@@ -7,7 +7,7 @@ Layout written by ``stages/clip_bootstrap.py`` in :func:`pipeline.paths.clip_dir
 - ``weights.pt``: the bootstrapped miniature's state dict (absent when ``clip.pretrained`` names real
   weights).
 
-Layout written by ``stages/pretrain.py`` in :func:`pipeline.paths.pretrain_dir`:
+Layout written by ``pipeline/pretrain_job.py`` (stage ``pretrain``) in :func:`pipeline.paths.pretrain_dir`:
 
 - ``encoder.pt``: the selected depth encoder E_d (a state dict of CLIP's visual tower),
 - ``encoder.json``: variant, seed, CLIP model name, selection step and validation zero-shot accuracy.

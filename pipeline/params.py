@@ -31,6 +31,11 @@ def params_file() -> Path:
     return Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
 
 
+#: the registered pre-training objectives (``clip2point.train.pretrain``'s registry; spelled here so that reading
+#: params does not import torch; ``tests/test_params.py`` checks the two agree)
+PRETRAIN_OBJECTIVES = ("intra_cross", "cross_only", "rgb_control")
+
+
 class ParamsError(ValueError):
     """A parameter is missing, unknown, of the wrong type or out of its range."""
 
@@ -166,8 +171,7 @@ class PretrainParams:
     param_groups: str = _f("split", choices=("split", "single"))  # single: the released one decayed group
     seeds: tuple[int, ...] = (0, 1, 2)
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
-    variants: tuple[str, ...] = _f(("intra_cross", "cross_only", "rgb_control"),
-                                   choices=("intra_cross", "cross_only", "rgb_control"))
+    variants: tuple[str, ...] = _f(PRETRAIN_OBJECTIVES, choices=PRETRAIN_OBJECTIVES)
     eval_every: int = _f(1, ge=1)
     bf16: bool = True
     num_workers: int = _f(0, ge=0)

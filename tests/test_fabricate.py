@@ -268,7 +268,6 @@ def test_yup_copy_holds_the_same_shapes_stored_y_up(tmp_path_factory):
 def test_split_sizes_can_differ(tmp_path_factory):
     """``test_per_class`` / ``pool_per_class`` shrink the rehearsal; the readers see exactly those counts."""
     from clip2point.io import catalogue
-
     from pipeline.fabricate import fabricate
 
     out = tmp_path_factory.mktemp("fab_sizes")

@@ -140,3 +140,10 @@ def test_cache_depth_is_gone():
     raw["render"]["cache_depth"] = False
     with pytest.raises(ParamsError, match=r"unknown key\(s\) \['cache_depth'\] in 'render'"):
         params_from_dict(raw)
+
+
+def test_variant_choices_are_the_registered_objectives():
+    from clip2point.train.pretrain import VARIANTS
+    from pipeline.params import PRETRAIN_OBJECTIVES
+
+    assert tuple(PRETRAIN_OBJECTIVES) == tuple(VARIANTS)

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: what the rehearsal may change: sizes, the fabricated data roots, random weights, the process count
 REHEARSAL_MAY_CHANGE = {
     "data", "sample.dense_points", "sample.workers", "render.workers", "render.samples_per_shard",
-    "clip.pretrained", "pretrain.epochs", "pretrain.max_steps", "pretrain.batch_size", "pretrain.warmup_steps", "pretrain.seeds",
-    "pretrain.variants", "pretrain.num_workers", "zeroshot.batch_size", "adapter.k_shot", "adapter.seeds",
-    "adapter.epochs", "launch", "launch.nproc_per_node",
+    "clip.pretrained", "pretrain.epochs", "pretrain.max_steps", "pretrain.batch_size", "pretrain.warmup_steps",
+    "pretrain.seeds", "pretrain.variants", "pretrain.num_workers", "zeroshot.batch_size", "adapter.k_shot",
+    "adapter.seeds", "adapter.epochs", "launch", "launch.nproc_per_node",
 }
 
 
