@@ -160,11 +160,28 @@ def depth_renderer(views: str, distance: float, **depth_cfg: Any) -> Renderer:
     return lambda pts: render_depth(pts, view_set, distance, cfg)
 
 
-def visual_featurizer(visual: nn.Module, batch_size: int = 64) -> Featurizer:
-    """``depth -> (B,V,C)`` view features of a visual encoder (``clip2point.models.clip.encode_views``)."""
+def encode_views_raw(visual: nn.Module, depth: Tensor, batch_size: int | None = None) -> Tensor:
+    """Per-view features ``(B,V,C)`` of depth maps ``(B,V,H,W)`` as the encoder outputs them (not
+    L2-normalised): the input of the released DPA heads (released ``models/dpa.py``)."""
+    from clip2point.models.clip import depth_to_clip_input, image_size
+
+    b, v, h, w = depth.shape
+    size = image_size(visual)
+    device = next(visual.parameters()).device
+    flat = depth.reshape(b * v, h, w)
+    chunk = batch_size or flat.shape[0]
+    feats = [visual(depth_to_clip_input(c.to(device), size)).float() for c in flat.split(chunk)]
+    return torch.cat(feats).view(b, v, -1)
+
+
+def visual_featurizer(visual: nn.Module, batch_size: int = 64, normalize: bool = True) -> Featurizer:
+    """``depth -> (B,V,C)`` view features of a visual encoder: L2-normalised
+    (``clip2point.models.clip.encode_views``), or raw with ``normalize=False`` (:func:`encode_views_raw`)."""
     from clip2point.models.clip import encode_views
 
     visual.eval()
+    if not normalize:
+        return lambda depth: encode_views_raw(visual, depth, batch_size)
     return lambda depth: encode_views(visual, depth, batch_size)
 
 
@@ -212,4 +229,42 @@ def bundle_from_checkpoint(
         float(ckpt.logit_scale),
         up_axis,
         meta={k: v for k, v in ckpt.to_dict().items() if k not in ("adapter", "text")},
+    )
+
+
+#: The released few-shot prompt (released ``fewshot.py``: ``'image of a ' + name``, no full stop).
+RELEASED_TEMPLATE = "image of a {}"
+#: The released few-shot renderer's point footprint (``Renderer(points_radius=0.02)``).
+RELEASED_DEPTH = {"footprint": "disc", "radius": 0.02}
+
+
+def released_dpa_bundle(
+    depth_encoder: nn.Module,
+    clip_encoder: nn.Module,
+    adapter: nn.Module,
+    text: Tensor,
+    class_names: Sequence[str],
+    views: str = "pretrain10",
+    distance: float = 1.0,
+    depth_cfg: Mapping[str, Any] | None = None,
+    up_axis: str = "z_released",
+) -> ModelBundle:
+    """The released few-shot DPA classifier (Eq. 17-19, released ``models/dpa.py`` + ``fewshot.py``).
+
+    Both encoders read the same depth maps; their raw (un-normalised) view features go to ``adapter`` (a
+    :class:`~clip2point.models.adapters.ReleasedDualPathAdapter`, called ``adapter(clip, depth, text)``),
+    whose logits are plain cosines (scale 1) of the normalised fused feature with ``text`` ``(K,C)``
+    (normalised class features of :data:`RELEASED_TEMPLATE`). ``depth_cfg`` defaults to
+    :data:`RELEASED_DEPTH`.
+    """
+    cfg = dict(RELEASED_DEPTH if depth_cfg is None else depth_cfg)
+    return ModelBundle(
+        list(class_names),
+        torch.as_tensor(text).float(),
+        depth_renderer(views, float(distance), **cfg),
+        [visual_featurizer(clip_encoder, normalize=False), visual_featurizer(depth_encoder, normalize=False)],
+        adapter.eval(),
+        1.0,
+        up_axis,
+        meta={"released_dpa": True, "views": views, "distance": float(distance), "depth": cfg},
     )

@@ -15,7 +15,14 @@ import pytest
 import torch
 import trimesh
 import yaml
-from cli_support import TINY, isolated, run  # noqa: F401 (isolated: autouse fixture)
+from cli_support import (  # noqa: F401 (isolated: autouse fixture)
+    TINY,
+    TINY_QUICK,
+    isolated,
+    released_args,
+    released_dpa_files,
+    run,
+)
 
 from clip2point.cli.prepare import edit_params_text
 
@@ -566,3 +573,76 @@ def test_adapter_checkpoint_loads_the_encoder_it_names(files: dict[str, Path], t
     res = run("classify", files["off"], "--checkpoint", tmp_path / "dpa.pt", *TINY, "--json", "-q")
     assert res.exit_code == 0, res.output
     assert asked == [("intra_cross", 2)]
+
+
+# ------------------------------------------------------------------ issue 12: the released DPA checkpoint
+
+
+def _released_by_hand(paths: dict[str, Path], spec: Path, names: list[str], up_axis: str) -> torch.Tensor:
+    """The released few-shot forward (models/dpa.py + fewshot.py), written out: 10 views, disc footprint,
+    raw encoder outputs into adapter1 (pre_model) / adapter2 (ori_model), cosine with 'image of a ' + name."""
+    import open_clip
+    import torch.nn.functional as F
+
+    from clip2point.cli.engine import load_cloud
+    from clip2point.models.adapters import SimplifiedAdapter
+    from clip2point.models.clip import depth_to_clip_input, image_size
+    from clip2point.predict import unit_sphere
+    from clip2point.render.depth import DepthConfig, render_depth
+    from clip2point.render.views import VIEW_SETS, to_y_up
+    from pipeline.params import DepthParams, SampleParams
+    from pipeline.stage import depth_settings
+
+    state = torch.load(paths["dpa"], weights_only=True)
+    part = lambda p: {k[len(p):]: v for k, v in state.items() if k.startswith(p)}  # noqa: E731
+    clip = open_clip.create_model(TINY_QUICK, pretrained=None)
+    clip.load_state_dict(torch.load(paths["clip"], weights_only=True))
+    clip.eval()
+    pre, ori = open_clip.create_model(TINY_QUICK).visual, open_clip.create_model(TINY_QUICK).visual
+    pre.load_state_dict(part("pre_model."))
+    ori.load_state_dict(part("ori_model."))
+    dim = int(clip.text_projection.shape[-1])
+    a1, a2 = SimplifiedAdapter(10, dim), SimplifiedAdapter(10, dim)
+    a1.load_state_dict(part("adapter1."))
+    a2.load_state_dict(part("adapter2."))
+    sample = SampleParams()
+    pts = torch.from_numpy(load_cloud(str(spec), sample.num_points, sample.dense_points))[None]
+    pts = unit_sphere(torch.as_tensor(to_y_up(pts, up_axis)).float())
+    cfg = DepthConfig(**{**depth_settings(DepthParams()), "footprint": "disc", "radius": 0.02})
+    depth = render_depth(pts, VIEW_SETS["pretrain10"], DepthParams().distance, cfg)
+    imgs = depth_to_clip_input(depth.reshape(-1, *depth.shape[2:]), image_size(pre))
+    with torch.no_grad():
+        for m in (pre, ori, a1, a2):
+            m.eval()
+        f1 = a1(pre(imgs).view(1, 10, -1))
+        f2 = a2(ori(imgs).view(1, 10, -1))
+        g = F.normalize((f1 + f2) * 0.5, dim=-1)
+        tokenizer = open_clip.get_tokenizer(TINY_QUICK)
+        text = F.normalize(clip.encode_text(tokenizer(["image of a " + n.replace("_", " ") for n in names])), dim=-1)
+        return (g @ text.t()).softmax(dim=-1)[0]
+
+
+def test_released_dpa_checkpoint_classifies_like_the_released_code(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clip2point.datasets import MODELNET40_CLASSES
+
+    paths = released_dpa_files(tmp_path, monkeypatch)
+    res = run("classify", files["npy"], *released_args(paths), "--json", "-k", "40")
+    assert res.exit_code == 0, res.output
+    assert "released DPA checkpoint: views pretrain10" in res.stderr
+    row = json_lines(res.stdout)[0]
+    got = {t["label"]: t["probability"] for t in row["top_k"]}
+    names = sorted(MODELNET40_CLASSES)
+    assert sorted(got) == names  # ModelNet40's 40 classes by default
+    want = _released_by_hand(paths, files["npy"], names, "z_released")
+    assert max(abs(got[n] - float(p)) for n, p in zip(names, want, strict=True)) < 2e-6
+    assert got[row["prediction"]] == max(got.values())
+
+    # --labels and --up-axis are honoured
+    res = run("classify", files["npy"], *released_args(paths), "--json", "-q", "--labels", "chair,flower_pot",
+              "--up-axis", "y")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    got = {t["label"]: t["probability"] for t in json_lines(res.stdout)[0]["top_k"]}
+    want = _released_by_hand(paths, files["npy"], ["chair", "flower_pot"], "y")
+    assert abs(got["chair"] - float(want[0])) < 2e-6 and abs(got["flower_pot"] - float(want[1])) < 2e-6

@@ -22,7 +22,14 @@ import numpy as np
 import pytest
 import trimesh
 import yaml
-from cli_support import TINY, isolated, run  # noqa: F401 (isolated: autouse fixture)
+from cli_support import (  # noqa: F401 (isolated: autouse fixture)
+    TINY,
+    TINY_QUICK,
+    isolated,
+    released_args,
+    released_dpa_files,
+    run,
+)
 
 LABELS = ["--labels", "chair,table"]
 REPO_PARAMS = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
@@ -617,3 +624,50 @@ def test_a_bug_is_still_an_internal_error(files: dict[str, Path], monkeypatch: p
     assert res.stderr.strip().splitlines() == [
         "internal error: ZeroDivisionError: division by zero (rerun with --debug for the traceback)"
     ]
+
+
+# ------------------------------------------------------------------ issue 12: the released DPA checkpoint
+
+
+@pytest.mark.parametrize("key", ["pre_model.proj", "ori_model.ln_post.bias", "adapter2.fusion_ratio"])
+def test_released_dpa_checkpoint_with_a_missing_key(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    import torch
+
+    paths = released_dpa_files(tmp_path, monkeypatch)
+    state = torch.load(paths["dpa"], weights_only=True)
+    del state[key]
+    torch.save({f"module.{k}": v for k, v in state.items()}, paths["dpa"])  # DataParallel prefix: still found
+    line = one_error(run("classify", files["npy"], *released_args(paths)))
+    assert f"released DPA checkpoint {paths['dpa']}" in line and f"1 missing key(s): {key}" in line
+
+
+def test_released_dpa_checkpoint_needs_quick_gelu(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = released_dpa_files(tmp_path, monkeypatch)
+    args = ["--checkpoint", paths["dpa"], "--clip", "c2p-tiny", "--pretrained", paths["clip"]]  # GELU
+    line = one_error(run("classify", files["npy"], *args))
+    assert "needs CLIP ViT-B/32 with QuickGELU" in line and "'c2p-tiny' uses GELU" in line
+    assert "--clip ViT-B-32-quickgelu" in line
+
+
+def test_released_dpa_checkpoint_option_conflicts(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = released_dpa_files(tmp_path, monkeypatch)
+    line = one_error(run("classify", files["npy"], *released_args(paths), "--views", "6"))
+    assert "trained on view set 'pretrain10'; drop --views" in line
+    line = one_error(run("classify", files["npy"], *released_args(paths), "--encoder", paths["dpa"]))
+    assert "--encoder does not apply to the released DPA checkpoint" in line
+    import copy
+
+    import open_clip
+    from open_clip import factory
+
+    cfg = copy.deepcopy(open_clip.get_model_config("c2p-mini"))
+    monkeypatch.setitem(factory._MODEL_CONFIGS, "c2p-mini-quickgelu", {**cfg, "quick_gelu": True})
+    line = one_error(run("classify", files["npy"], "--checkpoint", paths["dpa"], "--clip", "c2p-mini-quickgelu"))
+    assert "does not fit CLIP 'c2p-mini-quickgelu'" in line and "pre_model.class_embedding (48,) vs (192,)" in line
+    assert "pass --clip ViT-B-32-quickgelu" in line and len(line) < 400

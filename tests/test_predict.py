@@ -137,3 +137,28 @@ def test_adapter_checkpoint_dict_round_trip_keeps_order_and_extras():
     assert list(ckpt.to_dict()) == list(d) and ckpt.to_dict()["paths"] == ["clip"]
     with pytest.raises(KeyError, match="paths"):
         AdapterCheckpoint.from_dict({k: v for k, v in d.items() if k != "paths"})
+
+
+def test_raw_featurizer_and_released_dpa_bundle():
+    """The released DPA reads the encoders' raw outputs; ``normalize=False`` gives them (issue 12)."""
+    import open_clip
+
+    import clip2point.models.clip  # noqa: F401 - registers c2p-tiny
+    from clip2point.models.adapters import ReleasedDualPathAdapter
+    from clip2point.predict import released_dpa_bundle, visual_featurizer
+
+    torch.manual_seed(0)
+    visual = open_clip.create_model("c2p-tiny", pretrained=None, force_quick_gelu=True).visual.eval()
+    depth = torch.rand(2, 10, 24, 24)
+    raw = visual_featurizer(visual, normalize=False)(depth)
+    normed = visual_featurizer(visual)(depth)
+    assert raw.shape == normed.shape == (2, 10, 32)
+    assert torch.allclose(F.normalize(raw, dim=-1), normed, atol=1e-6)
+    assert not torch.allclose(raw.norm(dim=-1), torch.ones(2, 10))
+    adapter = ReleasedDualPathAdapter(10, 32).eval()
+    text = F.normalize(torch.randn(3, 32), dim=-1)
+    cfg = {"image_size": 32, "footprint": "disc", "radius": 0.02}
+    bundle = released_dpa_bundle(visual, visual, adapter, text, NAMES, depth_cfg=cfg)
+    assert bundle.logit_scale == 1.0 and bundle.up_axis == "z_released" and bundle.adapter is adapter
+    probs = predict_proba(_cloud((1.0, 2.0, 0.5)), bundle)
+    assert probs.shape == (1, 3) and torch.allclose(probs.sum(), torch.tensor(1.0))

@@ -229,3 +229,39 @@ def test_dpa_errors_name_the_keys():
     pre_copy = copy.deepcopy(good)
     pre_copy["module.adapter1.fusion_ratio"] = pre_copy.pop("adapter1.fusion_ratio")  # DataParallel prefix: ok
     load_released_dpa(pre_copy)
+
+
+# ------------------------------------------------------------------ the whole few-shot DPA (issue 12)
+
+
+def test_dpa_layout_is_recognised():
+    from clip2point.models.released import is_released_dpa_state
+
+    a1, a2 = _released_adapters(32)
+    good = _dpa_ckpt(a1, a2, _tiny_visual(0))
+    assert is_released_dpa_state(good)
+    assert is_released_dpa_state({f"module.{k}": v for k, v in good.items()})
+    assert is_released_dpa_state({"adapter1.fusion_ratio": torch.ones(V)})  # incomplete: still the layout
+    assert not is_released_dpa_state({"adapter": {"x": torch.ones(1)}, "class_names": ["a"]})  # ours
+    assert not is_released_dpa_state({"conv1.weight": torch.ones(1)})  # a bare encoder
+    assert not is_released_dpa_state({}) and not is_released_dpa_state([torch.ones(1)])
+
+
+def test_dpa_models_load_each_part_from_its_prefix():
+    from clip2point.models.released import load_released_dpa_models
+
+    a1, a2 = _released_adapters(32)
+    pre, ori = _tiny_visual(0), _tiny_visual(1)
+    ckpt = _dpa_ckpt(a1, a2, pre)
+    ckpt |= {f"ori_model.{k}": v for k, v in ori.state_dict().items()}
+    clip_visual = _tiny_visual(2)
+    before = copy.deepcopy(clip_visual.state_dict())
+    depth, clip, adapter = load_released_dpa_models(clip_visual, ckpt)
+    assert all(torch.equal(v, before[k]) for k, v in clip_visual.state_dict().items())  # left untouched
+    assert all(torch.equal(v, pre.state_dict()[k]) for k, v in depth.state_dict().items())
+    assert all(torch.equal(v, ori.state_dict()[k]) for k, v in clip.state_dict().items())
+    assert torch.equal(adapter.clip_path.fusion_ratio, a2.fusion_ratio)
+    assert not depth.training and not clip.training and not adapter.training
+    no_ori = {k: v for k, v in ckpt.items() if not k.startswith("ori_model.")}
+    assert "no 'ori_model.*' keys" in _err(lambda: load_released_dpa_models(clip_visual, no_ori))
+    assert "QuickGELU" in _err(lambda: load_released_dpa_models(_tiny_visual(2, quick_gelu=False), ckpt))

@@ -93,7 +93,11 @@ def classify(
         ),
     ] = None,
     checkpoint: Annotated[
-        str | None, typer.Option(help="A trained adapter checkpoint (few-shot/supervised).")
+        str | None,
+        typer.Option(
+            help="A trained adapter checkpoint (few-shot/supervised), or the released CLIP2Point "
+            "few-shot DPA checkpoint (best_test.pth; needs ViT-B-32-quickgelu)."
+        ),
     ] = None,
     views: Annotated[int | None, typer.Option(help="Number of depth views: 6 (zero-shot set) or 10.")] = None,
     top_k: Annotated[
@@ -138,12 +142,19 @@ def classify(
 def _classify(files: list[str], labels_opt: str | None, dataset: str | None, checkpoint: str | None,
               views: int | None, top_k: int, as_json: bool, clip: str | None, pretrained: str | None,
               encoder: str | None, up_axis: str | None, batch_size: int, quiet: bool) -> int:  # fmt: skip
-    from clip2point.cli.engine import build_bundle, load_encoders, run_settings, view_set_for
+    from clip2point.cli.engine import (
+        RELEASED_CLIP,
+        build_bundle,
+        load_encoders,
+        read_released_dpa,
+        run_settings,
+        view_set_for,
+    )
 
     if labels_opt is not None and dataset is not None:
         raise CliError("pass either --labels or --dataset, not both")
     labels: list[str] | None = None
-    axis = "y"
+    axis: str | None = None
     if labels_opt is not None:
         labels = parse_labels(labels_opt)
     elif dataset is not None:
@@ -153,7 +164,7 @@ def _classify(files: list[str], labels_opt: str | None, dataset: str | None, che
     if up_axis is not None:
         check_up_axis(up_axis)
         axis = up_axis
-    if pretrained and not clip:
+    if pretrained and not clip and checkpoint is None:
         raise CliError("--pretrained needs --clip NAME (the model its weights belong to)")
     if views is not None:
         view_set_for(views)  # a bad --views is refused before anything loads
@@ -184,8 +195,18 @@ def _classify(files: list[str], labels_opt: str | None, dataset: str | None, che
         raise CliError(f"none of the {len(unusable)} inputs can be classified (each reason above)")
 
     t0 = time.perf_counter()
+    released = read_released_dpa(checkpoint) if checkpoint else None
+    if released is not None:
+        if encoder:
+            raise CliError(f"--encoder does not apply to the released DPA checkpoint {checkpoint} (it holds "
+                           "its own encoders)")  # fmt: skip
+        if pretrained and not clip:
+            clip = RELEASED_CLIP  # --pretrained openai: OpenAI's ViT-B/32, as the released code loads it
+        axis = up_axis or "z_released"  # the released ModelNet40 frame, whatever --dataset says
+    elif pretrained and not clip:
+        raise CliError("--pretrained needs --clip NAME (the model its weights belong to)")
     enc = load_encoders(clip, pretrained, encoder)
-    bundle = build_bundle(enc, labels, settings, views, axis, checkpoint)
+    bundle = build_bundle(enc, labels, settings, views, axis or "y", checkpoint, released)
     if not quiet:
         for note in enc.notes:
             err(f"note: {note}")

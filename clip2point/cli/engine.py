@@ -397,6 +397,74 @@ def load_adapter_checkpoint(path: str | os.PathLike, enc: Encoders) -> dict[str,
     return dict(ckpt)
 
 
+#: The CLIP of the released CLIP2Point checkpoints: OpenAI's ViT-B/32, with its QuickGELU activation.
+RELEASED_CLIP = "ViT-B-32-quickgelu"
+
+
+def read_released_dpa(path: str | os.PathLike) -> dict[str, torch.Tensor] | None:
+    """The state dict of ``path`` when it is a released CLIP2Point few-shot (DPA) checkpoint, recognised by
+    its key layout (``pre_model.*``, ``ori_model.*``, ``adapter1.*``, ``adapter2.*``; ``module.`` prefix
+    removed); ``None`` for any other checkpoint (e.g. this project's adapter checkpoints)."""
+    from clip2point.models.released import is_released_dpa_state, read_released_checkpoint
+
+    obj = torch_load(path, "checkpoint")
+    return read_released_checkpoint(obj) if is_released_dpa_state(obj) else None
+
+
+def released_bundle(
+    enc: Encoders,
+    state: Mapping[str, torch.Tensor],
+    labels: Sequence[str] | None,
+    settings: RunSettings,
+    n_views: int | None,
+    up_axis: str,
+    checkpoint: str,
+):
+    """The classifier of a released few-shot DPA checkpoint (:func:`clip2point.predict.released_dpa_bundle`):
+    E_d from ``pre_model.*``, CLIP's encoder from ``ori_model.*``, the adapters from ``adapter1/2.*``, the
+    loaded CLIP's text features of ``'image of a ' + name`` for ``labels`` (default: ModelNet40's 40 classes
+    in the released, alphabetical order), the released 10 views and disc footprint."""
+    from clip2point import predict
+    from clip2point.datasets import MODELNET40_CLASSES
+    from clip2point.models.released import ReleasedCheckpointError, load_released_dpa_models, uses_quick_gelu
+
+    where = f"released DPA checkpoint {checkpoint}"
+    visual = enc.visuals["clip"]
+    if not uses_quick_gelu(visual):
+        raise CliError(
+            f"{where} needs CLIP ViT-B/32 with QuickGELU, but CLIP '{enc.model_name}' uses GELU: "
+            f"pass --clip {RELEASED_CLIP} --pretrained openai (or the path of OpenAI's ViT-B/32 weights)"
+        )
+    want = visual.state_dict()
+    other = sorted(k for k, v in state.items() if k.startswith("pre_model.")
+                   and k[len("pre_model."):] in want and tuple(v.shape) != tuple(want[k[len("pre_model."):]].shape))
+    if other:  # another architecture: say so in a short line, not with the list of every key
+        k = other[0]
+        raise CliError(
+            f"{where} does not fit CLIP '{enc.model_name}': {len(other)} encoder weight(s) of another shape, "
+            f"e.g. {k} {tuple(state[k].shape)} vs {tuple(want[k[len('pre_model.'):]].shape)}; the released "
+            f"weights are ViT-B/32: pass --clip {RELEASED_CLIP}"
+        )
+    try:
+        depth_encoder, clip_encoder, adapter = load_released_dpa_models(visual, state)
+    except ReleasedCheckpointError as e:
+        raise CliError(f"{where}: {one_line(e)}") from None
+    view_set = view_set_for(adapter.depth_path.n_views)
+    if n_views is not None and view_set_for(n_views) != view_set:
+        raise CliError(f"{where} was trained on view set '{view_set}'; drop --views")
+    if adapter.depth_path.dim != enc.embed_dim:
+        raise CliError(f"{where} expects {adapter.depth_path.dim}-d features but CLIP '{enc.model_name}' "
+                       f"gives {enc.embed_dim}-d (it needs {RELEASED_CLIP})")  # fmt: skip
+    names = list(labels) if labels else sorted(MODELNET40_CLASSES)
+    text = enc.text_features(names, [predict.RELEASED_TEMPLATE])
+    depth_cfg = {**settings.depth, **predict.RELEASED_DEPTH}
+    enc.notes.append(f"released DPA checkpoint: views {view_set}, depth footprint disc r=0.02, up axis {up_axis}")
+    return predict.released_dpa_bundle(
+        depth_encoder, clip_encoder, adapter, text, names, views=view_set, distance=settings.distance,
+        depth_cfg=depth_cfg, up_axis=up_axis,
+    )
+
+
 def build_bundle(
     enc: Encoders,
     labels: Sequence[str] | None,
@@ -404,10 +472,16 @@ def build_bundle(
     n_views: int | None,
     up_axis: str,
     checkpoint: str | None = None,
+    released: Mapping[str, torch.Tensor] | None = None,
 ):
-    """One :class:`clip2point.predict.ModelBundle` for the whole invocation (text features computed here)."""
+    """One :class:`clip2point.predict.ModelBundle` for the whole invocation (text features computed here).
+
+    ``released``: the state dict of ``checkpoint`` when it is a released DPA checkpoint
+    (:func:`read_released_dpa`); then :func:`released_bundle` builds it."""
     from clip2point import predict
 
+    if checkpoint and released is not None:
+        return released_bundle(enc, released, labels, settings, n_views, up_axis, checkpoint)
     if checkpoint:
         ckpt = load_adapter_checkpoint(checkpoint, enc)
         encoders = dict(enc.visuals)

@@ -226,3 +226,42 @@ def load_released_dpa(
                      {_to_released_name(k): v for k, v in sub.items()}, "released DPA adapter")
     adapter.load_state_dict(sub, strict=True)
     return adapter.eval()
+
+
+#: Top-level names of the released DPA (few-shot) module's own parts.
+DPA_TOP_LEVEL = ("pre_model", "ori_model", "adapter1", "adapter2")
+
+
+def is_released_dpa_state(obj: object) -> bool:
+    """Whether ``obj`` (e.g. what ``torch.load`` returned) has the released DPA checkpoint's key layout: a
+    mapping of names to tensors with at least one ``pre_model.*`` / ``ori_model.*`` / ``adapter1.*`` /
+    ``adapter2.*`` key (``module.`` prefix allowed). An incomplete one still counts, so that loading it
+    names what is missing."""
+    if not isinstance(obj, Mapping) or not obj:
+        return False
+    if not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
+        return False
+    tops = {k.removeprefix(DATA_PARALLEL_PREFIX).split(".", 1)[0] for k in obj}
+    return bool(tops & set(DPA_TOP_LEVEL))
+
+
+def load_released_dpa_models(
+    visual: nn.Module, source: str | Path | Mapping[str, Tensor], *, check_activation: bool = True
+) -> tuple[nn.Module, nn.Module, ReleasedDualPathAdapter]:
+    """The three parts of the released few-shot DPA: ``(depth_encoder, clip_encoder, adapter)``.
+
+    ``visual`` is CLIP's visual tower (open_clip ``CLIP.visual``, ViT-B/32 with QuickGELU for the released
+    weights); it is left untouched: the encoders are copies of it loaded from ``pre_model.*`` (E_d) and
+    ``ori_model.*`` (CLIP's encoder as saved), in eval mode. ``adapter``: :func:`load_released_dpa`. Any
+    missing, unexpected or mis-shaped key raises :class:`ReleasedCheckpointError` naming it.
+    """
+    import copy
+
+    state = read_released_checkpoint(source)
+    _check_top_level(state, "released DPA checkpoint")
+    depth = load_released_depth_encoder(copy.deepcopy(visual), state, prefix=DPA_DEPTH_PREFIX,
+                                        check_activation=check_activation)  # fmt: skip
+    clip = load_released_depth_encoder(copy.deepcopy(visual), state, prefix=DPA_CLIP_PREFIX,
+                                       check_activation=check_activation)  # fmt: skip
+    adapter = load_released_dpa(state)
+    return depth.eval(), clip.eval(), adapter
