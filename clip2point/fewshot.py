@@ -171,10 +171,13 @@ def train_epochs(
     epochs: int,
     generator: torch.Generator,
     on_epoch: Callable[[int, float], None] | None = None,
+    draws: Sequence[Sequence[Tensor]] | None = None,
 ) -> None:
     """Train ``model`` in place for ``epochs`` epochs: AdamW, shuffled batches of ``cfg.batch_size``, CE loss.
 
-    ``on_epoch(epoch, mean_train_loss)`` is called after each epoch (epochs count from 1).
+    ``on_epoch(epoch, mean_train_loss)`` is called after each epoch (epochs count from 1). ``draws``
+    (per-epoch resampling): R alternatives to ``inputs`` (same paths, same rows, e.g. the features of R
+    random point draws); epoch ``e`` trains on ``draws[(e - 1) % R]`` instead of ``inputs``.
     """
     device = torch.device(cfg.device)
     model.to(device)
@@ -187,15 +190,20 @@ def train_epochs(
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     text_d = text.to(device).float()
     inputs_d = [x.to(device).float() for x in inputs]
+    draws_d = [[x.to(device).float() for x in d] for d in draws] if draws else None
+    if draws_d and any(len(d) != len(inputs_d) or any(x.shape != y.shape for x, y in zip(d, inputs_d, strict=True))
+                       for d in draws_d):
+        raise ValueError("every draw needs the shapes of inputs (same paths, same rows)")
     labels_d = labels.to(device)
     m = labels.shape[0]
     for epoch in range(1, epochs + 1):
         model.train()
+        xs = draws_d[(epoch - 1) % len(draws_d)] if draws_d else inputs_d
         order = torch.randperm(m, generator=generator).to(device)
         total = 0.0
         for i in range(0, m, cfg.batch_size):
             b = order[i : i + cfg.batch_size]
-            loss = F.cross_entropy(model(*[x[b] for x in inputs_d], text_d), labels_d[b])
+            loss = F.cross_entropy(model(*[x[b] for x in xs], text_d), labels_d[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -222,9 +230,13 @@ def fit_adapter(
     labels: Any,
     text: Tensor,
     cfg: TrainConfig,
+    draws: Sequence[Sequence[Tensor]] | None = None,
 ) -> FitResult:
     """Train an adapter from ``make_model()`` on ``inputs`` (one ``(M,V,C)`` tensor per path), choosing the
     number of epochs on a held-out part of the *training* samples (see module docstring).
+
+    ``draws``: per-epoch training inputs (:func:`train_epochs`); the held-out part is always evaluated on
+    ``inputs`` (the fixed features).
 
     Deterministic for a given ``cfg.seed``: initialisation, dropout and shuffling run on seeded generators
     (the global torch RNG state is restored afterwards).
@@ -237,7 +249,8 @@ def fit_adapter(
         if cfg.val_fraction <= 0:
             torch.manual_seed(cfg.seed)
             model = make_model()
-            train_epochs(model, inputs, y, text, cfg, cfg.epochs, torch.Generator().manual_seed(cfg.seed))
+            train_epochs(model, inputs, y, text, cfg, cfg.epochs, torch.Generator().manual_seed(cfg.seed),
+                         draws=draws)
             return FitResult(model.eval(), cfg.epochs, None, history)
 
         tr, va = stratified_holdout(y, cfg.val_fraction, cfg.seed)
@@ -259,14 +272,16 @@ def fit_adapter(
                     best["state"] = copy.deepcopy(model.state_dict())
 
         gen = torch.Generator().manual_seed(cfg.seed)
-        train_epochs(model, x_tr, y_tr, text, cfg, cfg.epochs, gen, on_epoch)
+        d_tr = [_subset(d, tr) for d in draws] if draws else None
+        train_epochs(model, x_tr, y_tr, text, cfg, cfg.epochs, gen, on_epoch, draws=d_tr)
         if not cfg.refit:
             model.load_state_dict(best["state"])
             return FitResult(model.eval(), best["epoch"], best["acc"], history)
 
         torch.manual_seed(cfg.seed)
         final = make_model()
-        train_epochs(final, inputs, y, text, cfg, best["epoch"], torch.Generator().manual_seed(cfg.seed))
+        train_epochs(final, inputs, y, text, cfg, best["epoch"], torch.Generator().manual_seed(cfg.seed),
+                     draws=draws)
         return FitResult(final.eval(), best["epoch"], best["acc"], history)
 
 
@@ -278,13 +293,14 @@ def fit_adapter_best_test(
     test_labels: Any,
     text: Tensor,
     cfg: TrainConfig,
+    draws: Sequence[Sequence[Tensor]] | None = None,
 ) -> FitResult:
     """The released protocol (``fewshot.py:87-90``): train ``cfg.epochs`` epochs on all of ``inputs`` and keep
     the epoch with the best accuracy on the **test** split (first one on ties, as its strict ``>``).
 
     This chooses a checkpoint on the test set, so its number is optimistic; it exists only so that a result
     can be compared with the paper's, and the stages label it so. ``val_acc`` of the result is that best
-    test accuracy.
+    test accuracy. ``draws``: per-epoch training inputs (:func:`train_epochs`); the test split is not resampled.
     """
     y = torch.as_tensor(_labels_array(labels))
     y_te = torch.as_tensor(_labels_array(test_labels))
@@ -300,6 +316,7 @@ def fit_adapter_best_test(
             if acc > best["acc"]:
                 best.update(acc=acc, epoch=epoch, state=copy.deepcopy(model.state_dict()))
 
-        train_epochs(model, inputs, y, text, cfg, cfg.epochs, torch.Generator().manual_seed(cfg.seed), on_epoch)
+        train_epochs(model, inputs, y, text, cfg, cfg.epochs, torch.Generator().manual_seed(cfg.seed), on_epoch,
+                     draws=draws)
         model.load_state_dict(best["state"])
         return FitResult(model.eval(), best["epoch"], best["acc"], history)

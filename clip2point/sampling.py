@@ -165,3 +165,87 @@ def mesh_to_points(mesh: trimesh.Trimesh, num_points: int, n_dense: int, seed: i
     dense = sample_surface(mesh, max(n_dense, num_points), rng)
     sel = farthest_point_sample(dense, num_points, start=int(rng.integers(len(dense))))
     return normalize_unit_sphere(dense[sel]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ resampling pool
+#
+# The released CLIP2Point code draws a fresh random 1,024-point subset of every shape on each read (its
+# ``random_sample``: a shuffled permutation, the first N points, then ``pc_norm``). The ``sample`` stage can
+# store, next to the fixed FPS points, a *pool* of points per shape to draw such subsets from
+# (``sample.pool_points``); :func:`resample_points` is the released draw.
+
+#: Mixed into an item's seed for its pool draws, so the FPS points' draws are untouched.
+POOL_SEED_TAG = 0x504F4F4C
+
+
+def unit_sphere_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(centre (1, 3), radius)`` of :func:`normalize_unit_sphere` for ``points``: that function's output is
+    ``(points - centre) / radius``."""
+    pts = np.asarray(points)
+    centre = pts.mean(axis=0, keepdims=True)
+    radius = float(np.sqrt(((pts - centre).astype(np.float64) ** 2).sum(axis=1).max()))
+    if not radius > 0:
+        raise SamplingError("degenerate point cloud (all points coincide)")
+    return centre, radius
+
+
+def mesh_fps_raw(mesh: trimesh.Trimesh, num_points: int, n_dense: int, seed: int) -> np.ndarray:
+    """The un-normalised FPS points of :func:`mesh_to_points` (float64): same draws, same selection."""
+    rng = np.random.default_rng(seed)
+    dense = sample_surface(mesh, max(n_dense, num_points), rng)
+    return dense[farthest_point_sample(dense, num_points, start=int(rng.integers(len(dense))))]
+
+
+def points_fps_raw(points: np.ndarray, num_points: int, seed: int = 0) -> np.ndarray:
+    """The un-normalised FPS points of :func:`points_to_points` (float64, no ``allow_fewer``)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
+        raise SamplingError(f"expected non-empty (N, 3) points, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise SamplingError("non-finite coordinates (NaN/inf)")
+    rng = np.random.default_rng(seed)
+    if len(pts) < num_points:
+        raise SamplingError(f"fewer points than requested ({len(pts)} < {num_points})")
+    return pts[farthest_point_sample(pts, num_points, start=int(rng.integers(len(pts))))]
+
+
+def mesh_pool(mesh: trimesh.Trimesh, pool_points: int, seed: int) -> np.ndarray:
+    """``pool_points`` area-weighted uniform surface points of ``mesh`` (float64), from their own generator
+    (``seed`` mixed with :data:`POOL_SEED_TAG`)."""
+    return sample_surface(mesh, pool_points, np.random.default_rng((int(seed), POOL_SEED_TAG)))
+
+
+def points_pool(points: np.ndarray, pool_points: int, seed: int) -> np.ndarray:
+    """A random subset of ``pool_points`` of ``points`` without replacement (all of them, in their order,
+    when there are no more than that), float64."""
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) <= pool_points:
+        return pts
+    sel = np.random.default_rng((int(seed), POOL_SEED_TAG)).choice(len(pts), pool_points, replace=False)
+    return pts[np.sort(sel)]
+
+
+def pc_norm(pc: np.ndarray) -> np.ndarray:
+    """The released ``pc_norm``: subtract the centroid, divide by the largest point norm (same dtype)."""
+    centroid = np.mean(pc, axis=0)
+    pc = pc - centroid
+    m = np.max(np.sqrt(np.sum(pc**2, axis=1)))
+    return pc / m
+
+
+def resample_generator(seed: int, epoch: int, sample_id: str) -> np.random.Generator:
+    """The generator of one draw: a function of (seed, epoch or draw index, sample id) alone."""
+    import zlib
+
+    return np.random.default_rng((int(seed), int(epoch), zlib.crc32(str(sample_id).encode())))
+
+
+def resample_points(pool: np.ndarray, num_points: int, rng: np.random.Generator) -> np.ndarray:
+    """The released ``random_sample`` + ``pc_norm``: shuffle a permutation of the pool's indices, keep the
+    first ``num_points`` points, centre and scale into the unit sphere. (num_points, 3) float32."""
+    pool = np.asarray(pool, dtype=np.float32)
+    if len(pool) < num_points:
+        raise SamplingError(f"pool of {len(pool)} points is smaller than {num_points}")
+    permutation = np.arange(len(pool))
+    rng.shuffle(permutation)
+    return pc_norm(pool[permutation[:num_points]]).astype(np.float32)

@@ -11,6 +11,9 @@ label          int32                                           index into the da
 label_name     string                                          class name
 source         string                                          path of the source mesh / file
 points         fixed_size_list<float32>[num_points * 3]        xyz, row-major, centred, unit sphere
+pool           list<float32> (optional)                        resampling pool, xyz row-major, in the
+                                                               frame of ``points``; only when
+                                                               ``sample.pool_points`` > 0
 =============  ==============================================  =====================================
 
 Rejected table (items skipped by a batch stage): id, source, reason.
@@ -28,19 +31,20 @@ import pyarrow as pa
 POINTS_COLUMNS = ("id", "split", "label", "label_name", "source", "points")
 
 
-def points_schema(num_points: int) -> pa.Schema:
-    """Schema of a points table whose clouds hold ``num_points`` points each."""
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("split", pa.string()),
-            ("label", pa.int32()),
-            ("label_name", pa.string()),
-            ("source", pa.string()),
-            ("points", pa.list_(pa.float32(), num_points * 3)),
-        ],
-        metadata={b"num_points": str(num_points).encode()},
-    )
+def points_schema(num_points: int, with_pool: bool = False) -> pa.Schema:
+    """Schema of a points table whose clouds hold ``num_points`` points each (and, ``with_pool``, the
+    optional variable-length ``pool`` column)."""
+    fields = [
+        ("id", pa.string()),
+        ("split", pa.string()),
+        ("label", pa.int32()),
+        ("label_name", pa.string()),
+        ("source", pa.string()),
+        ("points", pa.list_(pa.float32(), num_points * 3)),
+    ]
+    if with_pool:
+        fields.append(("pool", pa.list_(pa.float32())))
+    return pa.schema(fields, metadata={b"num_points": str(num_points).encode()})
 
 
 REJECTED_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("reason", pa.string())])
@@ -68,24 +72,30 @@ def points_to_table(
     label_names: list[str],
     sources: list[str],
     points: np.ndarray,
+    pool: list[np.ndarray] | None = None,
 ) -> pa.Table:
-    """Build a points table; ``points`` is (M, N, 3) float32."""
+    """Build a points table; ``points`` is (M, N, 3) float32; ``pool`` (optional): M arrays (P_i, 3)."""
     points = np.ascontiguousarray(points, dtype=np.float32)
     if points.ndim != 3 or points.shape[2] != 3:
         raise ValueError(f"points must be (M, N, 3), got shape {points.shape}")
     m, n, _ = points.shape
     flat = pa.FixedSizeListArray.from_arrays(pa.array(points.reshape(-1)), n * 3)
-    return pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(splits, pa.string()),
-            pa.array(np.asarray(labels, dtype=np.int32)),
-            pa.array(label_names, pa.string()),
-            pa.array(sources, pa.string()),
-            flat,
-        ],
-        schema=points_schema(n),
-    )
+    arrays = [
+        pa.array(ids, pa.string()),
+        pa.array(splits, pa.string()),
+        pa.array(np.asarray(labels, dtype=np.int32)),
+        pa.array(label_names, pa.string()),
+        pa.array(sources, pa.string()),
+        flat,
+    ]
+    if pool is not None:
+        if len(pool) != m:
+            raise ValueError(f"pool has {len(pool)} entries for {m} shapes")
+        rows = [np.ascontiguousarray(p, dtype=np.float32).reshape(-1) for p in pool]
+        offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
+        values = np.concatenate(rows) if rows else np.zeros(0, np.float32)
+        arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.float32())))
+    return pa.Table.from_arrays(arrays, schema=points_schema(n, with_pool=pool is not None))
 
 
 def table_points(table: pa.Table) -> np.ndarray:
@@ -96,3 +106,13 @@ def table_points(table: pa.Table) -> np.ndarray:
         raise ValueError(f"points column width {width} is not a multiple of 3")
     values = col.flatten().to_numpy(zero_copy_only=False)
     return values.reshape(len(table), width // 3, 3).astype(np.float32, copy=False)
+
+
+def table_pool(table: pa.Table) -> list[np.ndarray] | None:
+    """The optional ``pool`` column as M float32 arrays (P_i, 3); ``None`` when the table has none."""
+    if "pool" not in table.column_names:
+        return None
+    col = table.column("pool").combine_chunks()
+    offsets = col.offsets.to_numpy()
+    values = col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return [values[offsets[i] : offsets[i + 1]].reshape(-1, 3) for i in range(len(col))]

@@ -11,6 +11,7 @@ file                content
 ``<key>.cls``          class index, ASCII decimal
 ``<key>.rgb.VV.png``   RGB view VV (00, 01, …) uint8 PNG; absent for point-only datasets
 ``<key>.depth.npy``    optional (V, H, W) float16 depth maps cached at the default distance
+``<key>.pool.npy``     optional (P, 3) float32 resampling pool, in the frame of the points
 ``<key>.json``         metadata: id, split, label, label_name, source, …
 ==================  =====================================================================================
 
@@ -99,7 +100,7 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def encode_sample(sample: dict[str, Any]) -> dict[str, bytes]:
     """Files of one sample. ``sample``: id, points (N,3), label, optional rgb (V,H,W,3) uint8 or ``rgb_png``
-    (list of PNG bytes), optional depth (V,H,W), optional meta dict."""
+    (list of PNG bytes), optional depth (V,H,W), optional pool (P,3), optional meta dict."""
     files: dict[str, bytes] = {
         "points.npy": _npy_bytes(np.asarray(sample["points"], dtype=np.float32)),
         "cls": str(int(sample["label"])).encode(),
@@ -111,6 +112,8 @@ def encode_sample(sample: dict[str, Any]) -> dict[str, bytes]:
         files[f"rgb.{i:02d}.png"] = data
     if sample.get("depth") is not None:
         files["depth.npy"] = _npy_bytes(np.asarray(sample["depth"], dtype=np.float16))
+    if sample.get("pool") is not None:
+        files["pool.npy"] = _npy_bytes(np.asarray(sample["pool"], dtype=np.float32))
     meta = dict(sample.get("meta") or {})
     meta.setdefault("id", str(sample["id"]))
     meta.setdefault("label", int(sample["label"]))
@@ -130,8 +133,14 @@ def decode_sample(key: str, files: dict[str, bytes]) -> dict[str, Any]:
     rgb_names = sorted((int(m.group(1)), k) for k in files if (m := _RGB_RE.match(k)))
     rgb = np.stack([decode_png(files[k]) for _, k in rgb_names]) if rgb_names else None
     depth = np.load(io.BytesIO(files["depth.npy"]), allow_pickle=False) if "depth.npy" in files else None
-    return {"id": meta.get("id", key), "key": key, "points": points.astype(np.float32, copy=False),
-            "label": label, "rgb": rgb, "depth": depth, "meta": meta}
+    out = {"id": meta.get("id", key), "key": key, "points": points.astype(np.float32, copy=False),
+           "label": label, "rgb": rgb, "depth": depth, "meta": meta}
+    if "pool.npy" in files:  # only when present: samples without a pool decode as before
+        pool = np.load(io.BytesIO(files["pool.npy"]), allow_pickle=False)
+        if pool.ndim != 2 or pool.shape[1] != 3:
+            raise ValueError(f"pool.npy has shape {pool.shape}, expected (P, 3)")
+        out["pool"] = pool.astype(np.float32, copy=False)
+    return out
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -520,6 +529,15 @@ class ShardIndex:
         except OSError as e:
             raise ShardError(f"shard {url}: cannot be read ({e})") from None
 
+    def has(self, ext: str) -> bool:
+        """Whether every sample of the split has a member ``ext`` (e.g. ``pool.npy``)."""
+        return ext in self.columns and bool((self.size[:, self.column(ext)] >= 0).all())
+
+    def pool(self, i: int) -> np.ndarray:
+        """(P, 3) float32 resampling pool of sample ``i`` (:class:`ShardError` when it has none)."""
+        return decode_points(self.read(i, ["pool.npy"])["pool.npy"], self.urls[int(self.shard[i])],
+                             str(self.keys[i]), "pool.npy")
+
     def points(self, i: int) -> np.ndarray:
         """(N, 3) float32 points of sample ``i``."""
         return decode_points(self.read(i, ["points.npy"])["points.npy"], self.urls[int(self.shard[i])],
@@ -544,14 +562,15 @@ class ShardIndex:
         return {"key": key, "points": points, "label": label, "rgb": rgb}
 
 
-def decode_points(data: bytes, url: str, key: str) -> np.ndarray:
-    """(N, 3) float32 points of a ``points.npy`` member; :class:`ShardError` naming shard and sample."""
+def decode_points(data: bytes, url: str, key: str, member: str = "points.npy") -> np.ndarray:
+    """(N, 3) float32 points of a ``points.npy`` (or ``pool.npy``) member; :class:`ShardError` naming shard
+    and sample."""
     try:
         points = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as e:  # noqa: BLE001
-        raise ShardError(f"shard {url}: sample {key} points.npy does not decode ({e})") from None
+        raise ShardError(f"shard {url}: sample {key} {member} does not decode ({e})") from None
     if points.ndim != 2 or points.shape[1] != 3:
-        raise ShardError(f"shard {url}: sample {key} points.npy has shape {points.shape}, expected (N, 3)")
+        raise ShardError(f"shard {url}: sample {key} {member} has shape {points.shape}, expected (N, 3)")
     return points.astype(np.float32, copy=False)
 
 

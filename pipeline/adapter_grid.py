@@ -124,6 +124,21 @@ def run_grid(
             cache[(enc, split)] = store.features(enc, views, split)
         return cache[(enc, split)]
 
+    draw_cache: dict[str, list[torch.Tensor]] = {}
+
+    def draws(encs: list[str], idx: np.ndarray) -> list[list[torch.Tensor]] | None:
+        """Per-epoch training inputs (adapter.resample_epochs > 0): draw k's features of every path."""
+        if ap.resample_epochs <= 0:
+            return None
+        for e in encs:
+            if e not in draw_cache:
+                draw_cache[e] = store.draws(e, views)
+        r = len(draw_cache[encs[0]])
+        if r < ap.resample_epochs:
+            raise StageError(f"{store.root} holds {r} resampled draws, adapter.resample_epochs asks for "
+                             f"{ap.resample_epochs}: re-run the features stage")
+        return [[draw_cache[e][k][idx] for e in encs] for k in range(ap.resample_epochs)]
+
     metrics: dict[str, Any] = {
         "dataset": store.meta["dataset"],
         "mode": mode,
@@ -135,6 +150,7 @@ def run_grid(
         "epochs": ap.epochs,
         "head": ap.head,
         "protocol": ap.protocol,
+        **({"resample_epochs": ap.resample_epochs} if ap.resample_epochs > 0 else {}),
         "rows": {},
         "missing_rows": [],
     }
@@ -166,9 +182,9 @@ def run_grid(
             x_train = [feats(e, "train")[idx] for e in encs]
             if ap.protocol == "released_best_test":
                 res = fit_adapter_best_test(make, x_train, y_train[idx], [feats(e, "test") for e in encs], y_test,
-                                            text, cfg)
+                                            text, cfg, draws=draws(encs, idx))
             else:
-                res = fit_adapter(make, x_train, y_train[idx], text, cfg)
+                res = fit_adapter(make, x_train, y_train[idx], text, cfg, draws=draws(encs, idx))
             probs = predict_logits(res.model, [feats(e, "test") for e in encs], text).softmax(-1)
             prob, pred = probs.max(-1)
             pred_np = pred.numpy()

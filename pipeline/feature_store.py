@@ -8,6 +8,10 @@ Layout of ``pipeline.paths.features_dir(dataset)`` (read it with :class:`Feature
     index.parquet       id, split, label, label_name — row order of the feature tensors within each split
     text.pt             (K, C) float32 class text features (CLIP text tower; shared by every encoder)
     <encoder>/<views>.pt  {split: (M, V, C) float16}
+    <encoder>/<views>@resample.pt  {"train@r<k>": (M_train, V, C) float16}, k < R: only with
+                        ``adapter.resample_epochs`` R > 0 (meta ``resample``: draws, views, seed): the
+                        features of R random point draws of each training cloud from its pool
+                        (:func:`read_train_draws`), rows as the ``train`` split's
 
 Encoders are named by :class:`pipeline.keys.EncoderKey` (``clip``, ``intra_cross-seed0``, ...).
 """
@@ -84,6 +88,15 @@ class FeatureStore:
         blob = torch.load(self.root / encoder / f"{views}.pt", weights_only=True)
         return blob[split].float()
 
+    def draws(self, encoder: str, views: str) -> list[torch.Tensor]:
+        """The R ``(M_train, V, C)`` float32 features of the training split's resampled draws (draw k at k)."""
+        info = self.meta.get("resample")
+        if not info or info["views"] != views:
+            raise StageError(f"{self.root} holds no resampled training features for view set '{views}' "
+                             "(set adapter.resample_epochs > 0 and re-run the features stage)")
+        blob = torch.load(self.root / encoder / f"{views}@resample.pt", weights_only=True)
+        return [blob[f"train@r{k}"].float() for k in range(int(info["draws"]))]
+
 
 def read_points_table(path: Path) -> tuple[pa.Table, dict[str, torch.Tensor], list[str]]:
     """The points table, per-split clouds ``(M,N,3)`` and the class names (indexed by label).
@@ -109,6 +122,29 @@ def read_points_table(path: Path) -> tuple[pa.Table, dict[str, torch.Tensor], li
         rows = table.filter(pc.equal(table.column("split"), split))
         clouds[split] = torch.as_tensor(table_points(rows)).float()
     return table, clouds, class_names
+
+
+#: base seed of the resampled training draws: draw k of sample ``id`` comes from (DRAW_SEED, k, id) only
+DRAW_SEED = 0
+
+
+def read_train_draws(path: Path, draws: int, num_points: int, seed: int = DRAW_SEED) -> list[torch.Tensor]:
+    """``draws`` clouds ``(M_train, num_points, 3)`` of the ``train`` split, rows in table order (those of
+    :func:`read_points_table`): draw k of a sample is a random subset of its pool (the released
+    ``random_sample`` + ``pc_norm``, :func:`clip2point.sampling.resample_points`) from the generator of
+    (seed, k, sample id)."""
+    from clip2point.sampling import resample_generator, resample_points
+    from clip2point.schema import table_pool
+
+    table = pq.read_table(path)
+    pools = table_pool(table)
+    if pools is None:
+        raise StageError(f"{path}: adapter.resample_epochs needs a point pool but the points table has none "
+                         "(set sample.pool_points > 0 and re-run the sample stage)")
+    rows = [i for i, s in enumerate(table.column("split").to_pylist()) if s == "train"]
+    ids = table.column("id").to_pylist()
+    return [torch.from_numpy(np.stack([resample_points(pools[i], num_points, resample_generator(seed, k, ids[i]))
+                                       for i in rows])).float() for k in range(draws)]
 
 
 def write_store(
@@ -142,9 +178,12 @@ def build_store(
     text: torch.Tensor,
     batch_size: int,
     extra_meta: Mapping[str, Any] | None = None,
+    draws: Sequence[torch.Tensor] | None = None,
+    draw_views: str | None = None,
 ) -> None:
     """Compute every encoder's features of every split (:func:`clip2point.features.encode_splits`) and
-    write the cache to ``out``."""
+    write the cache to ``out``. ``draws`` (optional): resampled training clouds, encoded for the view set
+    ``draw_views`` only and written as ``<encoder>/<draw_views>@resample.pt``."""
     feats, union, where = encode_splits(clouds, view_sets, distance, render, encoders, batch_size, desc=dataset)
     index = pa.concat_tables(
         [table.filter(pc.equal(table.column("split"), split)).select(["id", "split", "label", "label_name"])
@@ -162,4 +201,15 @@ def build_store(
         "dim": dim,
         **dict(extra_meta or {}),
     }
+    if draws:
+        if draw_views not in view_sets:
+            raise StageError(f"resampled draws need a view set of the cache, got {draw_views!r}")
+        dfeats, _, _ = encode_splits({f"train@r{k}": d for k, d in enumerate(draws)},
+                                     {draw_views: view_sets[draw_views]}, distance, render, encoders, batch_size,
+                                     desc=f"{dataset}/resample")
+        meta["resample"] = {"draws": len(draws), "views": draw_views, "seed": DRAW_SEED}
     write_store(out, meta, index, text, feats)
+    if draws:
+        for enc in encoders:
+            torch.save({split: dfeats[split][enc][draw_views] for split in dfeats},
+                       out / enc / f"{draw_views}@resample.pt")

@@ -109,6 +109,8 @@ class SampleParams:
     dense_points: int = _f(20000, ge=1)
     max_reject_fraction: float = _f(0.05, ge=0.0, le=1.0)
     workers: int = _f(2, ge=1)
+    # > 0: also store a resampling pool of this many uniform surface points per shape (Point-BERT-like: 8192)
+    pool_points: int = _f(0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,9 @@ class PretrainParams:
     num_workers: int = _f(0, ge=0)
     max_steps: int = _f(0, ge=0)  # 0: no cap
     ckpt_every: int = _f(0, ge=0)  # steps between resume checkpoints (0: once per epoch)
+    # true: a fresh random num_points subset of each shape's pool per epoch (the released code; needs
+    # sample.pool_points > 0)
+    resample: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,9 @@ class AdapterParams:
     # protocol: the epoch with the best TEST accuracy; labelled as such wherever it is reported)
     protocol: str = _f("heldout", choices=("heldout", "released_best_test"))
     decay: str = _f("matrices", choices=("matrices", "all"))  # AdamW weight decay on matrices or on every tensor
+    # R > 0: the features stage also encodes R random pool draws of the training clouds (needs
+    # sample.pool_points > 0) and adapter epoch e trains on draw (e - 1) % R (released: fresh points each epoch)
+    resample_epochs: int = _f(0, ge=0)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,9 @@ def run_tag(params: Params, variant: str, seed: int) -> str:
     parts = {
         "variant": variant,
         "seed": seed,
-        "pretrain": {k: v for k, v in dataclasses.asdict(params.pretrain).items() if k not in NEUTRAL},
+        # resample off is left out, so the tags of runs from before the switch existed are unchanged
+        "pretrain": {k: v for k, v in dataclasses.asdict(params.pretrain).items()
+                     if k not in NEUTRAL and not (k == "resample" and not v)},
         "depth": dataclasses.asdict(params.depth),
         "render.views": params.render.views,
         "zeroshot.views": params.zeroshot.views,
@@ -159,7 +161,8 @@ def train(params: Params, variant: str, seed: int, info: DistInfo, resume: bool 
     t_index = time.perf_counter()
     try:
         manifest = shards.read_manifest(paths.manifest(pool))
-        source = ShardPretrainSource(shards.index_split(manifest, "train"))
+        source = ShardPretrainSource(shards.index_split(manifest, "train"),
+                                     resample_seed=seed if pp.resample else None)
         val_index = shards.index_split(manifest, "val")
     except (shards.ShardError, KeyError, OSError) as e:
         raise StageError(f"cannot read the pre-training pool '{pool}': {str(e).splitlines()[0]}") from None

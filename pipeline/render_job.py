@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from clip2point import shards
-from clip2point.schema import table_points
+from clip2point.schema import table_points, table_pool
 from pipeline import paths
 from pipeline.artifacts import atomic_dir, read_json, replace_dir, write_json
 from pipeline.params import DatasetParams, Params
@@ -125,6 +125,7 @@ def render_dataset(name: str, params: Params, out_dir: Path, rank: int = 0, worl
     label_names = table.column("label_name").to_pylist()
     sources = table.column("source").to_pylist()
     points = table_points(table)
+    pool = table_pool(table)  # optional resampling pool (sample.pool_points > 0): a pool.npy member
     n_classes = int(labels.max()) + 1 if len(labels) else 0
     class_names = [""] * n_classes
     for lab, nm in zip(labels.tolist(), label_names, strict=True):
@@ -142,12 +143,15 @@ def render_dataset(name: str, params: Params, out_dir: Path, rank: int = 0, worl
         for split, rows in by_split.items():
             def samples(rows: list[int] = rows, split: str = split) -> Iterator[dict[str, Any]]:
                 for i in rows:
-                    yield {
+                    sample = {
                         "id": ids[i], "points": points[i], "label": int(labels[i]),
                         "rgb_png": next(rgb_iter) if rgb_iter is not None else None,
                         "meta": {"id": ids[i], "split": split, "label": int(labels[i]),
                                  "label_name": label_names[i], "source": sources[i]},
                     }
+                    if pool is not None:
+                        sample["pool"] = pool[i]
+                    yield sample
                     bar.update(1)
 
             written = shards.write_shards(samples(), out_dir, f"{split}-r{rank:03d}", rp.samples_per_shard)
@@ -156,13 +160,16 @@ def render_dataset(name: str, params: Params, out_dir: Path, rank: int = 0, worl
         if rgb_iter is not None:
             rgb_iter.close()
         bar.close()
-    return {
+    manifest = {
         "dataset": name, "kind": ds.kind, "up_axis": ds.up_axis, "class_names": class_names,
         "num_points": int(points.shape[1]) if len(points) else 0,
         "views": rp.views, "image_size": rp.image_size, "has_rgb": rgb, "rgb_projection": "orthographic",
         "rgb_distance": RGB_DISTANCE, "has_depth": False, "render": dataclasses.asdict(rp),
         "world_size": world_size, "rank": rank, "splits": split_info,
     }
+    if pool is not None:  # only with a pool: manifests of runs without one are unchanged
+        manifest["pool_points"] = max((len(p) for p in pool), default=0)
+    return manifest
 
 
 def render(name: str, params: Params, final: Path, rank: int = 0, world_size: int = 1, run_id: str = "default",

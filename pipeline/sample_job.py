@@ -18,7 +18,18 @@ import trimesh
 from tqdm import tqdm
 
 from clip2point.io import Item, ReadError, catalogue, load_item
-from clip2point.sampling import SamplingError, mesh_to_points, points_to_points, to_y_up
+from clip2point.sampling import (
+    SamplingError,
+    mesh_fps_raw,
+    mesh_pool,
+    mesh_to_points,
+    normalize_unit_sphere,
+    points_fps_raw,
+    points_pool,
+    points_to_points,
+    to_y_up,
+    unit_sphere_frame,
+)
 from clip2point.schema import REJECTED_SCHEMA, points_to_table
 from pipeline.params import DatasetParams, SampleParams
 
@@ -29,9 +40,15 @@ def item_seed(base: int, dataset: str, item_id: str) -> int:
 
 
 def sample_item(
-    item: Item, *, num_points: int, dense_points: int, up_axis: str, seed: int, dataset: str
-) -> tuple[np.ndarray | None, str | None]:
-    """``(points (num_points, 3) float32, None)`` or ``(None, one-line reason)`` for one catalogue item."""
+    item: Item, *, num_points: int, dense_points: int, up_axis: str, seed: int, dataset: str, pool_points: int = 0
+) -> tuple[np.ndarray | None, str | None] | tuple[np.ndarray | None, str | None, np.ndarray | None]:
+    """``(points (num_points, 3) float32, None)`` or ``(None, one-line reason)`` for one catalogue item.
+
+    With ``pool_points`` > 0, a third element: the item's resampling pool (P, 3) float32 (``None`` on a
+    rejection), in the frame of the points (same centre and scale, y-up); the points are unchanged."""
+    if pool_points > 0:
+        return _sample_item_pool(item, num_points=num_points, dense_points=dense_points, up_axis=up_axis,
+                                 seed=seed, dataset=dataset, pool_points=pool_points)
     try:
         shape = load_item(item)
         s = item_seed(seed, dataset, item.id)
@@ -44,6 +61,30 @@ def sample_item(
         return None, str(e)
     except SamplingError as e:
         return None, " ".join(f"{item.source}: {e}".split())
+
+
+def _sample_item_pool(
+    item: Item, *, num_points: int, dense_points: int, up_axis: str, seed: int, dataset: str, pool_points: int
+) -> tuple[np.ndarray | None, str | None, np.ndarray | None]:
+    """:func:`sample_item` with a pool: the same FPS points (same draws), and the pool from its own seed."""
+    try:
+        shape = load_item(item)
+        s = item_seed(seed, dataset, item.id)
+        if isinstance(shape, trimesh.Trimesh):
+            raw = mesh_fps_raw(shape, num_points, dense_points, s)
+            pool = mesh_pool(shape, pool_points, s)
+        else:
+            raw = points_fps_raw(shape, num_points, seed=s)
+            pool = points_pool(shape, pool_points, s)
+        pts = normalize_unit_sphere(raw).astype(np.float32)
+        centre, radius = unit_sphere_frame(raw)
+        pool = ((pool - centre) / radius).astype(np.float32)
+        return (np.ascontiguousarray(to_y_up(pts, up_axis), dtype=np.float32), None,
+                np.ascontiguousarray(to_y_up(pool, up_axis), dtype=np.float32))
+    except ReadError as e:
+        return None, str(e), None
+    except SamplingError as e:
+        return None, " ".join(f"{item.source}: {e}".split()), None
 
 
 def sample_dataset(dataset: DatasetParams, sample: SampleParams, seed: int) -> tuple[pa.Table, pa.Table]:
@@ -60,6 +101,11 @@ def sample_dataset(dataset: DatasetParams, sample: SampleParams, seed: int) -> t
         seed=seed,
         dataset=dataset.name,
     )
+    if sample.pool_points > 0:
+        if sample.pool_points < sample.num_points:
+            raise ValueError(f"sample.pool_points {sample.pool_points} is below sample.num_points "
+                             f"{sample.num_points} (0 turns the pool off)")
+        fn = partial(fn, pool_points=sample.pool_points)
     workers = max(1, min(sample.workers, len(items)))
     bar = dict(total=len(items), desc=f"sample {dataset.name}", unit="shape")
     if workers == 1:
@@ -68,8 +114,9 @@ def sample_dataset(dataset: DatasetParams, sample: SampleParams, seed: int) -> t
         chunk = max(1, min(16, len(items) // (workers * 8)))
         with mp.get_context("fork").Pool(workers) as pool:
             results = list(tqdm(pool.imap(fn, items, chunksize=chunk), **bar))
-    ok = [(it, pts) for it, (pts, _) in zip(items, results, strict=True) if pts is not None]
-    bad = [(it, reason) for it, (_, reason) in zip(items, results, strict=True) if reason is not None]
+    pools = [r[2] for r in results if r[0] is not None] if sample.pool_points > 0 else None
+    ok = [(it, r[0]) for it, r in zip(items, results, strict=True) if r[0] is not None]
+    bad = [(it, r[1]) for it, r in zip(items, results, strict=True) if r[1] is not None]
     pts = np.stack([p for _, p in ok]) if ok else np.zeros((0, sample.num_points, 3), np.float32)
     table = points_to_table(
         [it.id for it, _ in ok],
@@ -78,6 +125,7 @@ def sample_dataset(dataset: DatasetParams, sample: SampleParams, seed: int) -> t
         [it.label_name for it, _ in ok],
         [it.source for it, _ in ok],
         pts,
+        pool=pools,
     )
     rejected = pa.table(
         {

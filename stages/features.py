@@ -8,7 +8,9 @@ encodes them with the run's CLIP visual encoder (key ``clip``: "without pretrain
 pretrained depth encoder ``<variant>-seed<seed>`` (``params.pretrain.seeds``), and caches the view features
 plus the class text features (``params.clip.templates``) under ``features_dir(dataset)``
 (:mod:`pipeline.feature_store`). The only downstream stage that runs encoders: adapter parameters never
-trigger a re-encode.
+trigger a re-encode, except ``adapter.resample_epochs`` R > 0: then it also encodes, for ``adapter.views``,
+R random draws of each training cloud from its point pool (``sample.pool_points``), which the adapter
+stages train on, draw ``(epoch - 1) % R`` at each epoch (:mod:`pipeline.feature_store`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from clip2point.render.depth import render_depth
 from clip2point.render.views import get_views
 from pipeline import models
 from pipeline.artifacts import atomic_dir
-from pipeline.feature_store import build_store, read_points_table
+from pipeline.feature_store import build_store, read_points_table, read_train_draws
 from pipeline.keys import VARIANTS
 from pipeline.params import load_params
 from pipeline.paths import features_dir, points_table
@@ -38,6 +40,8 @@ def run(dataset: str, variants: list[str] | None, batch_size: int | None, device
     if bad:
         raise StageError(f"unknown pretraining variant(s) {bad}; known: {list(VARIANTS)}")
     table, clouds, class_names = read_points_table(points_table(dataset))
+    r = params.adapter.resample_epochs
+    draws = read_train_draws(points_table(dataset), r, int(clouds["train"].shape[1])) if r > 0 else None
     view_sets = {name: get_views(name) for name in dict.fromkeys([params.adapter.views, params.zeroshot.views])}
     d, cfg = params.depth, depth_config(params.depth)
     if device == "auto":
@@ -57,7 +61,8 @@ def run(dataset: str, variants: list[str] | None, batch_size: int | None, device
         }
         with atomic_dir(features_dir(dataset)) as tmp:
             build_store(tmp, dataset, table, clouds, class_names, view_sets, d.distance,
-                        lambda p, vs: render_depth(p.to(device), vs, None, cfg), fns, text, bs, extra)
+                        lambda p, vs: render_depth(p.to(device), vs, None, cfg), fns, text, bs, extra,
+                        draws=draws, draw_views=params.adapter.views)
     print(f"features: wrote {features_dir(dataset)}")
 
 

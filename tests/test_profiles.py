@@ -14,7 +14,7 @@ REHEARSAL_MAY_CHANGE = {
     "data", "sample.dense_points", "sample.workers", "render.workers", "render.samples_per_shard",
     "clip.pretrained", "pretrain.epochs", "pretrain.max_steps", "pretrain.batch_size", "pretrain.warmup_steps",
     "pretrain.seeds", "pretrain.variants", "pretrain.num_workers", "zeroshot.batch_size", "adapter.k_shot",
-    "adapter.seeds", "adapter.epochs", "launch", "launch.nproc_per_node",
+    "adapter.seeds", "adapter.epochs", "adapter.resample_epochs", "launch", "launch.nproc_per_node",
 }
 
 

@@ -166,3 +166,23 @@ def test_dead_worker_fails_loudly():
                                workers=1, fn=_die)
     with pytest.raises(StageError, match="worker process died"):
         list(it)
+
+
+def test_pool_column_becomes_a_shard_member(workspace):
+    """sample.pool_points > 0: the points table's pool travels into each sample as ``pool.npy``."""
+    from clip2point.schema import table_points
+
+    t = pq.read_table(paths.points_table("scan"))
+    pools = [np.full((50 + i, 3), i, np.float32) for i in range(t.num_rows)]
+    pq.write_table(points_to_table(t.column("id").to_pylist(), t.column("split").to_pylist(),
+                                   t.column("label").to_numpy(), t.column("label_name").to_pylist(),
+                                   t.column("source").to_pylist(), table_points(t), pool=pools),
+                   paths.points_table("scan"))
+    assert render_stage.main(["scan", "--no-progress"]) == 0
+    m = shards.read_manifest(paths.manifest("scan"))
+    assert m["pool_points"] == 52
+    rows = list(shards.iter_shards(shards.manifest_urls(m, "train"), split_by_node=False, split_by_worker=False))
+    for r in rows:
+        i = int(r["id"].split("_")[1])
+        np.testing.assert_array_equal(r["pool"], pools[i])
+    assert shards.index_split(m, "train").has("pool.npy")

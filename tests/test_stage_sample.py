@@ -223,3 +223,25 @@ def test_point_cloud_dataset_is_fps_subsampled(synth_data):
         np.testing.assert_allclose(np.sort(pts[i], axis=0), np.sort(src, axis=0), atol=1e-5)
     rej = pq.read_table(tmp / "data/points/scan.rejected.parquet").to_pylist()
     assert len(rej) == 2 and all("fewer points" in row["reason"] for row in rej)
+
+
+def test_pool_points_add_a_pool_column_and_keep_the_points(synth_data, tmp_path):
+    """sample.pool_points > 0: an extra ``pool`` column in the points' frame; the points are byte-identical."""
+    from clip2point.schema import table_pool
+
+    tmp, params = synth_data
+    data = tmp / "data"
+    assert _run("sample", "tiny_bench", params=params, data=data).returncode == 0
+    plain = pq.read_table(data / "points/tiny_bench.parquet")
+    with_pool = _params(tmp, pool_points=300)
+    out = tmp_path / "data"  # the dataset roots in params are absolute: only the outputs move
+    r = _run("sample", "tiny_bench", params=with_pool, data=out)
+    assert r.returncode == 0, r.stderr
+    table = pq.read_table(out / "points/tiny_bench.parquet")
+    assert table.column_names == [*plain.column_names, "pool"]
+    assert table.select(plain.column_names).equals(plain)
+    pools = table_pool(table)
+    assert all(p.shape == (300, 3) and np.abs(p).max() < 1.1 for p in pools)
+    bad = _params(tmp, pool_points=10)
+    r = _run("sample", "tiny_bench", params=bad, data=out)
+    assert r.returncode == 2 and "pool_points 10 is below sample.num_points 64" in r.stderr

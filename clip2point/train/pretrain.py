@@ -633,7 +633,8 @@ def _train(run: _Run, source: PretrainSource, val: EvalSet | StreamingEvalSet, c
     source.fields = frozenset({"labels"} | ({"points"} if obj.needs_points else set()))
     sampler = PretrainBatchSampler(len(source), cfg.batch_size, seed=cfg.seed, n_views=source.n_views,
                                    distance=cfg.distance, jitter=cfg.jitter, total=sched.total,
-                                   start=state.step, rank=info.rank, world=info.world)
+                                   start=state.step, rank=info.rank, world=info.world,
+                                   with_epoch=source.wants_epoch)
     loader = make_loader(source, sampler, cfg.num_workers, pin_memory=dev.type == "cuda")
     bar = _Bar(cfg, sched, progress and info.is_main)
     batches = iter(loader)

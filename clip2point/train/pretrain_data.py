@@ -34,8 +34,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from clip2point.shards import ShardIndex
 
-#: One sample of one step: (sample index, view, d1, d2, flip).
-Request = tuple[int, int, float, float, bool]
+#: One sample of one step: (sample index, view, d1, d2, flip), and the epoch appended when the source
+#: resamples its points per epoch (:attr:`PretrainSource.wants_epoch`).
+Request = tuple[int, int, float, float, bool] | tuple[int, int, float, float, bool, int]
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -73,7 +74,7 @@ class PretrainBatchSampler(Sampler[list[Request]]):
     """
 
     def __init__(self, n: int, batch_size: int, *, seed: int, n_views: int, distance: float, jitter: float,
-                 total: int, start: int = 0, rank: int = 0, world: int = 1) -> None:
+                 total: int, start: int = 0, rank: int = 0, world: int = 1, with_epoch: bool = False) -> None:
         if batch_size % world:
             raise ValueError(f"batch_size {batch_size} does not divide by world size {world}")
         if n // batch_size < 1:
@@ -84,6 +85,7 @@ class PretrainBatchSampler(Sampler[list[Request]]):
         self.n_views, self.distance, self.jitter = n_views, distance, jitter
         self.total, self.start, self.rank, self.world = total, start, rank, world
         self.steps_per_epoch = n // batch_size
+        self.with_epoch = with_epoch  # append the epoch to each request (per-epoch resampling)
         self._perm: tuple[int, Tensor] | None = None
 
     def global_plan(self, step: int) -> list[Request]:
@@ -93,8 +95,9 @@ class PretrainBatchSampler(Sampler[list[Request]]):
             self._perm = (epoch, epoch_permutation(self.n, self.seed, epoch))
         idx = self._perm[1][i * self.batch_size : (i + 1) * self.batch_size]
         dr = step_draws(self.seed, step, self.batch_size, self.n_views, self.distance, self.jitter)
-        return list(zip(idx.tolist(), dr["view"].tolist(), dr["d1"].tolist(), dr["d2"].tolist(),
+        reqs = list(zip(idx.tolist(), dr["view"].tolist(), dr["d1"].tolist(), dr["d2"].tolist(),
                         dr["flip"].tolist(), strict=True))
+        return [(*r, epoch) for r in reqs] if self.with_epoch else reqs
 
     def plan(self, step: int) -> list[Request]:
         """This rank's rows of step ``step``'s global batch."""
@@ -118,9 +121,12 @@ class PretrainSource(Dataset):
     """
 
     n_views: int = 0
+    #: True when :meth:`item` needs the epoch (per-epoch resampling): the sampler then appends it.
+    wants_epoch: bool = False
 
     def __init__(self) -> None:
         self.fields: frozenset[str] = frozenset({"points", "labels"})
+        self.epoch = 0  # the epoch of the request being served (set by __getitem__)
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -129,7 +135,9 @@ class PretrainSource(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, req: Request) -> dict[str, Any]:
-        index, view, d1, d2, flip = req
+        index, view, d1, d2, flip = req[:5]
+        if len(req) > 5:
+            self.epoch = int(req[5])  # type: ignore[misc]
         out = self.item(int(index), int(view))
         out.update(index=int(index), view=int(view), d1=d1, d2=d2, flip=bool(flip))
         return out
@@ -158,15 +166,29 @@ class TensorPretrainSource(PretrainSource):
 
 class ShardPretrainSource(PretrainSource):
     """The pool's training split read on demand from its shards (see :func:`clip2point.shards.index_split`):
-    per request, the sample's points (if needed), its label and the one requested RGB view."""
+    per request, the sample's points (if needed), its label and the one requested RGB view.
 
-    def __init__(self, index: ShardIndex) -> None:
+    ``resample_seed`` (per-epoch resampling, the released ``ShapeNetRender.__getitem__``): instead of the
+    fixed points, a fresh random ``num_points`` subset of the sample's ``pool.npy`` for every epoch
+    (:func:`clip2point.sampling.resample_points`, generator from (seed, epoch, sample key) only, so the draw
+    does not depend on worker count, rank or order). ``num_points`` defaults to the fixed points' count."""
+
+    def __init__(self, index: ShardIndex, resample_seed: int | None = None, num_points: int = 0) -> None:
         super().__init__()
         self.index = index
         self.n_views = index.rgb_views
         if self.n_views < 1:
             raise ValueError(f"the pre-training shards ({index.urls[0] if index.urls else 'none'}, …) hold no "
                              "RGB views: image–depth pre-training needs them")
+        self.resample_seed = resample_seed
+        self.num_points = num_points
+        if resample_seed is not None:
+            if not index.has("pool.npy"):
+                raise ValueError("pretrain.resample needs a per-shape point pool but the shards hold none "
+                                 "(set sample.pool_points > 0, then re-run sample and render)")
+            if self.num_points <= 0 and len(index):
+                self.num_points = len(index.points(0))
+            self.wants_epoch = True
 
     def __len__(self) -> int:
         return len(self.index)
@@ -174,9 +196,15 @@ class ShardPretrainSource(PretrainSource):
     def item(self, index: int, view: int) -> dict[str, Any]:
         if not 0 <= view < self.n_views:
             raise IndexError(f"view {view} outside the {self.n_views} RGB views")
-        s = self.index.sample(index, views=[view], with_points="points" in self.fields)
+        resample = self.resample_seed is not None and "points" in self.fields
+        s = self.index.sample(index, views=[view], with_points="points" in self.fields and not resample)
         out: dict[str, Any] = {"rgb": torch.from_numpy(s["rgb"][0]), "label": torch.tensor(s["label"])}
-        if s["points"] is not None:
+        if resample:
+            from clip2point.sampling import resample_generator, resample_points
+
+            g = resample_generator(int(self.resample_seed), self.epoch, s["key"])  # type: ignore[arg-type]
+            out["points"] = torch.from_numpy(resample_points(self.index.pool(index), self.num_points, g))
+        elif s["points"] is not None:
             out["points"] = torch.from_numpy(s["points"])
         return out
 
