@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export PYOPENGL_PLATFORM ?= osmesa
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro test lint ci-repro rehearsal
+.PHONY: setup repro test lint ci-repro rehearsal compare-profiles
 setup:
 	@bash scripts/setup.sh
 
@@ -27,3 +27,7 @@ ci-repro: setup
 # The paper profile (ViT-B-32, 224², released choices) rehearsed on fabricated datasets in the real formats
 rehearsal: setup
 	bash scripts/rehearsal.sh
+
+# The embedded default under the released code's choices, side by side with the default (docs/results/profiles.md)
+compare-profiles: setup
+	bash scripts/compare_profiles.sh

@@ -131,6 +131,10 @@ class DepthParams:
     projection: str = _f("orthographic", choices=("orthographic", "perspective"))  # orthographic | perspective
     distance: float = _f(1.0, gt=0.0)
     jitter: float = _f(0.1, ge=0.0, lt=1.0)  # pretraining distances d * (1 + U(-jitter, jitter))
+    # point footprint: "square" (Eq. 13's R x R block) or "disc" (the released pytorch3d rasteriser: pixels whose
+    # centre lies within ``radius`` NDC units of the projected point; dilation unused; docs/parity.md)
+    footprint: str = _f("square", choices=("square", "disc"))
+    radius: float = _f(0.02, gt=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
