@@ -82,3 +82,26 @@ def test_no_metrics_is_a_failure_in_strict_mode(data_root, monkeypatch, tmp_path
     params.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     monkeypatch.setattr("pipeline.params.PARAMS_FILE", params)
     assert findings.main(["--strict"]) == 1
+
+
+def test_compare_profiles_puts_two_runs_side_by_side(tmp_path, monkeypatch, capsys):
+    """Each column is its own run's numbers and findings (the released-profile comparison of issue 12)."""
+    from pathlib import Path
+
+    from pipeline import compare_profiles
+
+    monkeypatch.setattr("pipeline.params.PARAMS_FILE", Path(__file__).resolve().parents[1] / "params.yaml")
+    before = paths.DATA
+    runs = {}
+    for name, with_acc in (("a", [0.50, 0.52, 0.48]), ("b", [0.31, 0.29, 0.30])):
+        root = tmp_path / name
+        _write(root, "zeroshot/synth_benchmark",
+               {"rows": {"without_pretraining": _row([0.30]), "with_pretraining": _row(with_acc)}})
+        runs[name] = root / "metrics"
+    assert compare_profiles.main([f"a={runs['a']}", f"b={runs['b']}"]) == 0
+    out = capsys.readouterr().out
+    assert "| zero-shot, CLIP2Point (w/ pre-training) | 50.00 ± 2.00 | 30.00 ± 1.00 |" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("| zero-shot: with pre-training above without"))
+    assert line.count("yes:") == 1 and line.count("no:") == 1
+    assert paths.DATA is before  # the data root is restored after reading each run
+    assert compare_profiles.main(["a=/no/such"]) == 1
