@@ -28,11 +28,23 @@ pre-normalised with the max over *points*, ``scatter_reduce(amin)`` into the map
 written pixels to find the max over *pixels*, and an ``index_put`` that rescales those pixels exactly
 (the normalisation is affine and increasing per view, so it commutes with the min). No Python loop over
 points or views.
+
+Footprint (``DepthConfig.footprint``): ``square`` is Eq. 13's R×R block above. ``disc`` is the released
+implementation's footprint (pytorch3d ``PointsRasterizer``, ``radius`` in NDC units, 0.02 there): pixel
+``(i, j)`` has its centre at ``X_c = (2j + 1)/W − 1``, ``Y_c = 1 − (2i + 1)/H`` and is covered by a point at
+``(X, Y)`` iff ``(X − X_c)² + (Y − Y_c)² < r²`` (strict: a centre at exactly r is not covered), i.e. in
+pixels ``(u − j − ½)² + (v − i − ½)² < (r·W/2)²`` (evaluated in float32 pixel units). ``min`` keeps the
+nearest z (pytorch3d's ``points_per_pixel = 1`` z-buffer), ``weighted`` applies Eq. 12 over the points
+covering the pixel; the per-view normalisation is the same. A point may cover no pixel (``r·W/2 < √½``). Candidates: the
+``⌈r·W⌉ × ⌈r·W⌉`` pixels whose centres can lie within r, tested exactly, processed in chunks of whole
+views (:data:`DISC_CHUNK` candidates per step, so the step's arrays stay in cache) into a scratch image
+with a one-pixel border that absorbs out-of-frame candidates.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -45,17 +57,27 @@ PERSPECTIVE_DISTANCE_FACTOR = 2.0
 PERSPECTIVE_FOCAL = 1.0 / math.tan(math.radians(30.0))
 MODES = ("min", "weighted")
 PROJECTIONS = ("orthographic", "perspective")
+FOOTPRINTS = ("square", "disc")
+MAX_RADIUS = 2.0  # NDC units: the frame's width (it spans [−1, 1]²); bounds the candidate window
+DISC_CHUNK = 1 << 20  # disc candidates per step (whole views; fewer points when one view exceeds it)
+_DISC_ENCODE = 0.4  # disc ``min``: per-view scaled depths lie in (0, 0.4], below the background 1.0
 
 
 @dataclass(frozen=True)
 class DepthConfig:
-    """Depth settings: image size, dilation R (Eq. 13), mode (Eq. 14 ``min`` / Eq. 12 ``weighted``)."""
+    """Depth settings: image size, dilation R (Eq. 13), mode (Eq. 14 ``min`` / Eq. 12 ``weighted``).
+
+    ``footprint``: ``square`` (Eq. 13's R×R block, ``dilation``) or ``disc`` (the released pytorch3d
+    footprint, ``radius`` in NDC units; ``dilation`` is then unused).
+    """
 
     image_size: int = 224
     dilation: int = 2
     mode: str = "min"
     projection: str = "orthographic"
     eps: float = 1e-12  # Eq. 12's ε
+    footprint: str = "square"
+    radius: float = 0.02
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -66,6 +88,17 @@ class DepthConfig:
             raise ValueError(f"image_size must be in [1, 8192], got {self.image_size}")
         if not 1 <= int(self.dilation) <= 64:
             raise ValueError(f"dilation must be in [1, 64], got {self.dilation}")
+        if self.footprint not in FOOTPRINTS:
+            raise ValueError(f"depth footprint must be one of {FOOTPRINTS}, got {self.footprint!r}")
+        r = self.radius
+        if not (isinstance(r, numbers.Real) and not isinstance(r, bool) and 0.0 < r <= MAX_RADIUS):
+            raise ValueError(f"depth radius must be in (0, {MAX_RADIUS}] (NDC units), got {self.radius!r}")
+
+
+def disc_window(radius: float, image_size: int) -> int:
+    """Candidate pixels per axis for the disc footprint: at most ⌈2ρ⌉ centres lie strictly within
+    ρ = r·W/2 pixels of a point along one axis (an open interval of length 2ρ)."""
+    return max(1, math.ceil(radius * image_size))
 
 
 def dilation_offsets(r: int) -> range:
@@ -125,7 +158,8 @@ def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
 
     ``distance``: a float, a (B, V) / (V,) / (B, 1) tensor, or None (the view set's distances, else 1.0).
     ``out``: optional workspace from :func:`depth_workspace` (``min`` mode); the result is then a view
-    into it, overwritten by the next call that uses the same workspace.
+    into it, overwritten by the next call that uses the same workspace. ``cfg.footprint`` picks Eq. 13's
+    square block or the released disc (see the module docstring).
     """
     cfg = cfg or DepthConfig()
     views = get_views(views)
@@ -137,6 +171,8 @@ def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
     dev = points.device
     u, v, z = project(points, views, distance, cfg)
     z = z.float()
+    if cfg.footprint == "disc":
+        return _render_disc(u.float(), v.float(), z, b, nv, n, size, float(cfg.radius), cfg, out)
     valid_pt = z > 0  # False for nan
     lim = float(size + r + 2)
     # clamped before the integer cast (no overflow); NaN casts to garbage, but then z is NaN: invalid
@@ -229,6 +265,122 @@ int,
     zmax = torch.where(has, zmax, torch.ones_like(zmax)).clamp_min(torch.finfo(torch.float32).tiny)
     out = torch.where(fg, (val - zmin) / zmax * FOREGROUND_MAX, torch.full_like(val, BACKGROUND))
     return out.view(b, nv, size, size)
+
+
+def _render_disc(u: torch.Tensor, v: torch.Tensor, z: torch.Tensor, b: int, nv: int, n: int, size: int,
+                 radius: float, cfg: DepthConfig, out: torch.Tensor | None) -> torch.Tensor:
+    """Disc footprint (released pytorch3d rasterizer, module docstring) with Eq. 14 / Eq. 12 per pixel.
+
+    Views are processed in groups of whole views (at most :data:`DISC_CHUNK` candidates per step unless a
+    single view has more, then its points are split). Per step: the ``k × k`` candidate centres of every
+    point (``k`` = :func:`disc_window`, the first at column ``⌊u − ½ − ρ⌋ + 1``, row likewise), the test
+    ``dx² < ρ² − dy²`` in float32 pixel units (ρ = r·W/2), candidates outside the frame sent to a one-pixel
+    border of a scratch image, then ``scatter_reduce`` (``min``) or two ``scatter_add`` (``weighted``)
+    along its pixel axis. Per group: the per-view normalisation, written once to the output.
+    """
+    dev = z.device
+    bv, length = b * nv, b * nv * size * size
+    rho = radius * size / 2.0
+    rho2 = torch.tensor(rho * rho, dtype=torch.float32, device=dev)
+    k = disc_window(radius, size)
+    sp = size + 2  # scratch row: a one-pixel border on each side
+    z = z.reshape(bv, n)
+    ok = z > 0  # False for nan
+    far = -float(k + 4)  # z <= 0 or non-finite: a finite spot off the frame (NaN would break the int cast)
+    u = torch.where(ok, u.reshape(bv, n), far)
+    v = torch.where(ok, v.reshape(bv, n), far)
+    lim = float(size + k + 4)
+    # first candidate column / row: the smallest c with c + ½ − u > −ρ
+    c0 = (u - (0.5 + rho)).clamp_(-lim, lim).floor_().add_(1.0)
+    r0 = (v - (0.5 + rho)).clamp_(-lim, lim).floor_().add_(1.0)
+    fx = ((c0 + 0.5) - u)[:, None, :]  # (BV, 1, N): offset of the first candidate centre, in pixels
+    fy = ((r0 + 0.5) - v)[:, None, :]
+    c1 = (c0.long() + 1)[:, None, :]  # scratch column of the first candidate
+    r1 = ((r0.long() + 1) * sp)[:, None, :]  # scratch offset of its row
+    ar = torch.arange(k, dtype=torch.float32, device=dev).view(1, k, 1)
+    arl = torch.arange(k, device=dev).view(1, k, 1)
+    arl_rows = arl * sp
+    ok &= (c0 > -k) & (c0 < size) & (r0 > -k) & (r0 < size)  # some candidate in the frame
+    if cfg.mode == "min":
+        # per-view scaled depth t = z·0.4/max z: the normalisation (z − z_min)/z_max is then done in t
+        zmax = torch.where(ok, z, 0.0).amax(-1, keepdim=True)
+        scaled = z * (_DISC_ENCODE / torch.where(zmax > 0, zmax, 1.0))
+        vals_p = torch.where(ok, scaled, 2.0)[:, None, None, :]  # 2.0: never below the background 1.0
+        res = torch.empty(length, dtype=torch.float32, device=dev) if out is None else _checked_out(out, length, dev)
+    else:
+        zs = torch.where(ok, z, 1.0)
+        num_p = torch.where(ok, zs / (zs + cfg.eps), 0.0)[:, None, None, :]  # Eq. 12 numerator terms
+        den_p = torch.where(ok, 1.0 / zs, 0.0)[:, None, None, :]
+        res = torch.empty(length, dtype=torch.float32, device=dev)
+    res3 = res.view(bv, size, size)
+    per_view = n * k * k
+    g = max(1, min(bv, DISC_CHUNK // per_view))
+    pc = n if per_view <= DISC_CHUNK else max(1, DISC_CHUNK // (k * k))
+    scratch = torch.empty(g, sp * sp, dtype=torch.float32, device=dev)
+    scratch2 = torch.empty_like(scratch) if cfg.mode == "weighted" else scratch
+    for g0 in range(0, bv, g):
+        g1 = min(bv, g0 + g)
+        gb, gb2 = scratch[: g1 - g0], scratch2[: g1 - g0]
+        gb.fill_(BACKGROUND if cfg.mode == "min" else 0.0)
+        if cfg.mode == "weighted":
+            gb2.fill_(0.0)
+        for p0 in range(0, n, pc):
+            sl = (slice(g0, g1), slice(None), slice(p0, p0 + pc))
+            dx2 = (fx[sl] + ar).square_()  # (G, k, P) squared candidate-centre offsets per axis
+            dy = fy[sl] + ar
+            h2 = torch.addcmul(rho2, dy, dy, value=-1.0)  # ρ² − dy²
+            cover = dx2[:, None, :, :] < h2[:, :, None, :]  # (G, k_row, k_col, P)
+            cols = (c1[sl] + arl).clamp_(0, size + 1)  # outside the frame → the border
+            rows = (r1[sl] + arl_rows).clamp_(0, (size + 1) * sp)
+            idx = (rows[:, :, None, :] + cols[:, None, :, :]).reshape(g1 - g0, -1)
+            if cfg.mode == "min":
+                vals = torch.where(cover, vals_p[sl[0], :, :, sl[2]], 2.0)
+                gb.scatter_reduce_(1, idx, vals.reshape(g1 - g0, -1), reduce="amin", include_self=True)
+            else:
+                gb.scatter_add_(1, idx, torch.where(cover, num_p[sl[0], :, :, sl[2]], 0.0).reshape(g1 - g0, -1))
+                gb2.scatter_add_(1, idx, torch.where(cover, den_p[sl[0], :, :, sl[2]], 0.0).reshape(g1 - g0, -1))
+        inner = gb.view(g1 - g0, sp, sp)[:, 1:-1, 1:-1]
+        if cfg.mode == "min":
+            _normalise_disc_min(inner, res3[g0:g1])
+        else:
+            _normalise_weighted(inner, gb2.view(g1 - g0, sp, sp)[:, 1:-1, 1:-1], res3[g0:g1])
+    return res.view(b, nv, size, size)
+
+
+def _checked_out(out: torch.Tensor, length: int, device: torch.device) -> torch.Tensor:
+    if out.dtype != torch.float32 or out.ndim != 1 or out.numel() < length or out.device != device:
+        raise ValueError(f"out must be a 1-D float32 tensor of >= {length} elements on {device}")
+    return out[:length]
+
+
+def _normalise_disc_min(t: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Per view (G, H, W): scaled depths t ∈ (0, 0.4] (background 1.0) → ``(t − t_min)/t_max · 200/255``.
+
+    t is z times a per-view constant, so this is the module's ``(z − z_min)/z_max`` over the view's
+    foreground pixels. ``frac`` maps the background 1.0 to 0 for the max; the background ends above 1 after
+    the affine map ((1 − t_min)·(200/255)/t_max ≥ 0.6·0.78/0.4 > 1) and the final clamp sets it to 1.0.
+    """
+    tmin = t.amin((1, 2), keepdim=True)
+    work = t.frac()
+    tmax = work.amax((1, 2), keepdim=True)
+    has = tmin < 1.0
+    tmin = torch.where(has, tmin, 0.0)
+    scale = torch.where(has, FOREGROUND_MAX / tmax.clamp_min(torch.finfo(torch.float32).tiny), 1.0)
+    torch.sub(t, tmin, out=work).mul_(scale)
+    return torch.clamp(work, max=BACKGROUND, out=dst)
+
+
+def _normalise_weighted(num: torch.Tensor, den: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Eq. 12 per pixel (Σ z/(z+ε) / Σ 1/z) and the per-view normalisation, (G, H, W) → ``dst``."""
+    fg = den > 0
+    val = num / torch.where(fg, den, 1.0)
+    inf = float("inf")
+    zmin = torch.where(fg, val, inf).amin((1, 2), keepdim=True)
+    zmax = torch.where(fg, val, -inf).amax((1, 2), keepdim=True)
+    has = fg.any(2, keepdim=True).any(1, keepdim=True)
+    zmin = torch.where(has, zmin, 0.0)
+    zmax = torch.where(has, zmax, 1.0).clamp_min(torch.finfo(torch.float32).tiny)
+    return dst.copy_(torch.where(fg, (val - zmin) / zmax * FOREGROUND_MAX, BACKGROUND))
 
 
 def jittered_distances(b: int, v: int, base: float = 1.0, jitter: float = 0.1,
