@@ -21,6 +21,15 @@ from clip2point.render.depth import FOREGROUND_MAX, DepthConfig, depth_workspace
 from clip2point.render.views import VIEW_SETS, view_rotations
 
 
+def _min_depth_image(rr: torch.Tensor, cc: torch.Tensor, zz: torch.Tensor, ok: torch.Tensor, size: int) -> torch.Tensor:
+    """Scatter the kept candidates (``ok``) as a min-z buffer at pixel ``(rr, cc)``, then normalise (Eq. 14)."""
+    img = torch.full((size * size,), float("inf"), device=zz.device)
+    img.scatter_reduce_(0, (rr * size + cc)[ok], zz[ok], reduce="amin")
+    fg = torch.isfinite(img)
+    zmin, zmax = img[fg].min(), img[fg].max()
+    return torch.where(fg, (img - zmin) / zmax * FOREGROUND_MAX, 1.0).view(size, size)
+
+
 def per_view_reference(points: torch.Tensor, dist: torch.Tensor, size: int, r: int) -> torch.Tensor:
     """One image at a time: project, dilate, scatter_reduce(amin), normalise over the image."""
     vs = VIEW_SETS["pretrain10"]
@@ -39,11 +48,7 @@ def per_view_reference(points: torch.Tensor, dist: torch.Tensor, size: int, r: i
             cc = (col[:, None, None] + offs[None, None, :]).expand(-1, r, r).reshape(-1)
             zz = z[:, None].expand(-1, r * r).reshape(-1)
             ok = (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size) & (zz > 0)
-            img = torch.full((size * size,), float("inf"), device=points.device)
-            img.scatter_reduce_(0, (rr * size + cc)[ok], zz[ok], reduce="amin")
-            fg = torch.isfinite(img)
-            zmin, zmax = img[fg].min(), img[fg].max()
-            out[i, v] = torch.where(fg, (img - zmin) / zmax * FOREGROUND_MAX, 1.0).view(size, size)
+            out[i, v] = _min_depth_image(rr, cc, zz, ok, size)
     return out
 
 
@@ -72,11 +77,7 @@ def per_view_disc_reference(points: torch.Tensor, dist: torch.Tensor, size: int,
             zz = z[:, None].expand(-1, k * k).reshape(-1)
             hit = (cc + 0.5 - uu) ** 2 < rho * rho - (rr + 0.5 - ww) ** 2
             ok = hit & (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size) & (zz > 0)
-            img = torch.full((size * size,), float("inf"), device=points.device)
-            img.scatter_reduce_(0, (rr * size + cc)[ok], zz[ok], reduce="amin")
-            fg = torch.isfinite(img)
-            zmin, zmax = img[fg].min(), img[fg].max()
-            out[i, v] = torch.where(fg, (img - zmin) / zmax * FOREGROUND_MAX, 1.0).view(size, size)
+            out[i, v] = _min_depth_image(rr, cc, zz, ok, size)
     return out
 
 

@@ -20,23 +20,13 @@ from __future__ import annotations
 import argparse
 import platform
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import trimesh
+from _timing import best_of
 
 from clip2point.io.meshes import read_off, write_off
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def write_quads(mesh: trimesh.Trimesh, path: Path) -> None:

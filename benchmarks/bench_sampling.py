@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 import torch
+from _timing import best_of
 
 from clip2point.sampling import farthest_point_sample, mesh_to_points, sample_surface
 from clip2point.synth import CLASSES, make_shape, shape_rng
@@ -34,15 +34,6 @@ def torch_fps(points: torch.Tensor, k: int, start: int) -> torch.Tensor:
         dist = torch.minimum(dist, ((points - points[chosen[i - 1]]) ** 2).sum(dim=1))
         chosen[i] = torch.argmax(dist)
     return chosen
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

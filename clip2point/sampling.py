@@ -131,6 +131,16 @@ def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
     return (centred / radius).astype(pts.dtype, copy=False)
 
 
+def _checked_points(points: np.ndarray) -> np.ndarray:
+    """``points`` as float64, checked to be a non-empty, finite ``(N, 3)`` cloud (else :class:`SamplingError`)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
+        raise SamplingError(f"expected non-empty (N, 3) points, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise SamplingError("non-finite coordinates (NaN/inf)")
+    return pts
+
+
 def points_to_points(
     points: np.ndarray, num_points: int, seed: int = 0, allow_fewer: bool = False
 ) -> np.ndarray:
@@ -139,11 +149,7 @@ def points_to_points(
     A cloud with fewer than ``num_points`` points raises :class:`SamplingError`, unless ``allow_fewer``,
     in which case points are repeated (drawn with replacement, seeded) to reach ``num_points``.
     """
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
-        raise SamplingError(f"expected non-empty (N, 3) points, got shape {pts.shape}")
-    if not np.isfinite(pts).all():
-        raise SamplingError("non-finite coordinates (NaN/inf)")
+    pts = _checked_points(points)
     rng = np.random.default_rng(seed)
     if len(pts) < num_points:
         if not allow_fewer:
@@ -198,11 +204,7 @@ def mesh_fps_raw(mesh: trimesh.Trimesh, num_points: int, n_dense: int, seed: int
 
 def points_fps_raw(points: np.ndarray, num_points: int, seed: int = 0) -> np.ndarray:
     """The un-normalised FPS points of :func:`points_to_points` (float64, no ``allow_fewer``)."""
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
-        raise SamplingError(f"expected non-empty (N, 3) points, got shape {pts.shape}")
-    if not np.isfinite(pts).all():
-        raise SamplingError("non-finite coordinates (NaN/inf)")
+    pts = _checked_points(points)
     rng = np.random.default_rng(seed)
     if len(pts) < num_points:
         raise SamplingError(f"fewer points than requested ({len(pts)} < {num_points})")

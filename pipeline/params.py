@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from pipeline._env import env_path
+
 _ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
 #: the params file as the environment gave it at import; replace it (monkeypatch) to pin another file.
 #: :func:`params_file` re-reads ``$CLIP2POINT_PARAMS`` while PARAMS_FILE is not replaced.
@@ -26,9 +28,7 @@ PARAMS_FILE = _ENV_DEFAULT
 
 def params_file() -> Path:
     """``PARAMS_FILE`` when it was replaced, else ``$CLIP2POINT_PARAMS`` (default ``params.yaml``) read now."""
-    if PARAMS_FILE is not _ENV_DEFAULT:
-        return PARAMS_FILE
-    return Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
+    return env_path(PARAMS_FILE, _ENV_DEFAULT, "CLIP2POINT_PARAMS", "params.yaml")
 
 
 #: the registered pre-training objectives (``clip2point.train.pretrain``'s registry; spelled here so that reading

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipeline._env import env_path
 from pipeline.keys import EncoderKey
 
 _ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_DATA", "data"))
@@ -20,9 +21,7 @@ DATA = _ENV_DEFAULT
 
 def data_root() -> Path:
     """``DATA`` when it was replaced, else ``$CLIP2POINT_DATA`` (default ``data``) read now."""
-    if DATA is not _ENV_DEFAULT:
-        return DATA
-    return Path(os.environ.get("CLIP2POINT_DATA", "data"))
+    return env_path(DATA, _ENV_DEFAULT, "CLIP2POINT_DATA", "data")
 
 
 def synth_root(pool: str) -> Path:

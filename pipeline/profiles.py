@@ -16,6 +16,7 @@ import yaml
 from pipeline.params import ParamsError, params_from_dict, parse_yaml
 
 REPLACE_KEY = "replace"
+BASE_KEY = "overlay_of"  # the profile an overlay is written against (documentation and tests)
 
 
 def merge(base: Any, overlay: Any) -> Any:
@@ -32,6 +33,7 @@ def compose(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     """The composed raw params; validated (a ``ParamsError`` names a bad key)."""
     overlay = dict(overlay)
     replace = overlay.pop(REPLACE_KEY, [])
+    overlay.pop(BASE_KEY, None)
     out = merge({k: v for k, v in base.items() if k not in replace}, overlay)
     params_from_dict(out)
     return out

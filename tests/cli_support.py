@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from released_support import randomised
 from typer.testing import CliRunner
 
 from clip2point.cli import app
@@ -47,18 +48,7 @@ def register_tiny_quickgelu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _randomised(module, seed: int):
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
-            if name.endswith("num_batches_tracked"):
-                t.fill_(7)
-            elif name.endswith("running_var"):
-                t.copy_(0.5 + torch.rand(t.shape, generator=g))
-            elif t.is_floating_point():
-                t.copy_(torch.randn(t.shape, generator=g) * (0.02 if t.ndim > 1 else 0.5))
-    return module.eval()
+    return randomised(module, seed, std=(0.02, 0.5)).eval()
 
 
 def released_dpa_files(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:

@@ -72,6 +72,14 @@ def _make(name: str) -> torch.nn.Module:
     return create_adapter(name, n_views=V, dim=C, hidden=H, logit_scale=7.0).double()
 
 
+def _logits(name: str, data) -> tuple[torch.nn.Module, float, torch.Tensor]:
+    """The adapter ``name`` (:func:`_make`), its logit scale and its logits on ``data`` (the paths it takes)."""
+    f1, f2, text = data
+    model = _make(name)
+    s = model.scale().item()
+    return model, s, model(*(f1, f2)[: model.n_paths], text)
+
+
 def test_global_view_matches_eq16(data):
     f1, _, text = data
     model = _make("global_view")
@@ -87,9 +95,7 @@ def test_global_view_matches_eq16(data):
 
 def test_dual_path_matches_eq17_19(data):
     fc, fd, text = data
-    model = _make("dual_path")
-    s = model.scale().item()
-    out = model(fc, fd, text)
+    model, s, out = _logits("dual_path", data)
     for b in range(B):
         gc = _global_ref(model.clip_path, fc[b])  # Eq. 17
         gd = _global_ref(model.depth_path, fd[b])  # Eq. 18
@@ -106,9 +112,7 @@ def test_dual_path_paths_are_not_interchangeable(data):
 
 def test_inter_view_matches_eq2_4_with_mean_view_logits(data):
     f1, _, text = data
-    model = _make("inter_view")
-    s = model.scale().item()
-    out = model(f1, text)
+    model, s, out = _logits("inter_view", data)
     for b in range(B):
         a = _inter_ref(model.branch, f1[b])
         for k in range(K):
@@ -118,9 +122,7 @@ def test_inter_view_matches_eq2_4_with_mean_view_logits(data):
 
 def test_dual_path_inter_view_matches_transcription(data):
     fc, fd, text = data
-    model = _make("dual_path_inter_view")
-    s = model.scale().item()
-    out = model(fc, fd, text)
+    model, s, out = _logits("dual_path_inter_view", data)
     for b in range(B):
         ac, ad = _inter_ref(model.clip_path, fc[b]), _inter_ref(model.depth_path, fd[b])
         for k in range(K):

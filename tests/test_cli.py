@@ -15,14 +15,7 @@ import pytest
 import torch
 import trimesh
 import yaml
-from cli_support import (  # noqa: F401 (isolated: autouse fixture)
-    TINY,
-    TINY_QUICK,
-    isolated,
-    released_args,
-    released_dpa_files,
-    run,
-)
+from cli_support import TINY, TINY_QUICK, isolated, released_args, released_dpa_files, run  # noqa: F401 (autouse)
 
 from clip2point.cli.prepare import edit_params_text
 

@@ -22,14 +22,7 @@ import numpy as np
 import pytest
 import trimesh
 import yaml
-from cli_support import (  # noqa: F401 (isolated: autouse fixture)
-    TINY,
-    TINY_QUICK,
-    isolated,
-    released_args,
-    released_dpa_files,
-    run,
-)
+from cli_support import TINY, TINY_QUICK, isolated, released_args, released_dpa_files, run  # noqa: F401 (autouse)
 
 LABELS = ["--labels", "chair,table"]
 REPO_PARAMS = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()

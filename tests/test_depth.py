@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 
+import depth_support as twin
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from depth_support import K, check_batched_equals_per_cloud, check_degenerate_clouds, unit_clouds
 
 from clip2point.render.depth import (
     FOREGROUND_MAX,
     DepthConfig,
-    depth_workspace,
     jittered_distances,
     render_depth,
 )
@@ -26,8 +27,6 @@ from clip2point.render.views import (
     y_up_matrix,
 )
 
-K = 200.0 / 255.0
-
 
 # ----------------------------------------------------------------------------------------------------------
 # slow, obviously-correct twin: loops over clouds, views, points and candidate pixels, Eq. 13 literally
@@ -39,21 +38,13 @@ def reference_depth(points: np.ndarray, views: ViewSet, dist: np.ndarray, cfg: D
     out = np.ones((b, len(views), size, size))
     for bi in range(b):
         for vi in range(len(views)):
-            right, up, back = frames[vi]
             d = float(dist[bi, vi])
             cells: dict[tuple[int, int], list[float]] = {}
             for p in points[bi].astype(np.float64):
-                x, y, s = p @ right, p @ up, p @ back
-                if cfg.projection == "orthographic":
-                    z, px, py = d - s / d, x / d, y / d
-                else:
-                    z = 2 * d - s
-                    if not z > 0:
-                        continue
-                    f = 1 / math.tan(math.radians(30))
-                    px, py = f * x / z, f * y / z
-                if not z > 0:
+                projected = twin.project_point(p, frames[vi], d, cfg)
+                if projected is None:
                     continue
+                px, py, z = projected
                 pc = math.floor((px + 1) * size / 2)  # the point's pixel (column)
                 pr = math.floor((1 - py) * size / 2)  # (row)
                 for hr in range(pr - r, pr + r + 1):
@@ -62,24 +53,8 @@ def reference_depth(points: np.ndarray, views: ViewSet, dist: np.ndarray, cfg: D
                         if hr - r / 2 <= pr < hr + r / 2 and hc - r / 2 <= pc < hc + r / 2:
                             if 0 <= hr < size and 0 <= hc < size:
                                 cells.setdefault((hr, hc), []).append(z)
-            if not cells:
-                continue
-            vals = {}
-            for key, zs in cells.items():
-                if cfg.mode == "min":
-                    vals[key] = min(zs)  # Eq. 14
-                else:
-                    vals[key] = sum(z / (z + cfg.eps) for z in zs) / sum(1 / z for z in zs)  # Eq. 12
-            zmin, zmax = min(vals.values()), max(vals.values())
-            for (hr, hc), val in vals.items():
-                out[bi, vi, hr, hc] = (val - zmin) / zmax * K
+            twin.write_normalised(out[bi, vi], {key: twin.pixel_depth(zs, cfg) for key, zs in cells.items()})
     return out
-
-
-def unit_clouds(b: int, n: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    p = torch.randn(b, n, 3, generator=g) * torch.tensor([1.0, 0.6, 0.4])
-    return p / p.norm(dim=-1, keepdim=True).amax(1, keepdim=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -212,18 +187,7 @@ def test_matches_reference_with_points_outside_the_frame():
 
 
 def test_batched_equals_per_cloud_and_workspace_reuse():
-    pts = unit_clouds(4, 256, seed=2)
-    dist = jittered_distances(4, 1, 1.0, 0.1, torch.Generator().manual_seed(3))
-    cfg = DepthConfig(48, 2)
-    full = render_depth(pts, "pretrain10", dist, cfg)
-    for i in range(4):
-        one = render_depth(pts[i:i + 1], "pretrain10", float(dist[i, 0]), cfg)
-        assert torch.equal(full[i], one[0])
-    ws = depth_workspace(4, 10, 48)
-    again = render_depth(pts, "pretrain10", dist, cfg, out=ws)
-    assert torch.equal(full, again)
-    render_depth(pts.flip(0), "pretrain10", dist, cfg, out=ws)  # overwrites the workspace fully
-    assert torch.equal(render_depth(pts, "pretrain10", dist, cfg, out=ws), full)
+    check_batched_equals_per_cloud(DepthConfig(48, 2))
 
 
 def test_value_range_and_normalisation():
@@ -241,23 +205,7 @@ def test_value_range_and_normalisation():
 @pytest.mark.parametrize("mode", ["min", "weighted"])
 @pytest.mark.parametrize("projection", ["orthographic", "perspective"])
 def test_degenerate_clouds_are_finite(mode, projection):
-    cfg = DepthConfig(32, 2, mode=mode, projection=projection)
-    single = torch.tensor([[[0.3, -0.2, 0.1]]])
-    equal = torch.full((1, 100, 3), 0.25)
-    outside = torch.full((1, 50, 3), 10.0)  # outside the frame, and behind the camera
-    with_nan = unit_clouds(1, 50, 0)
-    with_nan[0, :5] = float("nan")
-    with_nan[0, 5] = float("inf")
-    for pts in (single, equal, outside, with_nan):
-        out = render_depth(pts, "pretrain10", 1.0, cfg)
-        assert torch.isfinite(out).all()
-        assert ((out == 1.0) | ((out >= 0) & (out <= FOREGROUND_MAX + 1e-6))).all()
-    if projection == "orthographic":  # (10, 10, 10) is outside every view's frame
-        assert (render_depth(outside, "pretrain10", 1.0, cfg) == 1.0).all()
-    else:  # front view, camera at z = 2: a point at z = 3 is behind it
-        behind = torch.tensor([[[0.0, 0.0, 3.0]]])
-        assert (render_depth(behind, ViewSet((0,), (0,)), 1.0, cfg) == 1.0).all()
-    assert (render_depth(with_nan, "pretrain10", 1.0, cfg) < 1).any()
+    check_degenerate_clouds(DepthConfig(32, 2, mode=mode, projection=projection))
 
 
 # ----------------------------------------------------------------------------------------------------------

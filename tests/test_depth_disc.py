@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import math
-
+import depth_support as twin
 import numpy as np
 import pytest
 import torch
+from depth_support import K, check_batched_equals_per_cloud, check_degenerate_clouds, unit_clouds
 
 import clip2point.render.depth as depth_mod
 from clip2point.render.depth import (
     FOREGROUND_MAX,
     DepthConfig,
-    depth_workspace,
     disc_window,
     jittered_distances,
     render_depth,
 )
 from clip2point.render.views import VIEW_SETS, ViewSet, camera_frames
 
-K = 200.0 / 255.0
 FRONT = ViewSet((0,), (0,))
 
 
@@ -33,43 +31,19 @@ def reference_disc(points: np.ndarray, views: ViewSet, dist: np.ndarray, cfg: De
     out = np.ones((b, len(views), size, size))
     for bi in range(b):
         for vi in range(len(views)):
-            right, up, back = frames[vi]
             d = float(dist[bi, vi])
-            proj = []  # (X, Y, z): image-plane coordinates in [-1, 1] (X right, Y up) and depth
-            for p in points[bi].astype(np.float64):
-                x, y, s = p @ right, p @ up, p @ back
-                if cfg.projection == "orthographic":
-                    z, px, py = d - s / d, x / d, y / d
-                else:
-                    z = 2 * d - s
-                    f = 1 / math.tan(math.radians(30))
-                    px, py = (f * x / z, f * y / z) if z > 0 else (0.0, 0.0)
-                if z > 0:  # the module drops z <= 0 (pytorch3d: z < 0)
-                    proj.append((px, py, z))
+            # (X, Y, z) of the kept points (the module drops z <= 0; pytorch3d: z < 0)
+            proj = [q for p in points[bi].astype(np.float64) if (q := twin.project_point(p, frames[vi], d, cfg))]
             vals = {}
             for yi in range(size):  # row 0 at the top
                 yf = 1 - (2 * yi + 1) / size  # pixel-centre Y (pytorch3d's PixToNonSquareNdc of row H-1-yi)
                 for xi in range(size):
                     xf = (2 * xi + 1) / size - 1  # pixel-centre X, X pointing right
                     hits = [z for (px, py, z) in proj if (px - xf) ** 2 + (py - yf) ** 2 < r2]
-                    if not hits:
-                        continue
-                    if cfg.mode == "min":
-                        vals[yi, xi] = min(hits)  # Eq. 14 (pytorch3d z-buffer, points_per_pixel 1)
-                    else:
-                        vals[yi, xi] = sum(z / (z + cfg.eps) for z in hits) / sum(1 / z for z in hits)  # Eq. 12
-            if not vals:
-                continue
-            zmin, zmax = min(vals.values()), max(vals.values())
-            for (yi, xi), val in vals.items():
-                out[bi, vi, yi, xi] = (val - zmin) / zmax * K
+                    if hits:
+                        vals[yi, xi] = twin.pixel_depth(hits, cfg)  # Eq. 14: pytorch3d z-buffer, points_per_pixel 1
+            twin.write_normalised(out[bi, vi], vals)
     return out
-
-
-def unit_clouds(b: int, n: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    p = torch.randn(b, n, 3, generator=g) * torch.tensor([1.0, 0.6, 0.4])
-    return p / p.norm(dim=-1, keepdim=True).amax(1, keepdim=True)
 
 
 def disc(size: int, radius: float, **kw) -> DepthConfig:
@@ -205,18 +179,9 @@ def test_chunking_does_not_change_the_result(mode, monkeypatch):
 
 
 def test_batched_equals_per_cloud_and_workspace_reuse():
-    pts = unit_clouds(4, 256, seed=2)
-    dist = jittered_distances(4, 1, 1.0, 0.1, torch.Generator().manual_seed(3))
-    cfg = disc(48, 0.05)
-    full = render_depth(pts, "pretrain10", dist, cfg)
-    for i in range(4):
-        assert torch.equal(full[i], render_depth(pts[i:i + 1], "pretrain10", float(dist[i, 0]), cfg)[0])
-    ws = depth_workspace(4, 10, 48)
-    assert torch.equal(render_depth(pts, "pretrain10", dist, cfg, out=ws), full)
-    render_depth(pts.flip(0), "pretrain10", dist, cfg, out=ws)
-    assert torch.equal(render_depth(pts, "pretrain10", dist, cfg, out=ws), full)
+    pts, dist, _ = check_batched_equals_per_cloud(disc(48, 0.05))
     with pytest.raises(ValueError, match="out must be a 1-D float32 tensor"):
-        render_depth(pts, "pretrain10", dist, cfg, out=torch.empty(10))
+        render_depth(pts, "pretrain10", dist, disc(48, 0.05), out=torch.empty(10))
 
 
 def test_value_range_and_normalisation():
@@ -232,23 +197,8 @@ def test_value_range_and_normalisation():
 @pytest.mark.parametrize("mode", ["min", "weighted"])
 @pytest.mark.parametrize("projection", ["orthographic", "perspective"])
 def test_degenerate_clouds_are_finite(mode, projection):
-    cfg = disc(32, 0.1, mode=mode, projection=projection)
-    single = torch.tensor([[[0.3, -0.2, 0.1]]])
-    equal = torch.full((1, 100, 3), 0.25)
-    outside = torch.full((1, 50, 3), 10.0)
     huge = torch.full((1, 5, 3), 1e30)
-    with_nan = unit_clouds(1, 50, 0)
-    with_nan[0, :5] = float("nan")
-    with_nan[0, 5] = float("inf")
-    for pts in (single, equal, outside, huge, with_nan):
-        out = render_depth(pts, "pretrain10", 1.0, cfg)
-        assert torch.isfinite(out).all()
-        assert ((out == 1.0) | ((out >= 0) & (out <= FOREGROUND_MAX + 1e-6))).all()
-    if projection == "orthographic":  # (10, 10, 10) is outside every orthographic frame
-        assert (render_depth(outside, "pretrain10", 1.0, cfg) == 1.0).all()
-    else:  # front view, camera at z = 2: a point at z = 3 is behind it
-        assert (render_depth(torch.tensor([[[0.0, 0.0, 3.0]]]), FRONT, 1.0, cfg) == 1.0).all()
-    assert (render_depth(with_nan, "pretrain10", 1.0, cfg) < 1).any()
+    check_degenerate_clouds(disc(32, 0.1, mode=mode, projection=projection), extra=(huge,))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -27,11 +27,11 @@ def test_default_params_load():
 def test_profiles_load(profile):
     """Every params profile shipped in configs/ validates (an overlay, composed over paper.yaml)."""
     from pipeline.params import parse_yaml
-    from pipeline.profiles import REPLACE_KEY, compose
+    from pipeline.profiles import BASE_KEY, compose
 
     raw = parse_yaml(profile.read_text())
-    if REPLACE_KEY in raw:
-        compose(parse_yaml((ROOT / "configs" / "paper.yaml").read_text()), raw)
+    if BASE_KEY in raw:
+        compose(parse_yaml((ROOT / raw[BASE_KEY]).read_text()), raw)
     else:
         load_params(profile)
 

@@ -13,6 +13,7 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
+from released_support import randomised
 
 import clip2point.models.clip  # noqa: F401 - registers the c2p-tiny config with open_clip
 from clip2point.models.adapters import ReleasedDualPathAdapter, SimplifiedAdapter
@@ -64,18 +65,6 @@ def _pretrain_ckpt(point_model: dict, image_model: dict) -> dict[str, torch.Tens
     ckpt |= {f"module.image_model.{k}": v.clone() for k, v in image_model.items()}
     ckpt["module.weights"] = torch.tensor(1.3)
     return ckpt | _selector_buffers("module.")
-
-
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
-            if name.endswith("num_batches_tracked"):
-                t.fill_(7)
-            elif name.endswith("running_var"):
-                t.copy_(0.5 + torch.rand(t.shape, generator=g))
-            else:
-                t.copy_(torch.randn(t.shape, generator=g))
 
 
 def _images(visual: torch.nn.Module) -> torch.Tensor:
@@ -175,8 +164,8 @@ def test_depth_encoder_errors_name_the_keys(tmp_path):
 
 def _released_adapters(dim: int) -> tuple[SimplifiedAdapter, SimplifiedAdapter]:
     a1, a2 = SimplifiedAdapter(V, dim, hidden=H), SimplifiedAdapter(V, dim, hidden=H)
-    _randomise(a1, 11)
-    _randomise(a2, 12)
+    randomised(a1, 11)
+    randomised(a2, 12)
     return a1.eval(), a2.eval()
 
 

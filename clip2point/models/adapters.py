@@ -104,28 +104,40 @@ class Adapter(nn.Module):
         self.scale = _LogitScale(logit_scale, learn_scale)
 
 
-class GlobalViewAdapter(Adapter):
+class _BranchAdapter(Adapter):
+    """An adapter made of one ``branch_cls(n_views, dim, hidden, dropout)`` per path, stored under the attribute
+    names ``path_names`` (built in that order, after the logit scale: this fixes parameter order, RNG draws
+    and state-dict keys). Subclasses set ``branch_cls``, ``path_names`` and ``n_paths`` and write ``forward``."""
+
+    branch_cls: Callable[..., nn.Module]
+    path_names: tuple[str, ...] = ()
+
+    def _build_paths(self, n_views: int, dim: int, hidden: int, dropout: float) -> None:
+        for name in self.path_names:
+            setattr(self, name, self.branch_cls(n_views, dim, hidden, dropout))
+
+
+class _ProjectAdapter(_BranchAdapter):
+    """Base of this project's heads: learnable logit scale initialised at CLIP's, no dropout by default."""
+
+    def __init__(self, n_views: int, dim: int, hidden: int = 0, dropout: float = 0.0,
+                 logit_scale: float = CLIP_INIT_SCALE, learn_scale: bool = True) -> None:  # fmt: skip
+        super().__init__(logit_scale, learn_scale)
+        self._build_paths(n_views, dim, hidden, dropout)
+
+
+class GlobalViewAdapter(_ProjectAdapter):
     """Global-view adapter, Eq. 16: ``logits = s · norm(G) · norm(F^T)^T`` (single path)."""
 
     n_paths = 1
-
-    def __init__(
-        self,
-        n_views: int,
-        dim: int,
-        hidden: int = 0,
-        dropout: float = 0.0,
-        logit_scale: float = CLIP_INIT_SCALE,
-        learn_scale: bool = True,
-    ) -> None:
-        super().__init__(logit_scale, learn_scale)
-        self.global_feature = GlobalFeature(n_views, dim, hidden, dropout)
+    branch_cls = GlobalFeature
+    path_names = ("global_feature",)
 
     def forward(self, feats: Tensor, text: Tensor) -> Tensor:
         return _cosine_logits(self.global_feature(feats), text, self.scale())
 
 
-class DualPathAdapter(Adapter):
+class DualPathAdapter(_ProjectAdapter):
     """Dual-Path Adapter (DPA), Eq. 17–19: ``logits = s · norm((G^C + G^D)/2) · norm(F^T)^T``.
 
     ``forward(clip_feats, depth_feats, text)``: the first path is the CLIP visual encoder's view features
@@ -133,19 +145,8 @@ class DualPathAdapter(Adapter):
     """
 
     n_paths = 2
-
-    def __init__(
-        self,
-        n_views: int,
-        dim: int,
-        hidden: int = 0,
-        dropout: float = 0.0,
-        logit_scale: float = CLIP_INIT_SCALE,
-        learn_scale: bool = True,
-    ) -> None:
-        super().__init__(logit_scale, learn_scale)
-        self.clip_path = GlobalFeature(n_views, dim, hidden, dropout)
-        self.depth_path = GlobalFeature(n_views, dim, hidden, dropout)
+    branch_cls = GlobalFeature
+    path_names = ("clip_path", "depth_path")
 
     def forward(self, clip_feats: Tensor, depth_feats: Tensor, text: Tensor) -> Tensor:
         g = 0.5 * (self.clip_path(clip_feats) + self.depth_path(depth_feats))  # Eq. 19
@@ -172,50 +173,29 @@ class InterViewBranch(nn.Module):
         return feats + f_hat
 
 
-class InterViewAdapter(Adapter):
+class InterViewAdapter(_ProjectAdapter):
     """PointCLIP inter-view adapter, Eq. 2–4 with ``α_v = 1/V`` (mean of view logits, no post-search).
 
     ``logits = (1/V) Σ_v s · norm(F_v + F̂_v) · norm(F^T)^T``.
     """
 
     n_paths = 1
-
-    def __init__(
-        self,
-        n_views: int,
-        dim: int,
-        hidden: int = 0,
-        dropout: float = 0.0,
-        logit_scale: float = CLIP_INIT_SCALE,
-        learn_scale: bool = True,
-    ) -> None:
-        super().__init__(logit_scale, learn_scale)
-        self.branch = InterViewBranch(n_views, dim, hidden, dropout)
+    branch_cls = InterViewBranch
+    path_names = ("branch",)
 
     def forward(self, feats: Tensor, text: Tensor) -> Tensor:
         return _cosine_logits(self.branch(feats), text, self.scale()).mean(dim=1)
 
 
-class DualPathInterViewAdapter(Adapter):
+class DualPathInterViewAdapter(_ProjectAdapter):
     """Table 4's dual-path inter-view cell: one inter-view branch per encoder, Eq. 19's mean per view.
 
     ``logits = (1/V) Σ_v s · norm(½(A^C_v + A^D_v)) · norm(F^T)^T`` with ``A_v = F_v + F̂_v`` of each path.
     """
 
     n_paths = 2
-
-    def __init__(
-        self,
-        n_views: int,
-        dim: int,
-        hidden: int = 0,
-        dropout: float = 0.0,
-        logit_scale: float = CLIP_INIT_SCALE,
-        learn_scale: bool = True,
-    ) -> None:
-        super().__init__(logit_scale, learn_scale)
-        self.clip_path = InterViewBranch(n_views, dim, hidden, dropout)
-        self.depth_path = InterViewBranch(n_views, dim, hidden, dropout)
+    branch_cls = InterViewBranch
+    path_names = ("clip_path", "depth_path")
 
     def forward(self, clip_feats: Tensor, depth_feats: Tensor, text: Tensor) -> Tensor:
         a = 0.5 * (self.clip_path(clip_feats) + self.depth_path(depth_feats))
@@ -288,31 +268,25 @@ class SimplifiedAdapter(nn.Module):
         return self.global_f(feats * self.fusion_ratio.view(1, -1, 1))
 
 
-class _ReleasedAdapter(Adapter):
-    """Base of the released heads: the logit scale defaults to a fixed 1 (plain cosines, as released)."""
+class _ReleasedAdapter(_BranchAdapter):
+    """Base of the released heads: :class:`SimplifiedAdapter` paths, released dropout, and a logit scale that
+    defaults to a fixed 1 (plain cosines, as released)."""
 
-    def __init__(self, logit_scale: float = 1.0, learn_scale: bool = False) -> None:
+    branch_cls = SimplifiedAdapter
+
+    def __init__(self, n_views: int, dim: int, hidden: int = 0, dropout: float = RELEASED_DROPOUT,
+                 logit_scale: float = 1.0, learn_scale: bool = False) -> None:  # fmt: skip
         super().__init__(logit_scale, learn_scale)
         if not learn_scale:
             self.scale = _FixedScale(logit_scale)
+        self._build_paths(n_views, dim, hidden, dropout)
 
 
 class ReleasedGlobalAdapter(_ReleasedAdapter):
     """One released :class:`SimplifiedAdapter` path: ``logits = s · norm(G) · norm(F^T)^T`` (Eq. 16, s = 1)."""
 
     n_paths = 1
-
-    def __init__(
-        self,
-        n_views: int,
-        dim: int,
-        hidden: int = 0,
-        dropout: float = RELEASED_DROPOUT,
-        logit_scale: float = 1.0,
-        learn_scale: bool = False,
-    ) -> None:
-        super().__init__(logit_scale, learn_scale)
-        self.adapter = SimplifiedAdapter(n_views, dim, hidden, dropout)
+    path_names = ("adapter",)
 
     def forward(self, feats: Tensor, text: Tensor) -> Tensor:
         return _cosine_logits(self.adapter(feats), text, self.scale())
@@ -327,19 +301,7 @@ class ReleasedDualPathAdapter(_ReleasedAdapter):
     """
 
     n_paths = 2
-
-    def __init__(
-        self,
-        n_views: int,
-        dim: int,
-        hidden: int = 0,
-        dropout: float = RELEASED_DROPOUT,
-        logit_scale: float = 1.0,
-        learn_scale: bool = False,
-    ) -> None:
-        super().__init__(logit_scale, learn_scale)
-        self.clip_path = SimplifiedAdapter(n_views, dim, hidden, dropout)
-        self.depth_path = SimplifiedAdapter(n_views, dim, hidden, dropout)
+    path_names = ("clip_path", "depth_path")
 
     def forward(self, clip_feats: Tensor, depth_feats: Tensor, text: Tensor) -> Tensor:
         g = 0.5 * (self.depth_path(depth_feats) + self.clip_path(clip_feats))  # Eq. 19
