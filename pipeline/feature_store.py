@@ -120,7 +120,7 @@ def read_points_table(path: Path) -> tuple[pa.Table, dict[str, torch.Tensor], li
     clouds: dict[str, torch.Tensor] = {}
     for split in sorted(set(table.column("split").to_pylist())):
         rows = table.filter(pc.equal(table.column("split"), split))
-        clouds[split] = torch.as_tensor(table_points(rows)).float()
+        clouds[split] = torch.from_numpy(np.array(table_points(rows), dtype=np.float32))  # a writable copy
     return table, clouds, class_names
 
 

@@ -52,10 +52,13 @@ def test_find_dataset_names_the_known():
 
 
 def test_depth_config_carries_every_shared_field():
-    d = DepthParams(image_size=40, dilation=3, mode="weighted", projection="perspective", distance=1.5)
+    d = DepthParams(image_size=40, dilation=3, mode="weighted", projection="perspective", distance=1.5,
+                    footprint="disc", radius=0.05)
     cfg = depth_config(d)
     assert (cfg.image_size, cfg.dilation, cfg.mode, cfg.projection) == (40, 3, "weighted", "perspective")
-    assert list(depth_settings(d)) == ["image_size", "dilation", "mode", "projection"]  # no distance, no jitter
+    assert (cfg.footprint, cfg.radius) == ("disc", 0.05)
+    # every renderer setting params defines, in DepthConfig's order; no distance, no jitter (pre-training's)
+    assert list(depth_settings(d)) == ["image_size", "dilation", "mode", "projection", "footprint", "radius"]
 
 
 def test_run_main_one_line_codes_and_debug(monkeypatch, capsys):
