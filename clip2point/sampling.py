@@ -117,6 +117,23 @@ def farthest_point_sample(points: np.ndarray, k: int, start: int = 0) -> np.ndar
     return np.asarray(idx, dtype=np.int64)
 
 
+def farthest_point_sample_python(points: np.ndarray, k: int, start: int = 0) -> np.ndarray:
+    """The slow, obviously correct twin of :func:`farthest_point_sample` (greedy FPS in float64).
+
+    Starts at ``start``; each step lowers every point's squared distance to the chosen set by its distance to
+    the last chosen point and takes the argmax (ties: the lowest index). Tests and the sampling benchmark
+    compare the fast kernel against it.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    chosen = np.empty(k, dtype=np.int64)
+    dist = np.full(len(pts), np.inf)
+    chosen[0] = start
+    for i in range(1, k):
+        dist = np.minimum(dist, ((pts - pts[chosen[i - 1]]) ** 2).sum(axis=1))
+        chosen[i] = int(np.argmax(dist))
+    return chosen
+
+
 def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
     """Centre on the centroid and scale so the farthest point lies on the unit sphere (same dtype)."""
     pts = np.asarray(points)

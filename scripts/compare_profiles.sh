@@ -5,14 +5,11 @@
 # or with the venv active.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-WORK=${COMPARE_DIR:-$(mktemp -d /tmp/clip2point-released.XXXXXX)}
-echo "[compare] scratch copy: $WORK"
-git ls-files -z -- ':!data' | xargs -0 tar cf - | (cd "$WORK" && tar xf -)
-python -m pipeline.profiles params.yaml configs/released.yaml > "$WORK/params.yaml"
-cd "$WORK"
-git init -q && git add -A >/dev/null && git -c user.email=ci@local -c user.name=ci commit -qm released
-export PYTHONPATH="$WORK"
+source scripts/scratch_copy.sh
+scratch_copy released "${COMPARE_DIR:-}"
+python -m pipeline.profiles "$ROOT/params.yaml" configs/released.yaml > params.yaml.new
+mv params.yaml.new params.yaml
+commit_params released
 start=$(date +%s)
 dvc repro
 echo "[compare] dvc repro took $(( $(date +%s) - start )) s"

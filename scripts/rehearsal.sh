@@ -6,13 +6,8 @@
 # PATH: the Makefile puts the venv first; nothing here activates it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-WORK=${REHEARSAL_DIR:-$(mktemp -d /tmp/clip2point-rehearsal.XXXXXX)}
-echo "[rehearsal] scratch copy: $WORK"
-git ls-files -z -- ':!data' | xargs -0 tar cf - | (cd "$WORK" && tar xf -)
-cd "$WORK"
-git init -q && git add -A >/dev/null && git -c user.email=ci@local -c user.name=ci commit -qm rehearsal
-export PYTHONPATH="$WORK"
+source scripts/scratch_copy.sh
+scratch_copy rehearsal "${REHEARSAL_DIR:-}"
 start=$(date +%s)
 # 2 training models per class (a 1-shot draw plus a held-out one), 1 test model, 1 ShapeNetCore model per synset
 python -m pipeline.fabricate --out fab --per-class 2 --test-per-class 1 --pool-per-class 1
@@ -26,7 +21,7 @@ prep scanobjectnn --root fab/h5_files --variant PB_T50_RS
 # through the DAG: the same HDF5 format, and the encoders' minutes go to the datasets above
 for v in OBJ_ONLY OBJ_BG; do clip2point prepare scanobjectnn --root fab/h5_files --variant "$v" --allow-incomplete \
   --check-only; done
-git add params.yaml && git -c user.email=ci@local -c user.name=ci commit -qm "rehearsal params"
+commit_params rehearsal
 echo "[rehearsal] fabricate + prepare took $(( $(date +%s) - start )) s"
 t1=$(date +%s)
 dvc repro

@@ -8,12 +8,33 @@ list its items and class names (:func:`register_catalogue`), and for a real data
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from clip2point.io.errors import ReadError
 from clip2point.io.meshes import MESH_EXTENSIONS
+
+#: The class tables of the real datasets, shipped as package data (``clip2point/datasets/classes.json``).
+CLASS_TABLES = Path(__file__).with_name("classes.json")
+
+
+@cache
+def _class_tables() -> dict[str, Any]:
+    return json.loads(CLASS_TABLES.read_text())
+
+
+def class_table(name: str) -> Any:
+    """One shipped class table: ``modelnet40``/``modelnet10``/``scanobjectnn`` (names in label order) or
+    ``shapenet_synsets`` (synset id → category name)."""
+    tables = _class_tables()
+    if name.startswith("_") or name not in tables:
+        raise KeyError(f"no class table {name!r} in {CLASS_TABLES} (known: {sorted(k for k in tables if k[0] != '_')})")
+    return tables[name]
+
 
 #: A ``counts`` key standing for all splits together (datasets whose split is chosen locally).
 TOTAL = "all"

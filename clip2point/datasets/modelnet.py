@@ -17,31 +17,11 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from clip2point.datasets.base import (
-    DatasetInfo,
-    Item,
-    LayoutReport,
-    find_root,
-    folder_catalogue,
-    folder_classes,
-    listing,
-    read_list,
-    register_catalogue,
-    register_dataset,
-    register_layout_check,
-    require_dir,
-)
+from clip2point.datasets import base
 from clip2point.io.errors import ReadError
 
-MODELNET40_CLASSES: tuple[str, ...] = (
-    "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone",
-    "cup", "curtain", "desk", "door", "dresser", "flower_pot", "glass_box", "guitar", "keyboard", "lamp",
-    "laptop", "mantel", "monitor", "night_stand", "person", "piano", "plant", "radio", "range_hood", "sink",
-    "sofa", "stairs", "stool", "table", "tent", "toilet", "tv_stand", "vase", "wardrobe", "xbox",
-)  # fmt: skip
-MODELNET10_CLASSES: tuple[str, ...] = (
-    "bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa", "table", "toilet",
-)  # fmt: skip
+MODELNET40_CLASSES: tuple[str, ...] = tuple(base.class_table("modelnet40"))
+MODELNET10_CLASSES: tuple[str, ...] = tuple(base.class_table("modelnet10"))
 
 
 # ---------------------------------------------------------------- catalogue (folders or resampled lists)
@@ -59,43 +39,43 @@ def _is_resampled(kind: str, root: Path, variant: str) -> bool:
     raise ValueError(f"unknown ModelNet variant {variant!r} (expected '', 'off' or 'resampled')")
 
 
-def _resampled_catalogue(kind: str, root: Path) -> list[Item]:
+def _resampled_catalogue(kind: str, root: Path) -> list[base.Item]:
     prefix = _resampled_prefix(kind)
-    names = read_list(root / f"{prefix}_shape_names.txt")
+    names = base.read_list(root / f"{prefix}_shape_names.txt")
     index = {n: i for i, n in enumerate(names)}
     items = []
     for split in ("train", "test"):
-        for shape_id in read_list(root / f"{prefix}_{split}.txt"):
+        for shape_id in base.read_list(root / f"{prefix}_{split}.txt"):
             cls = shape_id.rsplit("_", 1)[0]
             if cls not in index:
                 raise ReadError(
                     root / f"{prefix}_{split}.txt", f"id {shape_id!r} names unknown class {cls!r}"
                 )
-            items.append(Item(shape_id, split, index[cls], cls, str(root / cls / f"{shape_id}.txt")))
+            items.append(base.Item(shape_id, split, index[cls], cls, str(root / cls / f"{shape_id}.txt")))
     return items
 
 
 def _modelnet_names(kind: str, root: Path, variant: str) -> list[str]:
-    require_dir(root)
+    base.require_dir(root)
     if _is_resampled(kind, root, variant):
-        return read_list(root / f"{_resampled_prefix(kind)}_shape_names.txt")
-    return folder_classes(root)
+        return base.read_list(root / f"{_resampled_prefix(kind)}_shape_names.txt")
+    return base.folder_classes(root)
 
 
-def _modelnet_items(kind: str, root: Path, variant: str) -> list[Item]:
-    require_dir(root)
+def _modelnet_items(kind: str, root: Path, variant: str) -> list[base.Item]:
+    base.require_dir(root)
     if _is_resampled(kind, root, variant):
         return _resampled_catalogue(kind, root)
-    return folder_catalogue(root)
+    return base.folder_catalogue(root)
 
 
 for _modelnet in ("modelnet40", "modelnet10"):
-    register_catalogue(_modelnet, names=partial(_modelnet_names, _modelnet))(partial(_modelnet_items, _modelnet))
+    base.register_catalogue(_modelnet, names=partial(_modelnet_names, _modelnet))(partial(_modelnet_items, _modelnet))
 
 
 # ---------------------------------------------------------------- the real downloads
 
-register_dataset(DatasetInfo(
+base.register_dataset(base.DatasetInfo(
     name="modelnet40", kind="modelnet40", role="benchmark", up_axis="z", classes=MODELNET40_CLASSES,
     counts={"train": 9843, "test": 2468},
     # the released code reads the manually aligned release (datasets/modelnet40_align.py:31); Princeton's
@@ -107,7 +87,7 @@ register_dataset(DatasetInfo(
     ),
     layout="modelnet40_manually_aligned/<class>/{train,test}/<class>_NNNN.off",
 ))
-register_dataset(DatasetInfo(
+base.register_dataset(base.DatasetInfo(
     name="modelnet10", kind="modelnet10", role="benchmark", up_axis="z", classes=MODELNET10_CLASSES,
     counts={"train": 3991, "test": 908},
     download="https://modelnet.cs.princeton.edu/ (ModelNet10.zip, ~450 MB; pass the unzipped ModelNet10)",
@@ -115,10 +95,10 @@ register_dataset(DatasetInfo(
 ))
 
 
-@register_layout_check("modelnet40", "modelnet10")
-def _check_modelnet(info: DatasetInfo, root: Path, variant: str, report: LayoutReport) -> None:
+@base.register_layout_check("modelnet40", "modelnet10")
+def _check_modelnet(info: base.DatasetInfo, root: Path, variant: str, report: base.LayoutReport) -> None:
     title = "ModelNet40" if info.kind == "modelnet40" else "ModelNet10"
-    root = find_root(root, [title, title.lower()])
+    root = base.find_root(root, [title, title.lower()])
     report.root = root
     if (root / f"{info.kind}_shape_names.txt").is_file():  # PointNet++'s modelnet40_normal_resampled layout
         for split in report.expected:
@@ -126,19 +106,19 @@ def _check_modelnet(info: DatasetInfo, root: Path, variant: str, report: LayoutR
             if not lst.is_file():
                 report.problems.append(f"missing split list {lst}")
                 continue
-            ids = read_list(lst)
+            ids = base.read_list(lst)
             missing = [i for i in ids if not (root / i.rsplit("_", 1)[0] / f"{i}.txt").is_file()]
             report.found[split] = len(ids) - len(missing)
             if missing:
-                report.problems.append(f"{split}: {len(missing):,} listed files missing: {listing(missing)}")
+                report.problems.append(f"{split}: {len(missing):,} listed files missing: {base.listing(missing)}")
         return
     absent = [c for c in info.classes if not (root / c).is_dir()]
     if absent:
-        report.problems.append(f"missing class folders under {root}: {listing(absent)}")
+        report.problems.append(f"missing class folders under {root}: {base.listing(absent)}")
     unexpected = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in info.classes)
     if unexpected and len(absent) == len(info.classes):
         report.problems.append(
-            f"no {title} class folders here (found: {listing(unexpected)}); expected {info.layout}"
+            f"no {title} class folders here (found: {base.listing(unexpected)}); expected {info.layout}"
         )
     for split in report.expected:
         empty = []
@@ -151,4 +131,4 @@ def _check_modelnet(info: DatasetInfo, root: Path, variant: str, report: LayoutR
                 empty.append(f"{c}/{split}")
         report.found[split] = total
         if empty:
-            report.problems.append(f"no .off files in: {listing(empty)}")
+            report.problems.append(f"no .off files in: {base.listing(empty)}")

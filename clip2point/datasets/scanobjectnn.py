@@ -12,23 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clip2point.datasets.base import (
-    DatasetInfo,
-    Item,
-    LayoutReport,
-    find_root,
-    register_catalogue,
-    register_dataset,
-    register_layout_check,
-)
+from clip2point.datasets import base
 from clip2point.io.errors import ReadError
 from clip2point.io.points import read_h5_labels
 
 #: ScanObjectNN class names in the order of the integer labels stored in its HDF5 files.
-SCANOBJECTNN_CLASSES: tuple[str, ...] = (
-    "bag", "bin", "box", "cabinet", "chair", "desk", "display", "door", "shelf", "table",
-    "bed", "pillow", "sink", "sofa", "toilet",
-)  # fmt: skip
+SCANOBJECTNN_CLASSES: tuple[str, ...] = tuple(base.class_table("scanobjectnn"))
 
 #: variant → (folder, training file, test file), relative to ``h5_files/``.
 SCANOBJECTNN_FILES: dict[str, tuple[str, str, str]] = {
@@ -64,19 +53,19 @@ def _scanobjectnn_names(root: Path, variant: str) -> list[str]:
     return list(SCANOBJECTNN_CLASSES)  # fixed by the HDF5 labels: no download needed
 
 
-@register_catalogue("scanobjectnn", names=_scanobjectnn_names)
-def _scanobjectnn_items(root: Path, variant: str) -> list[Item]:
+@base.register_catalogue("scanobjectnn", names=_scanobjectnn_names)
+def _scanobjectnn_items(root: Path, variant: str) -> list[base.Item]:
     items = []
     for split, path in scanobjectnn_files(root, variant).items():
         labels = read_h5_labels(path)
         if len(labels) and (labels.min() < 0 or labels.max() >= len(SCANOBJECTNN_CLASSES)):
             raise ReadError(path, f"labels outside 0..{len(SCANOBJECTNN_CLASSES) - 1}")
         for i, lab in enumerate(labels.tolist()):
-            items.append(Item(f"{split}_{i:05d}", split, lab, SCANOBJECTNN_CLASSES[lab], f"{path}:{i}", i))
+            items.append(base.Item(f"{split}_{i:05d}", split, lab, SCANOBJECTNN_CLASSES[lab], f"{path}:{i}", i))
     return items
 
 
-register_dataset(DatasetInfo(
+base.register_dataset(base.DatasetInfo(
     name="scanobjectnn", kind="scanobjectnn", role="benchmark", up_axis="y", classes=SCANOBJECTNN_CLASSES,
     variant_counts={
         "OBJ_ONLY": {"train": 2309, "test": 581},
@@ -91,9 +80,9 @@ register_dataset(DatasetInfo(
 ))
 
 
-@register_layout_check("scanobjectnn")
-def _check_scanobjectnn(info: DatasetInfo, root: Path, variant: str, report: LayoutReport) -> None:
-    root = find_root(root, ["h5_files"])
+@base.register_layout_check("scanobjectnn")
+def _check_scanobjectnn(info: base.DatasetInfo, root: Path, variant: str, report: base.LayoutReport) -> None:
+    root = base.find_root(root, ["h5_files"])
     report.root = root
     for split, rel in zip(("train", "test"), SCANOBJECTNN_VARIANTS[variant], strict=True):
         path = root / rel

@@ -23,38 +23,11 @@ import json
 import re
 from pathlib import Path
 
-from clip2point.datasets.base import (
-    TOTAL,
-    DatasetInfo,
-    Item,
-    LayoutReport,
-    find_root,
-    listing,
-    read_list,
-    register_catalogue,
-    register_dataset,
-    register_layout_check,
-    require_dir,
-)
+from clip2point.datasets import base
 from clip2point.io.errors import ReadError
 
 #: ShapeNetCore v2 synset id → category name (the 55 classes of ShapeNet-55).
-SHAPENET_SYNSETS = {
-    "02691156": "airplane", "02747177": "trash bin", "02773838": "bag", "02801938": "basket",
-    "02808440": "bathtub", "02818832": "bed", "02828884": "bench", "02843684": "birdhouse",
-    "02871439": "bookshelf", "02876657": "bottle", "02880940": "bowl", "02924116": "bus",
-    "02933112": "cabinet", "02942699": "camera", "02946921": "can", "02954340": "cap",
-    "02958343": "car", "02992529": "cellphone", "03001627": "chair", "03046257": "clock",
-    "03085013": "keyboard", "03207941": "dishwasher", "03211117": "display", "03261776": "earphone",
-    "03325088": "faucet", "03337140": "file cabinet", "03467517": "guitar", "03513137": "helmet",
-    "03593526": "jar", "03624134": "knife", "03636649": "lamp", "03642806": "laptop",
-    "03691459": "loudspeaker", "03710193": "mailbox", "03759954": "microphone", "03761084": "microwave",
-    "03790512": "motorbike", "03797390": "mug", "03928116": "piano", "03938244": "pillow",
-    "03948459": "pistol", "03991062": "flowerpot", "04004475": "printer", "04074963": "remote control",
-    "04090263": "rifle", "04099429": "rocket", "04225987": "skateboard", "04256520": "sofa",
-    "04330267": "stove", "04379243": "table", "04401088": "telephone", "04460130": "tower",
-    "04468005": "train", "04530566": "watercraft", "04554684": "washer",
-}  # fmt: skip
+SHAPENET_SYNSETS: dict[str, str] = dict(base.class_table("shapenet_synsets"))
 
 # ---------------------------------------------------------------- ShapeNet-55 (Point-BERT point clouds)
 
@@ -63,10 +36,10 @@ SHAPENET55_LIST_DIR = "ShapeNet-55"
 
 
 def _shapenet55_files(root: Path) -> dict[str, list[str]]:
-    require_dir(root)
+    base.require_dir(root)
     for folder in (root, root / SHAPENET55_LIST_DIR):
         if all((folder / f"{split}.txt").is_file() for split in ("train", "test")):
-            return {split: read_list(folder / f"{split}.txt") for split in ("train", "test")}
+            return {split: base.read_list(folder / f"{split}.txt") for split in ("train", "test")}
     raise ReadError(
         root, f"split lists train.txt and test.txt not found (looked in the root and in {SHAPENET55_LIST_DIR}/)"
     )
@@ -80,8 +53,8 @@ def _shapenet55_names(root: Path, variant: str) -> list[str]:
     return [SHAPENET_SYNSETS.get(s, s) for s in _shapenet55_synsets(_shapenet55_files(root))]
 
 
-@register_catalogue("shapenet55", names=_shapenet55_names)
-def _shapenet55_items(root: Path, variant: str) -> list[Item]:
+@base.register_catalogue("shapenet55", names=_shapenet55_names)
+def _shapenet55_items(root: Path, variant: str) -> list[base.Item]:
     files = _shapenet55_files(root)
     clouds = root / "shapenet_pc"
     if not clouds.is_dir():
@@ -92,7 +65,8 @@ def _shapenet55_items(root: Path, variant: str) -> list[Item]:
         for f in names:
             name = f if f.endswith(".npy") else f + ".npy"
             syn = name.split("-", 1)[0]
-            items.append(Item(Path(name).stem, split, index[syn], SHAPENET_SYNSETS.get(syn, syn), str(clouds / name)))
+            label_name = SHAPENET_SYNSETS.get(syn, syn)
+            items.append(base.Item(Path(name).stem, split, index[syn], label_name, str(clouds / name)))
     return items
 
 
@@ -118,7 +92,7 @@ def shapenetcore_split(model_id: str) -> str:
 
 
 def _synset_dirs(root: Path) -> list[Path]:
-    require_dir(root)
+    base.require_dir(root)
     return sorted(p for p in root.iterdir() if p.is_dir() and _SYNSET_DIR.fullmatch(p.name))
 
 
@@ -172,7 +146,7 @@ def _split_lists(root: Path, variant: str) -> dict[str, str] | None:
         raise ReadError(missing[0], "split list not found (train.txt and test.txt are used together)")
     split_of: dict[str, str] = {}
     for split, path in lists.items():
-        for line in read_list(path):
+        for line in base.read_list(path):
             key = line.removesuffix(".npy")
             synset, sep, model = key.partition("-")
             if not (sep and model and _SYNSET_DIR.fullmatch(synset)):
@@ -182,8 +156,8 @@ def _split_lists(root: Path, variant: str) -> dict[str, str] | None:
     return split_of
 
 
-@register_catalogue("shapenetcore", names=_shapenetcore_names)
-def _shapenetcore_items(root: Path, variant: str) -> list[Item]:
+@base.register_catalogue("shapenetcore", names=_shapenetcore_names)
+def _shapenetcore_items(root: Path, variant: str) -> list[base.Item]:
     """Split by Point-BERT's lists when present; models on disk that no list names (and every model
     without lists) by :func:`shapenetcore_split`. Listed models absent from disk are skipped."""
     models = {d.name: ids for d in _synset_dirs(root) if (ids := _model_ids(d))}
@@ -200,13 +174,13 @@ def _shapenetcore_items(root: Path, variant: str) -> list[Item]:
         for model in ids:
             key = f"{synset}-{model}"
             split = (split_of or {}).get(key) or shapenetcore_split(model)
-            items.append(Item(key, split, label, names[label], str(root / synset / model / SHAPENETCORE_MODEL)))
+            items.append(base.Item(key, split, label, names[label], str(root / synset / model / SHAPENETCORE_MODEL)))
     return items
 
 
 # ---------------------------------------------------------------- the real downloads
 
-register_dataset(DatasetInfo(
+base.register_dataset(base.DatasetInfo(
     # 55 ShapeNetCore synsets; names come from the download
     name="shapenet55", kind="shapenet55", role="pretrain", up_axis="y", classes=(),
     counts={"train": 41952, "test": 10518},
@@ -216,10 +190,10 @@ register_dataset(DatasetInfo(
     ),
     layout="ShapeNet55-34/{shapenet_pc/<synset>-<model>.npy, ShapeNet-55/{train,test}.txt}",
 ))
-register_dataset(DatasetInfo(
+base.register_dataset(base.DatasetInfo(
     # 55 synsets, named by SHAPENET_SYNSETS
     name="shapenetcore", kind="shapenetcore", role="pretrain", up_axis="y", classes=(),
-    counts={TOTAL: 52460},
+    counts={base.TOTAL: 52460},
     download=(
         "https://shapenet.org/ (register and accept the terms of use; ShapeNetCore v2) or the gated Hugging "
         "Face dataset https://huggingface.co/datasets/ShapeNet/ShapeNetCore (one zip per synset; unzip all "
@@ -233,9 +207,9 @@ register_dataset(DatasetInfo(
 ))
 
 
-@register_layout_check("shapenet55")
-def _check_shapenet55(info: DatasetInfo, root: Path, variant: str, report: LayoutReport) -> None:
-    root = find_root(root, ["ShapeNet55-34", "ShapeNet55"])
+@base.register_layout_check("shapenet55")
+def _check_shapenet55(info: base.DatasetInfo, root: Path, variant: str, report: base.LayoutReport) -> None:
+    root = base.find_root(root, ["ShapeNet55-34", "ShapeNet55"])
     report.root = root
     pc = root / "shapenet_pc"
     if not pc.is_dir():
@@ -248,18 +222,18 @@ def _check_shapenet55(info: DatasetInfo, root: Path, variant: str, report: Layou
         if lst is None:
             report.problems.append(f"missing split list {root / SHAPENET55_LIST_DIR / f'{split}.txt'}")
             continue
-        ids = read_list(lst)
+        ids = base.read_list(lst)
         missing = [i for i in ids if (i if i.endswith(".npy") else f"{i}.npy") not in present]
         report.found[split] = len(ids) - len(missing)
         if missing and pc.is_dir():
             report.problems.append(
-                f"{split}: {len(missing):,} listed files missing from {pc}: {listing(missing)}"
+                f"{split}: {len(missing):,} listed files missing from {pc}: {base.listing(missing)}"
             )
 
 
-@register_layout_check("shapenetcore")
-def _check_shapenetcore(info: DatasetInfo, root: Path, variant: str, report: LayoutReport) -> None:
-    root = find_root(root, ["ShapeNetCore.v2", "ShapeNetCore"])
+@base.register_layout_check("shapenetcore")
+def _check_shapenetcore(info: base.DatasetInfo, root: Path, variant: str, report: base.LayoutReport) -> None:
+    root = base.find_root(root, ["ShapeNetCore.v2", "ShapeNetCore"])
     report.root = root
     synsets = sorted(p for p in root.iterdir() if p.is_dir() and _SYNSET_DIR.fullmatch(p.name))
     if not synsets:
@@ -267,7 +241,7 @@ def _check_shapenetcore(info: DatasetInfo, root: Path, variant: str, report: Lay
         return
     absent = [f"{s} ({n})" for s, n in SHAPENET_SYNSETS.items() if not (root / s).is_dir()]
     if absent:
-        report.problems.append(f"missing synset folders under {root}: {listing(absent)}")
+        report.problems.append(f"missing synset folders under {root}: {base.listing(absent)}")
     no_obj, no_mtl, total = [], [], 0
     for sdir in synsets:
         for mdir in (p for p in sdir.iterdir() if p.is_dir()):
@@ -278,12 +252,14 @@ def _check_shapenetcore(info: DatasetInfo, root: Path, variant: str, report: Lay
             total += 1
             if not obj.with_suffix(".mtl").is_file():
                 no_mtl.append(f"{sdir.name}/{mdir.name}")
-    report.found[TOTAL] = total
+    report.found[base.TOTAL] = total
     if no_obj:
-        report.notes.append(f"{len(no_obj):,} model folders without {SHAPENETCORE_MODEL} (skipped): {listing(no_obj)}")
+        report.notes.append(
+            f"{len(no_obj):,} model folders without {SHAPENETCORE_MODEL} (skipped): {base.listing(no_obj)}"
+        )
     if no_mtl:
         report.notes.append(
-            f"{len(no_mtl):,} models without model_normalized.mtl (rendered without materials): {listing(no_mtl)}"
+            f"{len(no_mtl):,} models without model_normalized.mtl (rendered without materials): {base.listing(no_mtl)}"
         )
     lists = Path(variant).expanduser() if variant else root
     present = [n for n in ("train.txt", "test.txt") if (lists / n).is_file()]
