@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from clip2point.configs import TrainConfig  # noqa: F401 - re-exported
 from clip2point.models.adapters import decay_groups
 
 
@@ -101,22 +102,6 @@ def stratified_holdout(labels: Any, fraction: float, seed: int) -> tuple[np.ndar
         train.append(members[n_val:])
     cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)  # noqa: E731
     return cat(train), cat(held)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Adapter training settings (§5.2 defaults)."""
-
-    epochs: int = 100
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    val_fraction: float = 0.2
-    seed: int = 0
-    refit: bool = True
-    device: str = "cpu"
-    threads: int | None = 1  # CPU threads while training; tiny matmuls run fastest on one (None: leave as is)
-    decay: str = "matrices"  # AdamW weight decay on "matrices" only, or on "all" tensors (released fewshot.py:42)
 
 
 #: the two epoch-selection protocols: ``heldout`` (this project: a held-out part of the training split) and

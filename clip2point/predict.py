@@ -153,7 +153,8 @@ def predict(points: Tensor | np.ndarray, bundle: ModelBundle, top_k: int = 5) ->
 
 def depth_renderer(views: str, distance: float, **depth_cfg: Any) -> Renderer:
     """``points -> depth`` with a named view set (``render.views.VIEW_SETS``) and ``DepthConfig`` kwargs."""
-    from clip2point.render.depth import DepthConfig, render_depth
+    from clip2point.configs import DepthConfig
+    from clip2point.render.depth import render_depth
     from clip2point.render.views import VIEW_SETS
 
     view_set, cfg = VIEW_SETS[views], DepthConfig(**depth_cfg)

@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from clip2point.configs import TrainConfig, config_from
 from clip2point.evaluate import aggregate_seeds, classification_metrics, confusion_matrix
-from clip2point.fewshot import TrainConfig, fit_adapter, fit_adapter_best_test, predict_logits, sample_k_shot
+from clip2point.fewshot import fit_adapter, fit_adapter_best_test, predict_logits, sample_k_shot
 from clip2point.models.adapters import adapter_spec, adapter_state, create_adapter
 from clip2point.predict import AdapterCheckpoint
 from pipeline.feature_store import FeatureStore
@@ -169,9 +170,7 @@ def run_grid(
         for i, seed in enumerate(seeds):
             encs = encs_per_seed[i]
             idx = training_indices(mode, y_train, ap.k_shot, seed, names)
-            cfg = TrainConfig(epochs=ap.epochs, lr=ap.lr, weight_decay=ap.weight_decay,
-                              batch_size=ap.batch_size, val_fraction=ap.val_fraction, seed=seed,
-                              threads=ap.threads, decay=ap.decay)
+            cfg = config_from(TrainConfig, ap, seed=seed)
             name = RELEASED_HEADS.get(row.adapter, row.adapter) if ap.head == "released" else row.adapter
             if name.startswith("released_"):  # plain cosine logits (scale 1), the released dropout
                 kwargs = {"n_views": n_views, "dim": dim, "hidden": ap.hidden}

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from clip2point.configs import BootstrapConfig, config_from
 from clip2point.models.clip import MINI_CONFIGS, create_clip
 from pipeline import paths
 from pipeline.artifacts import atomic_dir, write_torch
@@ -49,7 +50,7 @@ def bootstrap(params: Params, device: str = "cpu", progress: bool = True) -> dic
             f"configs {sorted(MINI_CONFIGS)}; for a full-size CLIP set clip.pretrained to 'openai', "
             "'random' or a checkpoint path"
         )
-    from clip2point.train.bootstrap import BootstrapConfig, RgbSet, bootstrap_clip
+    from clip2point.train.bootstrap import RgbSet, bootstrap_clip
 
     pool = params.data.pretrain.name
     try:
@@ -60,11 +61,7 @@ def bootstrap(params: Params, device: str = "cpu", progress: bool = True) -> dic
     if train["rgb"] is None or val["rgb"] is None:
         raise StageError(f"pre-training pool '{pool}' has no RGB renders: the bootstrap needs them")
     model, tok = create_clip(cp.model, "", device=device)
-    cfg = BootstrapConfig(
-        epochs=bp.epochs, batch_size=bp.batch_size, lr=bp.lr, weight_decay=bp.weight_decay,
-        warmup_steps=bp.warmup_steps, seed=bp.seed, augment=bp.augment, optimizer=bp.optimizer,
-        eval_every=bp.eval_every, max_steps=bp.max_steps, text_lr_mult=bp.text_lr_mult, grad_clip=bp.grad_clip,
-    )
+    cfg = config_from(BootstrapConfig, bp)
     live = live_logger("clip_bootstrap")
 
     def on_step(step: int, sc: dict[str, float]) -> None:

@@ -3,6 +3,11 @@
 Each stage reads its own section as a frozen dataclass: ``load_params().render``. Unknown keys and
 wrong types fail loudly with the offending key named, so a typo in a sweep (``-S render.dilaton=4``)
 cannot silently run the default.
+
+The sections that configure library code take their defaults from the library's configs
+(:mod:`clip2point.configs`: ``DepthConfig``, ``PretrainConfig``, ``BootstrapConfig``, ``TrainConfig``), so each
+default is written once; :func:`clip2point.configs.config_from` turns a section into its config. What only the
+pipeline knows (seeds, variants, views, ranges) is declared here.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from clip2point.configs import FOOTPRINTS, MODES, PROJECTIONS, BootstrapConfig, DepthConfig, PretrainConfig, TrainConfig
 from pipeline._env import env_path
 
 _ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
@@ -125,16 +131,16 @@ class RenderParams:
 
 @dataclass(frozen=True)
 class DepthParams:
-    image_size: int = _f(112, ge=8)
-    dilation: int = _f(2, ge=1)
-    mode: str = _f("min", choices=("min", "weighted"))  # min (Eq. 14) | weighted (Eq. 12)
-    projection: str = _f("orthographic", choices=("orthographic", "perspective"))  # orthographic | perspective
-    distance: float = _f(1.0, gt=0.0)
-    jitter: float = _f(0.1, ge=0.0, lt=1.0)  # pretraining distances d * (1 + U(-jitter, jitter))
+    image_size: int = _f(DepthConfig.image_size, ge=8)
+    dilation: int = _f(DepthConfig.dilation, ge=1)
+    mode: str = _f(DepthConfig.mode, choices=MODES)  # min (Eq. 14) | weighted (Eq. 12)
+    projection: str = _f(DepthConfig.projection, choices=PROJECTIONS)
+    distance: float = _f(PretrainConfig.distance, gt=0.0)
+    jitter: float = _f(PretrainConfig.jitter, ge=0.0, lt=1.0)  # pretraining distances d * (1 + U(-jitter, jitter))
     # point footprint: "square" (Eq. 13's R x R block) or "disc" (the released pytorch3d rasteriser: pixels whose
     # centre lies within ``radius`` NDC units of the projected point; dilation unused; docs/parity.md)
-    footprint: str = _f("square", choices=("square", "disc"))
-    radius: float = _f(0.02, gt=0.0, le=1.0)
+    footprint: str = _f(DepthConfig.footprint, choices=FOOTPRINTS)
+    radius: float = _f(DepthConfig.radius, gt=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -146,43 +152,45 @@ class ClipParams:
 
 @dataclass(frozen=True)
 class BootstrapParams:
-    epochs: int = _f(20, ge=1)
-    batch_size: int = _f(128, ge=1)
-    lr: float = _f(1e-3, gt=0.0)
-    weight_decay: float = _f(0.1, ge=0.0)
-    warmup_steps: int = _f(50, ge=0)
-    seed: int = 0
+    epochs: int = _f(BootstrapConfig.epochs, ge=1)
+    batch_size: int = _f(BootstrapConfig.batch_size, ge=1)
+    lr: float = _f(BootstrapConfig.lr, gt=0.0)
+    weight_decay: float = _f(BootstrapConfig.weight_decay, ge=0.0)
+    warmup_steps: int = _f(BootstrapConfig.warmup_steps, ge=0)
+    seed: int = BootstrapConfig.seed
     caption_templates: tuple[str, ...] = ("image of a {}.",)
-    augment: bool = True
-    optimizer: str = "adamw"
-    eval_every: int = _f(1, ge=1)
-    max_steps: int = _f(0, ge=0)  # 0: no cap
-    text_lr_mult: float = _f(0.0, ge=0.0)  # text tower lr multiplier; 0 keeps it at its random init
-    grad_clip: float = _f(1.0, ge=0.0)
+    augment: bool = BootstrapConfig.augment
+    optimizer: str = BootstrapConfig.optimizer
+    eval_every: int = _f(BootstrapConfig.eval_every, ge=1)
+    max_steps: int = _f(BootstrapConfig.max_steps, ge=0)  # 0: no cap
+    # text tower lr multiplier; 0 keeps it at its random init
+    text_lr_mult: float = _f(BootstrapConfig.text_lr_mult, ge=0.0)
+    grad_clip: float = _f(BootstrapConfig.grad_clip, ge=0.0)
 
 
 @dataclass(frozen=True)
 class PretrainParams:
-    epochs: int = _f(5, ge=1)
-    batch_size: int = _f(64, ge=1)
-    lr: float = _f(6e-3, gt=0.0)
-    weight_decay: float = _f(1e-4, ge=0.0)
-    warmup_steps: int = _f(20, ge=0)
-    temperature: float = _f(0.07, gt=0.0)
-    sigma_init: float = _f(1.0, gt=0.0)
-    sigma_lr: float = _f(1e-2, ge=0.0)
+    epochs: int = _f(PretrainConfig.epochs, ge=1)
+    batch_size: int = _f(PretrainConfig.batch_size, ge=1)
+    lr: float = _f(PretrainConfig.lr, gt=0.0)
+    weight_decay: float = _f(PretrainConfig.weight_decay, ge=0.0)
+    warmup_steps: int = _f(PretrainConfig.warmup_steps, ge=0)
+    temperature: float = _f(PretrainConfig.temperature, gt=0.0)
+    sigma_init: float = _f(PretrainConfig.sigma_init, gt=0.0)
+    sigma_lr: float = _f(PretrainConfig.sigma_lr, ge=0.0)
     # "lamb" (timm's LAMB) or "lamb_released" (torch_optimizer's rule, as the released code); adamw | sgd
-    optimizer: str = _f("lamb", choices=("lamb", "lamb_released", "adamw", "sgd"))
-    schedule: str = _f("warmup_cosine", choices=("warmup_cosine", "cosine_restarts"))
-    param_groups: str = _f("split", choices=("split", "single"))  # single: the released one decayed group
+    optimizer: str = _f(PretrainConfig.optimizer, choices=("lamb", "lamb_released", "adamw", "sgd"))
+    schedule: str = _f(PretrainConfig.schedule, choices=("warmup_cosine", "cosine_restarts"))
+    # single: the released one decayed group
+    param_groups: str = _f(PretrainConfig.param_groups, choices=("split", "single"))
     seeds: tuple[int, ...] = (0, 1, 2)
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
     variants: tuple[str, ...] = _f(PRETRAIN_OBJECTIVES, choices=PRETRAIN_OBJECTIVES)
-    eval_every: int = _f(1, ge=1)
-    bf16: bool = True
-    num_workers: int = _f(0, ge=0)
-    max_steps: int = _f(0, ge=0)  # 0: no cap
-    ckpt_every: int = _f(0, ge=0)  # steps between resume checkpoints (0: once per epoch)
+    eval_every: int = _f(PretrainConfig.eval_every, ge=1)
+    bf16: bool = PretrainConfig.bf16
+    num_workers: int = _f(PretrainConfig.num_workers, ge=0)
+    max_steps: int = _f(PretrainConfig.max_steps, ge=0)  # 0: no cap
+    ckpt_every: int = _f(PretrainConfig.ckpt_every, ge=0)  # steps between resume checkpoints (0: once per epoch)
     # true: a fresh random num_points subset of each shape's pool per epoch (the released code; needs
     # sample.pool_points > 0)
     resample: bool = False
@@ -198,23 +206,24 @@ class ZeroshotParams:
 class AdapterParams:
     k_shot: int = _f(16, ge=1)
     seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = _f(100, ge=1)
-    lr: float = _f(1e-3, gt=0.0)
-    weight_decay: float = _f(1e-4, ge=0.0)
-    batch_size: int = _f(32, ge=1)
+    epochs: int = _f(TrainConfig.epochs, ge=1)
+    lr: float = _f(TrainConfig.lr, gt=0.0)
+    weight_decay: float = _f(TrainConfig.weight_decay, ge=0.0)
+    batch_size: int = _f(TrainConfig.batch_size, ge=1)
     hidden: int = _f(0, ge=0)  # 0: adapter bottleneck = embedding dim
     dropout: float = _f(0.0, ge=0.0, lt=1.0)
-    val_fraction: float = _f(0.2, ge=0.0, lt=1.0)  # 0: no held-out part, train the fixed epochs
+    val_fraction: float = _f(TrainConfig.val_fraction, ge=0.0, lt=1.0)  # 0: no held-out part, train the fixed epochs
     views: str = "pretrain10"
     logit_scale: float = _f(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
-    threads: int = _f(1, ge=1)  # torch threads for adapter training (small matrices: one thread is fastest)
+    threads: int = _f(TrainConfig.threads, ge=1)  # torch threads for adapter training (small matrices: 1 is fastest)
     # adapter head: "project" (Linear-ReLU-Linear, learnable logit scale) or "released" (the released
     # SimplifiedAdapter: view weights, BatchNorm, dropout 0.075, plain cosine logits; docs/parity.md)
     head: str = _f("project", choices=("project", "released"))
     # epoch selection: "heldout" (a held-out part of the training split) or "released_best_test" (the released
     # protocol: the epoch with the best TEST accuracy; labelled as such wherever it is reported)
     protocol: str = _f("heldout", choices=("heldout", "released_best_test"))
-    decay: str = _f("matrices", choices=("matrices", "all"))  # AdamW weight decay on matrices or on every tensor
+    # AdamW weight decay on matrices or on every tensor
+    decay: str = _f(TrainConfig.decay, choices=("matrices", "all"))
     # R > 0: the features stage also encodes R random pool draws of the training clouds (needs
     # sample.pool_points > 0) and adapter epoch e trains on draw (e - 1) % R (released: fresh points each epoch)
     resample_epochs: int = _f(0, ge=0)

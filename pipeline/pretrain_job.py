@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from clip2point.configs import PretrainConfig, config_from
 from clip2point.models.clip import text_features
 from clip2point.train.distributed import DistInfo
 from pipeline import paths
@@ -141,7 +142,7 @@ def train(params: Params, variant: str, seed: int, info: DistInfo, resume: bool 
     from clip2point import shards
     from clip2point.render.views import get_views
     from clip2point.train import checkpoint as ckpt
-    from clip2point.train.pretrain import PretrainConfig, TextSide, ViewDepthRenderer, get_objective, pretrain
+    from clip2point.train.pretrain import TextSide, ViewDepthRenderer, get_objective, pretrain
     from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSource, StreamingEvalSet
 
     pp, dp = params.pretrain, params.depth
@@ -185,13 +186,7 @@ def train(params: Params, variant: str, seed: int, info: DistInfo, resume: bool 
                     caption_labels=cap_labels)
     evalset = StreamingEvalSet(ShardPointsSource(val_index), get_views(params.zeroshot.views), dcfg, dp.distance,
                                num_workers=pp.num_workers)
-    cfg = PretrainConfig(
-        variant=variant, epochs=pp.epochs, batch_size=pp.batch_size, lr=pp.lr, weight_decay=pp.weight_decay,
-        warmup_steps=pp.warmup_steps, temperature=pp.temperature, sigma_init=pp.sigma_init,
-        sigma_lr=pp.sigma_lr, optimizer=pp.optimizer, eval_every=pp.eval_every, bf16=pp.bf16, seed=seed,
-        distance=dp.distance, jitter=dp.jitter, max_steps=pp.max_steps, ckpt_every=pp.ckpt_every,
-        num_workers=pp.num_workers, schedule=pp.schedule, param_groups=pp.param_groups,
-    )
+    cfg = config_from(PretrainConfig, pp, variant=variant, seed=seed, distance=dp.distance, jitter=dp.jitter)
     obj = get_objective(variant)
     tag = run_tag(params, variant, seed)
     log_keys = ["loss", *obj.log_keys, *(["sigma"] if obj.with_sigma else []), "lr"]

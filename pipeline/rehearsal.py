@@ -27,8 +27,9 @@ import pyarrow.parquet as pq
 import torch
 
 from clip2point import shards
+from clip2point.configs import DepthConfig
 from clip2point.io import catalogue
-from clip2point.render.depth import DepthConfig, render_depth
+from clip2point.render.depth import render_depth
 from clip2point.render.rgb import foreground_mask
 from clip2point.schema import table_points
 from pipeline import paths

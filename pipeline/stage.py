@@ -9,19 +9,16 @@ code (1, or the stage's own code for bad input; 130: interrupted), never a trace
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import shutil
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from clip2point.configs import DepthConfig, config_from, shared_settings
 from pipeline import paths
 from pipeline.params import DatasetParams, DepthParams, Params, ParamsError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from clip2point.render.depth import DepthConfig
 
 
 class StageError(RuntimeError):
@@ -47,16 +44,12 @@ def find_dataset(params: Params, name: str) -> DatasetParams:
 def depth_settings(depth: DepthParams) -> dict[str, Any]:
     """The :class:`~clip2point.render.depth.DepthConfig` fields that the ``depth`` params set (Eq. 12–14:
     image size, dilation R, mode, projection, and any later setting both define), in DepthConfig's order."""
-    from clip2point.render.depth import DepthConfig
-
-    return {f.name: getattr(depth, f.name) for f in dataclasses.fields(DepthConfig) if hasattr(depth, f.name)}
+    return shared_settings(DepthConfig, depth)
 
 
 def depth_config(depth: DepthParams) -> DepthConfig:
-    """``params.depth`` as the depth renderer's :class:`~clip2point.render.depth.DepthConfig`."""
-    from clip2point.render.depth import DepthConfig
-
-    return DepthConfig(**depth_settings(depth))
+    """``params.depth`` as the depth renderer's :class:`~clip2point.configs.DepthConfig`."""
+    return config_from(DepthConfig, depth)
 
 
 def live_logger(key: str, resume: bool = False) -> Any:

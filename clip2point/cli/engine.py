@@ -324,7 +324,7 @@ def run_params() -> Any:
 def _check_run_settings(settings: RunSettings, where: str) -> None:
     """The settings ``classify``/``render`` use, checked up front: a bad value is a :class:`CliError` naming
     its key, not an error deep inside the renderer."""
-    from clip2point.render.depth import DepthConfig
+    from clip2point.configs import DepthConfig
 
     try:
         DepthConfig(**settings.depth)

@@ -69,7 +69,8 @@ def render(
         import torch
 
         from clip2point.cli.engine import BadInput, load_cloud, run_settings, view_set_for
-        from clip2point.render.depth import MODES, DepthConfig, render_depth
+        from clip2point.configs import MODES, DepthConfig
+        from clip2point.render.depth import render_depth
         from clip2point.render.views import VIEW_SETS, to_y_up
 
         if depth is not None and depth not in MODES:

@@ -44,55 +44,18 @@ with a one-pixel border that absorbs out-of-frame candidates.
 from __future__ import annotations
 
 import math
-import numbers
-from dataclasses import dataclass
 
 import torch
 
+from clip2point.configs import DepthConfig
 from clip2point.render.views import ViewSet, get_views, view_rotations
 
 FOREGROUND_MAX = 200.0 / 255.0
 BACKGROUND = 1.0
 PERSPECTIVE_DISTANCE_FACTOR = 2.0
 PERSPECTIVE_FOCAL = 1.0 / math.tan(math.radians(30.0))
-MODES = ("min", "weighted")
-PROJECTIONS = ("orthographic", "perspective")
-FOOTPRINTS = ("square", "disc")
-MAX_RADIUS = 2.0  # NDC units: the frame's width (it spans [−1, 1]²); bounds the candidate window
 DISC_CHUNK = 1 << 20  # disc candidates per step (whole views; fewer points when one view exceeds it)
 _DISC_ENCODE = 0.4  # disc ``min``: per-view scaled depths lie in (0, 0.4], below the background 1.0
-
-
-@dataclass(frozen=True)
-class DepthConfig:
-    """Depth settings: image size, dilation R (Eq. 13), mode (Eq. 14 ``min`` / Eq. 12 ``weighted``).
-
-    ``footprint``: ``square`` (Eq. 13's R×R block, ``dilation``) or ``disc`` (the released pytorch3d
-    footprint, ``radius`` in NDC units; ``dilation`` is then unused).
-    """
-
-    image_size: int = 224
-    dilation: int = 2
-    mode: str = "min"
-    projection: str = "orthographic"
-    eps: float = 1e-12  # Eq. 12's ε
-    footprint: str = "square"
-    radius: float = 0.02
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"depth mode must be one of {MODES}, got {self.mode!r}")
-        if self.projection not in PROJECTIONS:
-            raise ValueError(f"depth projection must be one of {PROJECTIONS}, got {self.projection!r}")
-        if not 1 <= int(self.image_size) <= 8192:
-            raise ValueError(f"image_size must be in [1, 8192], got {self.image_size}")
-        if not 1 <= int(self.dilation) <= 64:
-            raise ValueError(f"dilation must be in [1, 64], got {self.dilation}")
-        if self.footprint not in FOOTPRINTS:
-            raise ValueError(f"depth footprint must be one of {FOOTPRINTS}, got {self.footprint!r}")
-        r = self.radius
-        if not (isinstance(r, numbers.Real) and not isinstance(r, bool) and 0.0 < r <= MAX_RADIUS):
-            raise ValueError(f"depth radius must be in (0, {MAX_RADIUS}] (NDC units), got {self.radius!r}")
 
 
 def disc_window(radius: float, image_size: int) -> int:

@@ -38,27 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from clip2point.configs import BootstrapConfig  # noqa: F401 - re-exported
 from clip2point.evaluate import zero_shot_logits
 from clip2point.losses import multi_positive_contrastive
 from clip2point.models.clip import clip_normalize, encode_rgb_views, image_size, text_features
 from clip2point.train.optim import build_optimizer, cosine_with_warmup, param_groups
-
-
-@dataclass
-class BootstrapConfig:
-    epochs: int = 6
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
-    seed: int = 0
-    augment: bool = True
-    optimizer: str = "adamw"
-    eval_every: int = 1
-    eval_batch_size: int = 256
-    max_steps: int = 0
-    text_lr_mult: float = 0.0  # text tower lr = lr × this; 0 locks it (a from-scratch text tower collapses)
-    grad_clip: float = 1.0
 
 
 @dataclass

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from clip2point.configs import PretrainConfig  # noqa: F401 - re-exported (the config lives in clip2point.configs)
 from clip2point.evaluate import zero_shot_logits
 from clip2point.losses import (
     balanced_loss,
@@ -94,36 +95,6 @@ class DepthRenderFn(Protocol):
     def __call__(self, points: Tensor, view_idx: Tensor, distance: Tensor) -> Tensor:
         """points (B,N,3), view index (B,) into the training view set, distance (B,) → depth (B,H,W)."""
         ...
-
-
-@dataclass
-class PretrainConfig:
-    variant: str = "intra_cross"
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 6e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 20
-    temperature: float = 0.07
-    sigma_init: float = 1.0
-    sigma_lr: float = 1e-2
-    optimizer: str = "lamb"
-    eval_every: int = 1  # epochs
-    bf16: bool = True
-    seed: int = 0
-    distance: float = 1.0
-    jitter: float = 0.1
-    max_steps: int = 0  # 0: epochs × steps per epoch
-    ckpt_every: int = 0  # steps between resume checkpoints; 0: end of each epoch only
-    eval_batch_size: int = 256
-    min_lr_ratio: float = 0.0
-    # "warmup_cosine" (linear warm-up, one cosine) or "cosine_restarts" (released: warm restarts every
-    # 2 epochs down to 1e-5, no warm-up; clip2point.train.optim.build_schedule)
-    schedule: str = "warmup_cosine"
-    # "split": weight decay on matrices only, σ in its own group at ``sigma_lr``; "single": the released
-    # single group, every trainable tensor (σ included) decayed at ``lr`` (optim.released_param_groups)
-    param_groups: str = "split"
-    num_workers: int = 0  # DataLoader worker processes reading the pool (results do not depend on it)
 
 
 #: Config fields that do not change a run's results: a checkpoint written under other values still resumes.
