@@ -150,6 +150,11 @@ def build_report(params: Params, out: Path) -> str:
 
     for ds in params.data.benchmarks:
         md += _dataset_section(params, ds.name, out)
+    md += ["## Under the released code's choices", "",
+           "The same findings with the released code's choices switched on (disc footprint, torch_optimizer's "
+           "LAMB with warm restarts, the SimplifiedAdapter head, per-epoch resampling, the released prompt; "
+           "`configs/released.yaml`, docs/parity.md) come from a second whole run outside this DAG "
+           "(`make compare-profiles`), side by side with this profile's: [profiles.md](profiles.md).", ""]
     return "\n".join(md) + "\n"
 
 

@@ -125,6 +125,7 @@ def test_resume_is_bit_exact_with_workers(tiny, tmp_path) -> None:
     assert resumed.history == full.history and resumed.metrics == full.metrics
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_config_or_tag_is_not_resumed(tiny, tmp_path) -> None:
     model, text = tiny
     data, val = make_data()

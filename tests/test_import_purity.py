@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
@@ -22,6 +24,7 @@ print(json.dumps({"modules": len(names), "env": changed, "tmp": new_tmp}))
 """
 
 
+@pytest.mark.slow
 def test_importing_every_library_module_changes_no_env_and_writes_no_temp_file(tmp_path):
     import json
     import os

@@ -181,6 +181,7 @@ def _worker(rank: int, world: int, port: int, manifest: str, out_dir: str) -> No
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_on_streamed_shards_match_one_process(tmp_path) -> None:
     manifest = str(write_pool(tmp_path / "pool", ranks=2, maxcount=3, val=7))  # 7: ranks evaluate 4 + 3
     with socket.socket() as s:

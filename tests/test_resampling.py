@@ -227,6 +227,7 @@ def test_one_draw_equal_to_the_fixed_features_changes_nothing(mode) -> None:
     assert not torch.equal(c.model.fc.weight, a.model.fc.weight)
 
 
+@pytest.mark.slow
 def test_features_stage_encodes_resampled_training_draws(tmp_path, monkeypatch) -> None:
     import pyarrow.parquet as pq
     import test_stages_downstream as tsd

@@ -98,6 +98,7 @@ def _kill_after(monkeypatch, k: int) -> None:
     monkeypatch.setattr(pretrain_mod, "pretrain", killed)
 
 
+@pytest.mark.slow
 def test_stage_writes_reproducible_bytes_and_keeps_timings_out_of_metrics(ws) -> None:
     assert stage.main(ARGS) == 0
     first = _outputs()
@@ -116,6 +117,7 @@ def test_stage_writes_reproducible_bytes_and_keeps_timings_out_of_metrics(ws) ->
         assert first[k] == second[k], k
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_automatically_after_dvc_deleted_its_outputs(ws, monkeypatch) -> None:
     assert stage.main([*ARGS, "--keep-checkpoint"]) == 0
     ref = _outputs()
@@ -142,6 +144,7 @@ def test_killed_run_resumes_automatically_after_dvc_deleted_its_outputs(ws, monk
     assert not list(ppaths.DATA.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_checkpoint_of_other_params_is_not_resumed(ws, monkeypatch, tmp_path) -> None:
     with monkeypatch.context() as m:
         _kill_after(m, 3)

@@ -94,6 +94,7 @@ def workspace(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_render_stage_end_to_end(workspace):
     assert render_stage.main(["toy", "--no-progress"]) == 0
     m = shards.read_manifest(paths.manifest("toy"))
