@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 MODES = ("min", "weighted")
+PRECISIONS = ("fp32", "tf32", "bf16")  # clip2point.precision
 PROJECTIONS = ("orthographic", "perspective")
 FOOTPRINTS = ("square", "disc")
 MAX_RADIUS = 2.0  # NDC units: the frame's width (it spans [−1, 1]²); bounds the candidate window
@@ -85,7 +86,8 @@ class PretrainConfig:
     sigma_lr: float = 1e-2
     optimizer: str = "lamb"
     eval_every: int = 1  # epochs
-    bf16: bool = True
+    # "fp32" | "tf32" (CUDA matmuls on tensor cores; fp32 on a CPU) | "bf16" (autocast): clip2point.precision
+    precision: str = "fp32"
     seed: int = 0
     distance: float = 1.0
     jitter: float = 0.1
@@ -100,6 +102,14 @@ class PretrainConfig:
     # single group, every trainable tensor (σ included) decayed at ``lr`` (optim.released_param_groups)
     param_groups: str = "split"
     num_workers: int = 0  # DataLoader worker processes reading the pool (results do not depend on it)
+    log_every: int = 10  # steps between reads of the step's scalars (progress bar, curves); results-neutral
+    compile: bool = False  # torch.compile E_d (the step's encoder; state_dicts unchanged)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {' | '.join(PRECISIONS)}, got {self.precision!r}")
+        if int(self.log_every) < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
 
 
 @dataclass(frozen=True)

@@ -27,22 +27,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from clip2point.precision import full_precision
+
+#: τ of Eq. 5–10: the released code's 0.07 (the paper's text says 0.7); ``PretrainConfig.temperature``.
+TEMPERATURE = 0.07
+
 
 def _nt_xent_rows(anchor: Tensor, cands: Tensor, pos_idx: Tensor, self_idx: Tensor, tau: float) -> Tensor:
     """Per-anchor NT-Xent: ``-log softmax`` at ``pos_idx`` over candidates, the anchor itself excluded."""
     logits = anchor @ cands.t() / tau
     rows = torch.arange(anchor.shape[0], device=anchor.device)
-    logits = logits.masked_fill(
-        torch.zeros_like(logits, dtype=torch.bool).index_put_((rows, self_idx), torch.tensor(True)),
-        float("-inf"),
-    )
+    # the anchor itself: a column mask built on the device (no host scalar copied per step)
+    is_self = self_idx[:, None] == torch.arange(cands.shape[0], device=anchor.device)[None, :]
+    logits = logits.masked_fill(is_self, float("-inf"))
     return -logits.log_softmax(dim=-1)[rows, pos_idx]
 
 
 def nt_xent(
     a: Tensor,
     b: Tensor,
-    temperature: float = 0.07,
+    temperature: float = TEMPERATURE,
     a_all: Tensor | None = None,
     b_all: Tensor | None = None,
     offset: int = 0,
@@ -51,12 +55,18 @@ def nt_xent(
 
     Features are L2-normalised here. Negatives of anchor ``a_i`` are all other rows of ``a`` and ``b``
     (2N − 2 of them): the denominator is Σ_k e(a_i,a_k) + e(a_i,b_k) minus the self term e(a_i,a_i).
-    Returns the mean over both directions, 1/(2N) Σ_i l^i(a,b) + l^i(b,a).
+    Returns the mean over both directions, 1/(2N) Σ_i l^i(a,b) + l^i(b,a). Always fp32, autocast off.
     """
     if a.shape != b.shape or a.dim() != 2:
         raise ValueError(
             f"nt_xent needs two (N, C) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
+    with full_precision(a):
+        return _nt_xent(a, b, temperature, a_all, b_all, offset)
+
+
+def _nt_xent(a: Tensor, b: Tensor, temperature: float, a_all: Tensor | None, b_all: Tensor | None,
+             offset: int) -> Tensor:
     a = F.normalize(a.float(), dim=-1)
     b = F.normalize(b.float(), dim=-1)
     if a_all is None or b_all is None:
@@ -75,7 +85,7 @@ def nt_xent(
 def intra_modality_loss(
     f_d1: Tensor,
     f_d2: Tensor,
-    temperature: float = 0.07,
+    temperature: float = TEMPERATURE,
     f_d1_all: Tensor | None = None,
     f_d2_all: Tensor | None = None,
     offset: int = 0,
@@ -85,14 +95,15 @@ def intra_modality_loss(
 
 
 def mean_depth_feature(f_d1: Tensor, f_d2: Tensor) -> Tensor:
-    """F^D_i, the mean of the two depth features (§3.2.1, after Eq. 7), L2-normalised."""
-    return F.normalize((F.normalize(f_d1.float(), dim=-1) + F.normalize(f_d2.float(), dim=-1)) / 2, dim=-1)
+    """F^D_i, the mean of the two depth features (§3.2.1, after Eq. 7), L2-normalised (fp32)."""
+    with full_precision(f_d1):
+        return F.normalize((F.normalize(f_d1.float(), dim=-1) + F.normalize(f_d2.float(), dim=-1)) / 2, dim=-1)
 
 
 def cross_modality_loss(
     f_depth: Tensor,
     f_image: Tensor,
-    temperature: float = 0.07,
+    temperature: float = TEMPERATURE,
     f_depth_all: Tensor | None = None,
     f_image_all: Tensor | None = None,
     offset: int = 0,
@@ -105,9 +116,10 @@ def balanced_loss(l_intra: Tensor, l_cross: Tensor, sigma: Tensor, log_term_weig
     """Eq. 11: L = L_intra / σ² + L_cross + log(σ + 1), σ learnable.
 
     ``log_term_weight`` scales the σ regulariser; ranks of a distributed run each add 1/world of it so
-    the sum over ranks is Eq. 11 exactly.
+    the sum over ranks is Eq. 11 exactly. fp32, autocast off.
     """
-    return l_intra / sigma**2 + l_cross + log_term_weight * torch.log(sigma + 1)
+    with full_precision(sigma):
+        return l_intra.float() / sigma**2 + l_cross + log_term_weight * torch.log(sigma + 1)
 
 
 def multi_positive_contrastive(
@@ -120,6 +132,12 @@ def multi_positive_contrastive(
     many same-class pairs. Image→text over all captions; text→image over the batch's images, for the
     captions whose class occurs in the batch.
     """
+    with full_precision(image):
+        return _multi_positive_contrastive(image, text, image_labels, text_labels, logit_scale)
+
+
+def _multi_positive_contrastive(image: Tensor, text: Tensor, image_labels: Tensor, text_labels: Tensor,
+                                logit_scale: Tensor | float) -> Tensor:
     image = F.normalize(image.float(), dim=-1)
     text = F.normalize(text.float(), dim=-1)
     logits = logit_scale * image @ text.t()  # (B, T)

@@ -187,7 +187,11 @@ class PretrainParams:
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
     variants: tuple[str, ...] = _f(PRETRAIN_OBJECTIVES, choices=PRETRAIN_OBJECTIVES)
     eval_every: int = _f(PretrainConfig.eval_every, ge=1)
-    bf16: bool = PretrainConfig.bf16
+    # fp32 | tf32 (CUDA tensor cores; fp32 on CPU) | bf16 (autocast): the training step, the selection
+    # evaluation, the frozen-image-feature cache and the features stage (clip2point.precision)
+    precision: str = _f(PretrainConfig.precision, choices=("fp32", "tf32", "bf16"))
+    log_every: int = _f(PretrainConfig.log_every, ge=1)  # steps between reads of the scalars (no effect on results)
+    compile: bool = PretrainConfig.compile  # torch.compile E_d
     num_workers: int = _f(PretrainConfig.num_workers, ge=0)
     max_steps: int = _f(PretrainConfig.max_steps, ge=0)  # 0: no cap
     ckpt_every: int = _f(PretrainConfig.ckpt_every, ge=0)  # steps between resume checkpoints (0: once per epoch)
@@ -234,7 +238,13 @@ class LaunchParams:
     """How ``pipeline.launch`` starts the distributed stages; never changes a result, so no stage depends
     on it."""
 
-    nproc_per_node: int = _f(1, ge=1)  # > 1: render and pretrain run under torchrun (DDP, NCCL / gloo)
+    # "auto": one process per CUDA device (1 without CUDA); an integer >= 1: that many (> 1: torchrun, DDP)
+    nproc_per_node: Any = "auto"
+
+    def __post_init__(self) -> None:
+        n = self.nproc_per_node
+        if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ParamsError(f"params: 'launch.nproc_per_node' must be 'auto' or an integer >= 1; got {n!r}")
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,12 @@ def timings_file(variant: str, seed: int) -> Path:
     return data_root() / "timings" / f"{pretrain_key(variant, seed)}.json"
 
 
+def image_features_dir(pool: str) -> Path:
+    """The frozen-image-feature cache of a pre-training pool: E_i's features of every (training sample, RGB
+    view), shared by every run and seed of the objectives that compare with E_i."""
+    return data_root() / "image_features" / pool
+
+
 def features_dir(dataset: str) -> Path:
     """Cached per-view encoder features of a downstream dataset (for the adapters)."""
     return data_root() / "features" / dataset

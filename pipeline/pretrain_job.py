@@ -35,7 +35,7 @@ from pipeline.params import Params
 from pipeline.stage import StageError, depth_config, live_logger
 
 #: the ``pretrain`` params that do not change a run's results (left out of :func:`run_tag`)
-NEUTRAL = frozenset({"seeds", "variants", "num_workers", "ckpt_every"})
+NEUTRAL = frozenset({"seeds", "variants", "num_workers", "ckpt_every", "log_every"})
 
 
 def _sha256_file(path: Path) -> str | None:
@@ -108,14 +108,17 @@ def clean_stale(variant: str, seed: int) -> None:
     remove_stale_temps(paths.checkpoint_dir(variant, seed))
 
 
-def _curve_logger(key: str | None, log_keys: list[str]) -> tuple[Any, Any, Any, Any]:
+def _curve_logger(key: str | None, log_keys: list[str], logged: Any = None) -> tuple[Any, Any, Any, Any]:
     """A fresh dvclive logger of one run (None without ``key``: not the main rank) and its ``on_step``,
-    ``on_eval``, ``on_resume`` callbacks (``on_resume`` replays the curves of the steps before a kill;
-    history stores l_rgb under l_cross)."""
+    ``on_eval``, ``on_resume`` callbacks. ``on_step`` logs the steps whose scalars the loop read (the
+    logging steps, ``pretrain.log_every``); ``on_resume`` replays the curves of the steps before a kill in
+    the order the uninterrupted run logged them (by step, an evaluation before the step's scalars; only the
+    logging steps, ``logged(step)``), so the logger's files are the same bytes; history stores l_rgb under
+    l_cross."""
     live = live_logger(key) if key is not None else None
 
     def on_step(step: int, sc: dict[str, float]) -> None:
-        if live is not None:
+        if live is not None and sc:
             live.step = step
             for k in log_keys:
                 live.log_metric(f"train/{k}", sc[k])
@@ -128,10 +131,13 @@ def _curve_logger(key: str | None, log_keys: list[str]) -> tuple[Any, Any, Any, 
     def on_resume(step: int, history: dict[str, list], evals: list[dict[str, float]]) -> None:
         if live is None:
             return
-        for i, s in enumerate(history["step"]):
-            on_step(s, {k: history["l_cross" if k == "l_rgb" else k][i] for k in log_keys})
-        for ev in evals:
-            on_eval(ev["step"], ev)
+        events = [(ev["step"], 0, i) for i, ev in enumerate(evals)]
+        events += [(s, 1, i) for i, s in enumerate(history["step"]) if logged is None or logged(s)]
+        for s, kind, i in sorted(events):
+            if kind == 0:
+                on_eval(s, evals[i])
+            else:
+                on_step(s, {k: history["l_cross" if k == "l_rgb" else k][i] for k in log_keys})
 
     return live, on_step, on_eval, on_resume
 
@@ -142,8 +148,16 @@ def train(params: Params, variant: str, seed: int, info: DistInfo, resume: bool 
     from clip2point import shards
     from clip2point.render.views import get_views
     from clip2point.train import checkpoint as ckpt
-    from clip2point.train.pretrain import TextSide, ViewDepthRenderer, get_objective, pretrain
+    from clip2point.train.pretrain import (
+        TextSide,
+        ViewDepthRenderer,
+        get_objective,
+        logged_step,
+        pretrain,
+        schedule_of,
+    )
     from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSource, StreamingEvalSet
+    from pipeline import image_feature_job
 
     pp, dp = params.pretrain, params.depth
     ck_dir, ck = paths.checkpoint_dir(variant, seed), paths.checkpoint_file(variant, seed)
@@ -191,10 +205,15 @@ def train(params: Params, variant: str, seed: int, info: DistInfo, resume: bool 
     tag = run_tag(params, variant, seed)
     log_keys = ["loss", *obj.log_keys, *(["sigma"] if obj.with_sigma else []), "lr"]
     key = paths.pretrain_key(variant, seed) if info.is_main else None
-    live, on_step, on_eval, on_resume = _curve_logger(key, log_keys)
+    spe, total = schedule_of(cfg, len(source))
+    live, on_step, on_eval, on_resume = _curve_logger(key, log_keys, lambda s: logged_step(s, cfg, spe, total))
+    # E_i's features of the pool's RGB views, computed once by the image_features stage (None: not built,
+    # e.g. a run outside the DAG; the step then encodes the RGB renders, as rgb_control always does)
+    cache = (image_feature_job.load(pool, source.index.keys, source.n_views, pp.precision, read_clip_pointer())
+             if obj.image_features else None)
     res = pretrain(model.visual, source, evalset, side, cfg, ViewDepthRenderer(train_views, dcfg), info=info,
                    checkpoint_path=ck, resume=True, run_tag=tag, on_step=on_step, on_eval=on_eval,
-                   on_resume=on_resume, progress=progress)
+                   on_resume=on_resume, progress=progress, image_features=cache)
     if live is not None:
         live.end()
     if info.is_main:

@@ -12,6 +12,11 @@ start=$(date +%s)
 # 2 training models per class (a 1-shot draw plus a held-out one), 1 test model, 1 ShapeNetCore model per synset
 python -m pipeline.fabricate --out fab --per-class 2 --test-per-class 1 --pool-per-class 1
 python -m pipeline.profiles configs/paper.yaml configs/rehearsal.yaml > params.yaml
+# The overlay asks for 2 processes (DDP over gloo on a CPU host, as CI runs it). A host with one GPU cannot
+# give 2 CUDA ranks (pipeline.launch refuses more processes than devices): there the rehearsal uses auto.
+if [ "$(python -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')" = 1 ]; then
+  sed -i 's/^  nproc_per_node: 2$/  nproc_per_node: auto/' params.yaml
+fi
 prep() { clip2point prepare "$@" --allow-incomplete --params params.yaml; }
 prep shapenetcore --root fab/ShapeNetCore.v2 --variant fab/ShapeNet55-34/ShapeNet-55
 prep modelnet40 --root fab/ModelNet40 --up-axis z_released  # the paper profile turns ModelNet as the released code

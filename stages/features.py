@@ -27,6 +27,7 @@ from pipeline import models
 from pipeline.artifacts import atomic_dir
 from pipeline.feature_store import build_store, read_points_table, read_train_draws
 from pipeline.keys import VARIANTS
+from clip2point.precision import encoder_precision
 from pipeline.params import load_params
 from pipeline.paths import features_dir, points_table
 from pipeline.stage import StageError, depth_config, depth_settings, find_dataset, run_main
@@ -48,7 +49,13 @@ def run(dataset: str, variants: list[str] | None, batch_size: int | None, device
         device = "cuda" if torch.cuda.is_available() else "cpu"
     encoders, clip_model, tokenizer = models.load_encoders(variants, params.pretrain.seeds, device)
     bs = batch_size or params.zeroshot.batch_size
-    fns = {k: (lambda depth, m=m: encode_views(m, depth, bs)) for k, m in encoders.items()}
+    prec = params.pretrain.precision
+
+    def at_precision(m: torch.nn.Module, depth: torch.Tensor) -> torch.Tensor:
+        with encoder_precision(device, prec):  # the encoders at the run's precision; features stored as STORE_DTYPE
+            return encode_views(m, depth, bs)
+
+    fns = {k: (lambda depth, m=m: at_precision(m, depth)) for k, m in encoders.items()}
     with torch.no_grad():
         text = text_features(clip_model, tokenizer, class_names, params.clip.templates)
         extra = {
@@ -58,6 +65,7 @@ def run(dataset: str, variants: list[str] | None, batch_size: int | None, device
             "depth": {**depth_settings(d), "distance": d.distance},
             "up_axis": ds.up_axis,
             "pretrain_seeds": list(params.pretrain.seeds),
+            "precision": prec,
         }
         with atomic_dir(features_dir(dataset)) as tmp:
             build_store(tmp, dataset, table, clouds, class_names, view_sets, d.distance,

@@ -29,8 +29,8 @@ def test_config_from_copies_shared_fields_and_takes_overrides():
     cfg = config_from(PretrainConfig, pp, variant="cross_only", seed=4, distance=1.5, jitter=0.0)
     # the fields the stage used to copy one by one, checked by name against the section
     for name in ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "temperature", "sigma_init",
-                 "sigma_lr", "optimizer", "eval_every", "bf16", "max_steps", "ckpt_every", "num_workers",
-                 "schedule", "param_groups"):
+                 "sigma_lr", "optimizer", "eval_every", "precision", "log_every", "compile", "max_steps",
+                 "ckpt_every", "num_workers", "schedule", "param_groups"):
         assert getattr(cfg, name) == getattr(pp, name), name
     assert (cfg.variant, cfg.seed, cfg.distance, cfg.jitter) == ("cross_only", 4, 1.5, 0.0)
     assert cfg.eval_batch_size == PretrainConfig.eval_batch_size  # not in params: the config's default

@@ -76,7 +76,7 @@ def test_yaml_12_booleans_like_dvc(tmp_path):
     f.write_text(text)
     p = load_params(f)
     assert p.synth.mesh_format == "off"
-    assert p.pretrain.bf16 is True
+    assert p.pretrain.precision == "fp32" and p.pretrain.log_every >= 10
 
 
 @pytest.mark.parametrize(("section", "key", "value", "needle"), [
@@ -116,10 +116,21 @@ def test_yaml_1_2_floats_without_a_dot_are_numbers(tmp_path):
 
 
 def test_launch_section_is_optional_and_checked():
-    assert params_from_dict(_raw()).launch.nproc_per_node == 1
+    assert params_from_dict(_raw()).launch.nproc_per_node == "auto"
+    for bad in (0, "four", True):
+        raw = _raw()
+        raw["launch"] = {"nproc_per_node": bad}
+        with pytest.raises(ParamsError, match="'launch.nproc_per_node' must be 'auto' or an integer >= 1"):
+            params_from_dict(raw)
+
+
+def test_precision_is_one_of_three_and_bf16_is_gone():
     raw = _raw()
-    raw["launch"] = {"nproc_per_node": 0}
-    with pytest.raises(ParamsError, match="'launch.nproc_per_node' must be >= 1"):
+    raw.setdefault("pretrain", {})["precision"] = "fp16"
+    with pytest.raises(ParamsError, match="'pretrain.precision' must be one of fp32, tf32, bf16"):
+        params_from_dict(raw)
+    raw["pretrain"] = {"bf16": True}
+    with pytest.raises(ParamsError, match="bf16"):
         params_from_dict(raw)
 
 

@@ -65,7 +65,7 @@ def tiny():
 
 def cfg(**kw) -> PretrainConfig:
     base = dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=1, temperature=0.1, sigma_lr=0.05,
-                optimizer="lamb", bf16=True, eval_batch_size=64)
+                optimizer="lamb", eval_batch_size=64)
     base.update(kw)
     return PretrainConfig(**base)
 

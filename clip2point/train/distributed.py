@@ -1,4 +1,4 @@
-"""torch.distributed helpers: init under torchrun, gradient-correct all-gather, autocast.
+"""torch.distributed helpers: init under torchrun, gradient-correct all-gather.
 
 One code path serves one process and many: :func:`init_distributed` returns a :class:`DistInfo` with
 ``world == 1`` when not launched by torchrun. NCCL on CUDA, gloo on CPU.
@@ -14,7 +14,6 @@ DDP averages gradients over ranks, so :func:`backward_scale` (= world) is applie
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 
@@ -69,12 +68,10 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        # Equal local batches on every rank are a precondition, not checked here: a size all-gather would
+        # cost a collective and a device→host read per call. The pre-training sampler guarantees it
+        # (PretrainBatchSampler refuses a batch size that does not divide by the world size).
         world = dist.get_world_size()
-        sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
-        dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
-        sizes_l = [int(s.item()) for s in sizes]
-        if len(set(sizes_l)) != 1:
-            raise ValueError(f"gather_with_grad needs equal local batches on all ranks, got {sizes_l}")
         out = [torch.empty_like(x) for _ in range(world)]
         dist.all_gather(out, x.contiguous())
         ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
@@ -106,12 +103,6 @@ def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     y = x.detach().clone()
     dist.all_reduce(y, op=dist.ReduceOp.SUM)
     return y
-
-
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; on CPU the same call site runs in fp32 (autocast disabled)."""
-    enabled = bool(bf16) and device.type == "cuda"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def shard_indices(n: int, info: DistInfo) -> slice:

@@ -70,6 +70,11 @@ class ReleasedLamb(torch.optim.Optimizer):
 
     with ``c = 1`` (no bias correction, the default) or ``c = √(1 - β2^t) / (1 - β1^t)`` when
     ``debias=True``. Norms are Frobenius norms of the whole tensor, taken before the update.
+
+    ``foreach=True`` (the default) updates every tensor of a group with a handful of multi-tensor
+    (``torch._foreach_*``) ops and one vectorised trust-ratio computation: ≈ 15 dispatched ops per group
+    instead of ≈ 19 per tensor, and no host synchronisation. ``foreach=False`` is the plain per-tensor loop,
+    kept as the obviously-correct twin the tests compare the fast path against.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class ReleasedLamb(torch.optim.Optimizer):
         clamp_value: float = 10.0,
         adam: bool = False,
         debias: bool = False,
+        foreach: bool = True,
     ) -> None:
         if not lr > 0.0:
             raise ValueError(f"ReleasedLamb: learning rate must be > 0, got {lr}")
@@ -97,6 +103,7 @@ class ReleasedLamb(torch.optim.Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         clamp_value=clamp_value, adam=adam, debias=debias)
         super().__init__(params, defaults)
+        self.foreach = bool(foreach)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -106,44 +113,108 @@ class ReleasedLamb(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError("ReleasedLamb does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                state["step"] += 1
-                t = state["step"]
-                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                step_size = group["lr"]
-                if group["debias"]:
-                    step_size *= math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                weight_norm = torch.linalg.vector_norm(p).clamp(0, group["clamp_value"])
-                update = exp_avg / exp_avg_sq.sqrt().add(group["eps"])
-                if group["weight_decay"] != 0:
-                    update.add_(p, alpha=group["weight_decay"])
-                update_norm = torch.linalg.vector_norm(update)
-                degenerate = (weight_norm == 0) | (update_norm == 0)
-                trust = torch.where(degenerate, torch.ones_like(weight_norm), weight_norm / update_norm)
-                state["weight_norm"], state["adam_norm"], state["trust_ratio"] = weight_norm, update_norm, trust
-                if group["adam"]:
-                    trust = torch.ones_like(trust)
-                p.add_(update * trust, alpha=-step_size)
+            if self.foreach:
+                self._foreach_group(group)
+            else:
+                self._loop_group(group)
         return loss
+
+    def _group_tensors(self, group: dict) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[dict]]:
+        params, grads, avgs, sqs, states = [], [], [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("ReleasedLamb does not support sparse gradients")
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            params.append(p)
+            grads.append(p.grad)
+            avgs.append(state["exp_avg"])
+            sqs.append(state["exp_avg_sq"])
+            states.append(state)
+        return params, grads, avgs, sqs, states
+
+    def _foreach_group(self, group: dict) -> None:
+        """The update of the class docstring for every tensor of ``group`` at once (multi-tensor ops)."""
+        params, grads, avgs, sqs, states = self._group_tensors(group)
+        if not params:
+            return
+        beta1, beta2 = group["betas"]
+        steps = {st["step"] for st in states}
+        if group["debias"] and len(steps) > 1:  # tensors at different steps (rare): per-tensor step sizes
+            for st in states:
+                st["step"] -= 1
+            self._loop_group(group)
+            return
+        t = steps.pop()
+        step_size = group["lr"]
+        if group["debias"]:
+            step_size *= math.sqrt(1 - beta2**t) / (1 - beta1**t)
+        torch._foreach_mul_(avgs, beta1)
+        torch._foreach_add_(avgs, grads, alpha=1 - beta1)
+        torch._foreach_mul_(sqs, beta2)
+        torch._foreach_addcmul_(sqs, grads, grads, value=1 - beta2)
+        weight_norm = torch.stack(torch._foreach_norm(params)).clamp_(0, group["clamp_value"])
+        denom = torch._foreach_sqrt(sqs)
+        torch._foreach_add_(denom, group["eps"])
+        updates = torch._foreach_div(avgs, denom)
+        if group["weight_decay"] != 0:
+            torch._foreach_add_(updates, params, alpha=group["weight_decay"])
+        update_norm = torch.stack(torch._foreach_norm(updates))
+        degenerate = (weight_norm == 0) | (update_norm == 0)
+        trust = torch.where(degenerate, torch.ones_like(weight_norm), weight_norm / update_norm)
+        for st, w, u, r in zip(states, weight_norm.unbind(), update_norm.unbind(), trust.unbind(), strict=True):
+            st["weight_norm"], st["adam_norm"], st["trust_ratio"] = w, u, r
+        if group["adam"]:
+            torch._foreach_add_(params, updates, alpha=-step_size)
+        else:
+            torch._foreach_addcmul_(params, updates, list(trust.unbind()), value=-step_size)
+
+    def _loop_group(self, group: dict) -> None:
+        """The update of the class docstring, one tensor at a time (the reference twin of the fast path)."""
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if grad.is_sparse:
+                raise RuntimeError("ReleasedLamb does not support sparse gradients")
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            state["step"] += 1
+            t = state["step"]
+            exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            step_size = group["lr"]
+            if group["debias"]:
+                step_size *= math.sqrt(1 - beta2**t) / (1 - beta1**t)
+            weight_norm = torch.linalg.vector_norm(p).clamp(0, group["clamp_value"])
+            update = exp_avg / exp_avg_sq.sqrt().add(group["eps"])
+            if group["weight_decay"] != 0:
+                update.add_(p, alpha=group["weight_decay"])
+            update_norm = torch.linalg.vector_norm(update)
+            degenerate = (weight_norm == 0) | (update_norm == 0)
+            trust = torch.where(degenerate, torch.ones_like(weight_norm), weight_norm / update_norm)
+            state["weight_norm"], state["adam_norm"], state["trust_ratio"] = weight_norm, update_norm, trust
+            if group["adam"]:
+                trust = torch.ones_like(trust)
+            p.add_(update * trust, alpha=-step_size)
 
 
 def _timm_lamb(groups: list[dict], lr: float) -> torch.optim.Optimizer:
     from timm.optim import Lamb
 
-    return Lamb(groups, lr=lr)
+    # foreach on every device (timm picks it only on CUDA): one code path, the same numbers on CPU and GPU
+    return Lamb(groups, lr=lr, foreach=True)
 
 
 #: ``name -> factory(groups, lr)``; per-group ``lr`` / ``weight_decay`` override the factory's defaults.

@@ -61,11 +61,11 @@ from clip2point.losses import (
     multi_positive_contrastive,
 )
 from clip2point.models.clip import depth_to_clip_input, encode_views, image_size, rgb_to_clip_input
+from clip2point.precision import encoder_precision
 from clip2point.train import checkpoint as ckpt
 from clip2point.train.distributed import (
     DistInfo,
     all_reduce_sum,
-    autocast,
     backward_scale,
     gather_with_grad,
 )
@@ -79,6 +79,7 @@ from clip2point.train.pretrain_data import (
     make_loader,
     step_generator,
 )
+from clip2point.train.timing import PhaseTimer
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class DepthRenderFn(Protocol):
 
 
 #: Config fields that do not change a run's results: a checkpoint written under other values still resumes.
-RESULT_NEUTRAL_FIELDS = ("num_workers", "ckpt_every")
+RESULT_NEUTRAL_FIELDS = ("num_workers", "ckpt_every", "log_every")
 
 
 @dataclass
@@ -169,7 +170,8 @@ class LossInputs:
     logit_scale: float = 100.0
 
 
-LossFn = Callable[[LossInputs], tuple[Tensor, dict[str, float]]]
+#: ``loss(inputs) -> (this rank's loss share, {log key: global value as a 0-dim tensor on the device})``
+LossFn = Callable[[LossInputs], tuple[Tensor, dict[str, Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -180,8 +182,11 @@ class Objective:
     step's jittered draws) or ``base`` (``PretrainConfig.distance``), rendered on the fly from the points in
     the sample's view; ``needs_captions``: caption features (:class:`TextSide`); ``with_sigma``: σ of Eq. 11
     is learned; ``log_keys``: the loss terms its ``loss`` returns (logged besides ``loss`` and ``lr``).
-    ``loss(inputs)`` returns this rank's share of the global batch's loss (Σ over ranks = the
-    single-process loss) and the global loss terms.
+    ``image_features``: the loss compares E_d's depth features with the frozen E_i's features of the
+    sample's RGB view, which a run may read from the frozen-feature cache (``batch["f_img"]``) instead of
+    encoding the RGB render every step. ``loss(inputs)`` returns this rank's share of the global batch's
+    loss (Σ over ranks = the single-process loss) and the global loss terms, as device tensors (reading them
+    is the loop's business, every ``log_every`` steps).
     """
 
     name: str
@@ -193,6 +198,7 @@ class Objective:
     with_sigma: bool = False
     log_keys: tuple[str, ...] = ()
     description: str = ""
+    image_features: bool = False
 
     @property
     def needs_points(self) -> bool:
@@ -220,19 +226,28 @@ def get_objective(name: str) -> Objective:
         raise ValueError(f"unknown pretraining variant '{name}' ({' | '.join(OBJECTIVES)})") from None
 
 
-def _image_features(x: LossInputs) -> tuple[Tensor, Tensor, int]:
-    """F^I_i = E_i(I_i) of this rank's rows (frozen: no gradient), of the global batch, and the offset."""
+def frozen_image_features(frozen: nn.Module, rgb: Tensor, size: int) -> Tensor:
+    """F^I = E_i(I) of uint8 RGB renders (B, H, W, 3), unnormalised fp32 (E_i frozen: no gradient). The
+    one definition, used on the fly and by the frozen-feature cache."""
     with torch.no_grad():
-        f_img = x.frozen(rgb_to_clip_input(x.batch["rgb"].to(x.info.device), x.size)).float()
+        return frozen(rgb_to_clip_input(rgb, size)).float()
+
+
+def _image_features(x: LossInputs) -> tuple[Tensor, Tensor, int]:
+    """F^I_i of this rank's rows (from the frozen-feature cache when the batch holds ``f_img``, else E_i on
+    the RGB renders), of the global batch, and the offset."""
+    f_img = x.batch.get("f_img")
+    if f_img is None:
+        f_img = frozen_image_features(x.frozen, x.batch["rgb"].to(x.info.device, non_blocking=True), x.size)
     f_img_all, off = gather_with_grad(f_img, x.info)
     return f_img, f_img_all, off
 
 
-def intra_cross_loss(x: LossInputs) -> tuple[Tensor, dict[str, float]]:
+def intra_cross_loss(x: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
     """Eq. 11: L_intra (Eq. 5–7, D_{i,d1} vs D_{i,d2}) / σ² + L_cross (Eq. 8–10) + log(σ + 1)."""
     info = x.info
     f_img, f_img_all, off = _image_features(x)
-    depth = torch.cat([x.batch["depth1"], x.batch["depth2"]]).to(info.device)
+    depth = torch.cat([x.batch["depth1"], x.batch["depth2"]])
     f1, f2 = x.encoder(depth_to_clip_input(depth, x.size)).float().chunk(2)  # F_{i,d1}, F_{i,d2}
     f1_all, _ = gather_with_grad(f1, info)
     f2_all, _ = gather_with_grad(f2, info)
@@ -240,40 +255,39 @@ def intra_cross_loss(x: LossInputs) -> tuple[Tensor, dict[str, float]]:
     fd, fd_all = mean_depth_feature(f1, f2), mean_depth_feature(f1_all, f2_all)
     l_cross = cross_modality_loss(fd, f_img, x.temperature, fd_all, f_img_all, off)  # Eq. 8–10
     loss = balanced_loss(l_intra, l_cross, x.sigma, 1.0 / info.world)  # Eq. 11
-    scalars = {"l_intra": float(all_reduce_sum(l_intra.detach(), info))}
-    scalars["l_cross"] = float(all_reduce_sum(l_cross.detach(), info))
+    scalars = {"l_intra": all_reduce_sum(l_intra.detach(), info), "l_cross": all_reduce_sum(l_cross.detach(), info)}
     return loss, scalars
 
 
-def cross_only_loss(x: LossInputs) -> tuple[Tensor, dict[str, float]]:
+def cross_only_loss(x: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
     """Eq. 10 alone (§5.6 ablation): one depth map per sample at the base distance vs its image."""
     info = x.info
     f_img, f_img_all, off = _image_features(x)
-    f = x.encoder(depth_to_clip_input(x.batch["depth"].to(info.device), x.size)).float()
+    f = x.encoder(depth_to_clip_input(x.batch["depth"], x.size)).float()
     f_all, off = gather_with_grad(f, info)
     l_cross = cross_modality_loss(f, f_img, x.temperature, f_all, f_img_all, off)  # Eq. 10 only
-    return l_cross, {"l_cross": float(all_reduce_sum(l_cross.detach(), info))}
+    return l_cross, {"l_cross": all_reduce_sum(l_cross.detach(), info)}
 
 
-def rgb_control_loss(x: LossInputs) -> tuple[Tensor, dict[str, float]]:
+def rgb_control_loss(x: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
     """Image–text control: E_d trained further on (flipped) RGB against frozen caption features."""
     info, dev = x.info, x.info.device
-    inp = rgb_to_clip_input(x.batch["rgb"].to(dev), x.size)
-    inp = torch.where(x.batch["flip"].to(dev).view(-1, 1, 1, 1), inp.flip(-1), inp)
+    inp = rgb_to_clip_input(x.batch["rgb"].to(dev, non_blocking=True), x.size)
+    inp = torch.where(x.batch["flip"].to(dev, non_blocking=True).view(-1, 1, 1, 1), inp.flip(-1), inp)
     f_all, _ = gather_with_grad(x.encoder(inp).float(), info)
-    labels = x.batch["labels"].to(dev)
+    labels = x.batch["labels"].to(dev, non_blocking=True)
     labels_all = _gather_plain(labels, info) if info.enabled else labels
     # every rank computes the global loss and takes 1/world of it: Σ over ranks = that loss
     full = multi_positive_contrastive(f_all, x.captions, labels_all, x.caption_labels, x.logit_scale)
-    return full / info.world, {"l_rgb": float(full.detach())}
+    return full / info.world, {"l_rgb": full.detach()}
 
 
 register_objective(Objective(
     "intra_cross", intra_cross_loss, depth=(("depth1", "d1"), ("depth2", "d2")), with_sigma=True,
-    log_keys=("l_intra", "l_cross"), description="CLIP2Point (Eq. 11)"))
+    log_keys=("l_intra", "l_cross"), description="CLIP2Point (Eq. 11)", image_features=True))
 register_objective(Objective(
     "cross_only", cross_only_loss, depth=(("depth", "base"),), log_keys=("l_cross",),
-    description="§5.6 ablation (Eq. 10 only)"))
+    description="§5.6 ablation (Eq. 10 only)", image_features=True))
 register_objective(Objective(
     "rgb_control", rgb_control_loss, needs_labels=True, needs_captions=True, log_keys=("l_rgb",),
     description="equal-compute image–text control on RGB"))
@@ -291,20 +305,23 @@ def step_loss(
     *,
     size: int,
     temperature: float,
-    bf16: bool = True,
+    precision: str = "fp32",
     captions: Tensor | None = None,
     caption_labels: Tensor | None = None,
     logit_scale: float = 100.0,
-) -> tuple[Tensor, dict[str, float]]:
+    objective: Objective | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """This rank's share of the loss of one global batch (Σ over ranks = the single-process loss).
 
     ``batch`` (local rows): ``rgb`` uint8 (b,H,W,3), the depth fields of the objective (``depth1`` /
     ``depth2`` (b,H,W) for ``intra_cross``, ``depth`` for ``cross_only``); ``labels`` and ``flip`` for
-    ``rgb_control``. ``encoder`` is E_d (possibly DDP-wrapped), ``frozen`` E_i. Returns the loss share and
-    the global scalars (the objective's ``log_keys``).
+    ``rgb_control``; ``f_img`` (b,C) replaces ``rgb`` when read from the frozen-feature cache. ``encoder``
+    is E_d (possibly DDP-wrapped, or compiled), ``frozen`` E_i. The encoders run at ``precision``
+    (:mod:`clip2point.precision`); the losses always in fp32. Returns the loss share and the global scalars
+    (the objective's ``log_keys``) as device tensors.
     """
-    obj = get_objective(variant)
-    with autocast(info.device, bf16):
+    obj = objective or get_objective(variant)
+    with encoder_precision(info.device, precision):
         return obj.loss(LossInputs(encoder, frozen, sigma, batch, info, size, temperature, captions,
                                    caption_labels, logit_scale))
 
@@ -350,18 +367,23 @@ def streaming_zero_shot_accuracy(encoder: nn.Module, evalset: StreamingEvalSet, 
 
 
 def _val_accuracy(encoder: nn.Module, val: EvalSet | StreamingEvalSet, text: Tensor, batch_size: int,
-                  info: DistInfo) -> float:
-    if isinstance(val, EvalSet):
-        return zero_shot_accuracy(encoder, val, text, batch_size)[0]
-    return streaming_zero_shot_accuracy(encoder, val, text, batch_size, info)
+                  info: DistInfo, precision: str = "fp32") -> float:
+    """Eq. 15 selection accuracy, E_d at the run's ``precision`` (the same setting as the training step)."""
+    with encoder_precision(info.device, precision):
+        if isinstance(val, EvalSet):
+            return zero_shot_accuracy(encoder, val, text, batch_size)[0]
+        return streaming_zero_shot_accuracy(encoder, val, text, batch_size, info)
 
 
 # ----------------------------------------------------------------------------------------- the loop
 
 
-def _check_finite_grads(params: list[Tensor]) -> bool:
-    norms = [p.grad.detach().float().norm() for p in params if p.grad is not None]
-    return bool(torch.isfinite(torch.stack(norms).sum())) if norms else True
+def _finite_grads(params: list[Tensor]) -> Tensor:
+    """A 0-dim bool tensor on the device: every gradient is finite (never read here: no host sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.ones((), dtype=torch.bool, device=params[0].device if params else None)
+    return torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum())
 
 
 def as_source(data: PretrainData | PretrainSource) -> PretrainSource:
@@ -386,7 +408,7 @@ class _Run:
     objective: Objective
     model: DepthPretrainModel
     frozen: nn.Module
-    ddp: nn.Module
+    ddp: nn.Module  # E_d as the step calls it: DDP-wrapped and/or compiled, else the model itself
     optimizer: torch.optim.Optimizer
     scheduler: Any
     trainable: list[Tensor]
@@ -395,6 +417,7 @@ class _Run:
     captions: Tensor | None
     caption_labels: Tensor | None
     logit_scale: float
+    image_features: Tensor | None = None  # (M, V, C) frozen-feature cache on the device, or None
 
 
 @dataclass
@@ -407,10 +430,17 @@ class _State:
     last_saved: int = -1
     resumed_from: int = 0
     resume_note: str = ""
-    data_wait_s: float = 0.0
-    render_s: float = 0.0
-    step_s: float = 0.0
     steps_run: int = 0
+    #: steps whose scalars are still on the device: (step, {name: 0-dim tensor}), read at the next flush
+    pending: list[tuple[int, dict[str, Tensor]]] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)  # the pending steps' learning rates (host floats)
+    t_window: float = 0.0  # host clock at the last flush (samples/s of the window)
+
+
+def schedule_of(cfg: PretrainConfig, n_train: int) -> tuple[int, int]:
+    """(steps per epoch, total steps) of a run on ``n_train`` training samples."""
+    sched = _schedule(cfg, n_train, DistInfo())
+    return sched.steps_per_epoch, sched.total
 
 
 def _schedule(cfg: PretrainConfig, n_train: int, info: DistInfo) -> _Schedule:
@@ -447,6 +477,8 @@ def _build_run(visual: nn.Module, cfg: PretrainConfig, obj: Objective, text: Tex
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if cfg.compile:
+        ddp = torch.compile(ddp)  # state_dicts stay the model's own (no _orig_mod prefix)
     return _Run(
         objective=obj, model=model, frozen=frozen, ddp=ddp, optimizer=optimizer, scheduler=scheduler,
         trainable=[p for g in groups for p in g["params"]], size=image_size(visual),
@@ -455,6 +487,17 @@ def _build_run(visual: nn.Module, cfg: PretrainConfig, obj: Objective, text: Tex
         caption_labels=text.caption_labels.to(dev) if text.caption_labels is not None else None,
         logit_scale=text.logit_scale,
     )
+
+
+def _attach_image_features(run: _Run, features: Tensor | None, source: PretrainSource, info: DistInfo) -> None:
+    """Put the frozen-feature cache (M, V, C) on the device, after checking it covers the pool."""
+    if features is None or not run.objective.image_features:
+        return
+    want = (len(source), source.n_views)
+    if features.dim() != 3 or tuple(features.shape[:2]) != want:
+        raise ValueError(f"frozen image features have shape {tuple(features.shape)}, the pool needs "
+                         f"({want[0]}, {want[1]}, C): one feature per training sample and RGB view")
+    run.image_features = features.to(info.device, torch.float32)
 
 
 def resume_key(cfg: PretrainConfig, run_tag: str | None = None) -> str:
@@ -485,7 +528,7 @@ def _restore(run: _Run, cfg: PretrainConfig, path: Path, run_tag: str | None) ->
 def _evaluate(run: _Run, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig, info: DistInfo, state: _State,
               step: int, on_eval: Callable[[int, dict[str, float]], None] | None) -> None:
     """Eq. 15 selection accuracy of E_d now; keeps the best trained encoder (never step 0's)."""
-    acc = _val_accuracy(run.model.encoder, val, run.text_classes, cfg.eval_batch_size, info)
+    acc = _val_accuracy(run.model.encoder, val, run.text_classes, cfg.eval_batch_size, info, cfg.precision)
     state.evals.append({"step": step, "val_zeroshot": acc})
     if step > 0 and acc > state.best["acc"]:
         state.best.update(acc=acc, step=step, encoder={k: v.detach().cpu().clone()
@@ -495,15 +538,23 @@ def _evaluate(run: _Run, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig, i
 
 
 def _prepare_batch(obj: Objective, raw: dict[str, Tensor], render: DepthRenderFn, distance: float,
-                   device: torch.device) -> dict[str, Tensor]:
-    """The objective's batch: the loader's fields plus its depth maps, rendered on the fly from the points
-    in each sample's view at the step's distances (§3.2.1: D_{i,d1}, D_{i,d2})."""
+                   device: torch.device, image_features: Tensor | None = None) -> dict[str, Tensor]:
+    """The objective's batch on the device: the loader's fields, the frozen image features of each sample's
+    view when the run has the cache, and its depth maps, rendered on the fly from the points in each
+    sample's view at the step's distances (§3.2.1: D_{i,d1}, D_{i,d2}). Copies are ``non_blocking`` (the
+    loader pins its batches on CUDA)."""
     batch = {k: raw[k] for k in ("rgb", "labels", "flip") if k in raw}
+    view = raw["view"].to(device, non_blocking=True)
+    if image_features is not None:
+        batch["f_img"] = image_features[raw["index"].to(device, non_blocking=True), view]
     if obj.depth:
-        pts = raw["points"].to(device)
+        pts = raw["points"].to(device, non_blocking=True)
         for name, which in obj.depth:
-            d = raw[which] if which != "base" else torch.full((len(pts),), float(distance))
-            batch[name] = render(pts, raw["view"], d)
+            if which == "base":
+                d = torch.full((len(pts),), float(distance), device=device)
+            else:
+                d = raw[which].to(device, non_blocking=True)
+            batch[name] = render(pts, view, d)
     return batch
 
 
@@ -514,26 +565,27 @@ def _diverged(what: str, step: int, sched: _Schedule, state: _State, ckpt_path: 
                             f"{where} (step {max(state.last_saved, 0)})")
 
 
-def _optimize(run: _Run, cfg: PretrainConfig, batch: dict[str, Tensor], info: DistInfo, step: int,
-              sched: _Schedule, state: _State, ckpt_path: Path | None) -> tuple[float, dict[str, float]]:
-    """Loss of the global batch, backward, finite checks, optimizer and LR step, σ clamp."""
+def _optimize(run: _Run, cfg: PretrainConfig, batch: dict[str, Tensor], info: DistInfo,
+              timer: PhaseTimer) -> dict[str, Tensor]:
+    """Loss of the global batch, backward, optimizer and LR step, σ clamp; returns the step's scalars as
+    device tensors (``loss``, the objective's terms, σ and ``finite``: loss and every gradient finite).
+    Nothing here waits for the device: the finite check is read with the scalars, at the next flush."""
     loss, scalars = step_loss(run.objective.name, run.ddp, run.frozen, run.model.sigma, batch, info,
-                              size=run.size, temperature=cfg.temperature, bf16=cfg.bf16,
+                              size=run.size, temperature=cfg.temperature, precision=cfg.precision,
                               captions=run.captions, caption_labels=run.caption_labels,
-                              logit_scale=run.logit_scale)
-    loss_global = float(all_reduce_sum(loss.detach(), info))
-    if not math.isfinite(loss_global):
-        raise _diverged(f"loss became {loss_global}", step, sched, state, ckpt_path)
+                              logit_scale=run.logit_scale, objective=run.objective)
+    loss_global = all_reduce_sum(loss.detach(), info)
     run.optimizer.zero_grad(set_to_none=True)
     (loss * backward_scale(info)).backward()
-    if not _check_finite_grads(run.trainable):
-        raise _diverged("non-finite gradient", step, sched, state, ckpt_path)
+    finite = torch.isfinite(loss_global) & _finite_grads(run.trainable)
+    timer.mark()  # forward + backward
     run.optimizer.step()
     run.scheduler.step()
     if run.objective.with_sigma:
         with torch.no_grad():
             run.model.sigma.clamp_(min=1e-3)
-    return loss_global, scalars
+    timer.mark()  # optimizer
+    return {**scalars, "loss": loss_global, "sigma": run.model.sigma.detach().clone(), "finite": finite}
 
 
 class _Bar:
@@ -550,8 +602,12 @@ class _Bar:
             self.bar = tqdm(total=left, desc=f"{self.cfg.variant} epoch {epoch + 1}/{self.sched.n_epochs}",
                             unit="step", disable=not self.enabled, leave=False, dynamic_ncols=True)
 
-    def update(self, obj: Objective, scalars: dict[str, float]) -> None:
+    def update(self, obj: Objective, scalars: dict[str, float] | None) -> None:
+        """One step done; ``scalars`` (read at a flush) refresh the postfix, else it stays as it was."""
         if self.bar is None:
+            return
+        if scalars is None:
+            self.bar.update(1)
             return
         post = {"loss": f"{scalars['loss']:.3f}"}
         for k, short in (("l_intra", "intra"), ("l_cross", "cross")):
@@ -570,17 +626,44 @@ class _Bar:
             self.bar = None
 
 
-def _record(run: _Run, state: _State, step: int, loss_global: float, scalars: dict[str, float]) -> None:
-    """Append step ``step``'s scalars to the curves."""
-    sigma = float(run.model.sigma.detach())
-    scalars.update(loss=loss_global, sigma=sigma, lr=run.optimizer.param_groups[0]["lr"])
-    h = state.history
-    h["step"].append(step)
-    h["loss"].append(loss_global)
-    h["l_intra"].append(scalars.get("l_intra", float("nan")))
-    h["l_cross"].append(scalars.get("l_cross", scalars.get("l_rgb", float("nan"))))
-    h["sigma"].append(sigma)
-    h["lr"].append(scalars["lr"])
+def _flush(run: _Run, state: _State, timer: PhaseTimer, cfg: PretrainConfig, sched: _Schedule,
+           ckpt_path: Path | None) -> dict[str, float] | None:
+    """Read the pending steps' scalars (one device→host copy), append them to the curves, and raise
+    :class:`TrainingDiverged` naming the first step whose loss or gradient was not finite. Returns the last
+    step's scalars (floats, for the progress bar and the logger) or None when nothing was pending."""
+    if not state.pending:
+        return None
+    keys = ["loss", "sigma", "finite", *run.objective.log_keys]
+    rows = torch.stack([torch.stack([sc[k].float() for k in keys]) for _, sc in state.pending]).cpu().tolist()
+    steps = [s for s, _ in state.pending]
+    state.pending = []
+    window = timer.flush()
+    for step, row in zip(steps, rows, strict=True):
+        v = dict(zip(keys, row, strict=True))
+        if not v["finite"]:
+            what = f"loss became {v['loss']}" if not math.isfinite(v["loss"]) else "non-finite gradient"
+            raise _diverged(what, step - 1, sched, state, ckpt_path)
+        h = state.history
+        h["step"].append(step)
+        h["loss"].append(v["loss"])
+        h["l_intra"].append(v.get("l_intra", float("nan")))
+        h["l_cross"].append(v.get("l_cross", v.get("l_rgb", float("nan"))))
+        h["sigma"].append(v["sigma"])
+        h["lr"].append(state.lrs.pop(0))
+    now = time.perf_counter()
+    dt = now - state.t_window
+    state.t_window = now
+    last = {k: v for k, v in zip(keys, rows[-1], strict=True) if k != "finite"}
+    last.update(lr=state.history["lr"][-1], samples_per_s=cfg.batch_size * len(steps) / dt if dt > 0 else 0.0,
+                **{f"{k}_s": v for k, v in window.items()})
+    return last
+
+
+def logged_step(step: int, cfg: PretrainConfig, steps_per_epoch: int, total: int) -> bool:
+    """Whether step ``step`` (counted from 1) is one whose scalars are read and logged: every
+    ``cfg.log_every`` steps, at each epoch's end and at the last step (a function of the step alone, so a
+    resumed run replays the same log rows)."""
+    return step % max(1, cfg.log_every) == 0 or step % steps_per_epoch == 0 or step == total
 
 
 def _save(run: _Run, cfg: PretrainConfig, state: _State, step: int, path: Path | None, info: DistInfo,
@@ -598,58 +681,68 @@ def _save(run: _Run, cfg: PretrainConfig, state: _State, step: int, path: Path |
 def _train(run: _Run, source: PretrainSource, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig,
            sched: _Schedule, render: DepthRenderFn, info: DistInfo, state: _State, ckpt_path: Path | None,
            run_tag: str | None, on_step: Callable[[int, dict[str, float]], None] | None,
-           on_eval: Callable[[int, dict[str, float]], None] | None, progress: bool) -> None:
-    """Steps ``state.step … total-1``: read, render, optimise, record, evaluate at epoch ends, save."""
+           on_eval: Callable[[int, dict[str, float]], None] | None, progress: bool) -> PhaseTimer:
+    """Steps ``state.step … total-1``: read, render, optimise, and at logging steps (:func:`logged_step`)
+    read the scalars; evaluate at epoch ends, save. No step waits for the device except those reads (and
+    the evaluations and checkpoints, which read them first)."""
     obj, dev = run.objective, info.device
-    source.fields = frozenset({"labels"} | ({"points"} if obj.needs_points else set()))
+    cached = run.image_features is not None
+    source.fields = frozenset({"labels"} | ({"points"} if obj.needs_points else set())
+                              | (set() if cached or not obj.needs_rgb else {"rgb"}))
     sampler = PretrainBatchSampler(len(source), cfg.batch_size, seed=cfg.seed, n_views=source.n_views,
                                    distance=cfg.distance, jitter=cfg.jitter, total=sched.total,
                                    start=state.step, rank=info.rank, world=info.world,
                                    with_epoch=source.wants_epoch)
     loader = make_loader(source, sampler, cfg.num_workers, pin_memory=dev.type == "cuda")
     bar = _Bar(cfg, sched, progress and info.is_main)
+    timer = PhaseTimer(dev)
     batches = iter(loader)
     run.model.train()
+    state.t_window = time.perf_counter()
     try:
         for step in range(state.step, sched.total):
             bar.start_step(step)
-            t0 = time.perf_counter()
+            timer.start()
             raw = next(batches)
-            t1 = time.perf_counter()
-            batch = _prepare_batch(obj, raw, render, cfg.distance, dev)
-            t2 = time.perf_counter()
-            loss_global, scalars = _optimize(run, cfg, batch, info, step, sched, state, ckpt_path)
-            dt = time.perf_counter() - t0
-            state.data_wait_s += t1 - t0
-            state.render_s += t2 - t1
-            state.step_s += dt
-            state.steps_run += 1
-            scalars.update(data_s=t1 - t0, render_s=t2 - t1, samples_per_s=cfg.batch_size / dt)
+            timer.mark()  # data wait
+            batch = _prepare_batch(obj, raw, render, cfg.distance, dev, run.image_features)
+            timer.mark()  # render
+            scalars = _optimize(run, cfg, batch, info, timer)
             done = step + 1
-            _record(run, state, done, loss_global, scalars)
-            bar.update(obj, scalars)
+            state.pending.append((done, scalars))
+            state.lrs.append(run.optimizer.param_groups[0]["lr"])
+            state.steps_run += 1
             state.step = done
             end_of_epoch = done % sched.steps_per_epoch == 0 or done == sched.total
             epoch = step // sched.steps_per_epoch
-            if end_of_epoch and ((epoch + 1) % max(1, cfg.eval_every) == 0 or done == sched.total):
+            evaluate = end_of_epoch and ((epoch + 1) % max(1, cfg.eval_every) == 0 or done == sched.total)
+            save = end_of_epoch or bool(cfg.ckpt_every and done % cfg.ckpt_every == 0)
+            read = None
+            if logged_step(done, cfg, sched.steps_per_epoch, sched.total) or evaluate or save:
+                read = _flush(run, state, timer, cfg, sched, ckpt_path)
+            if evaluate:
                 _evaluate(run, val, cfg, info, state, done, on_eval)
-            if end_of_epoch or (cfg.ckpt_every and done % cfg.ckpt_every == 0):
+            if save:
                 _save(run, cfg, state, done, ckpt_path, info, run_tag)
+            logged = read if logged_step(done, cfg, sched.steps_per_epoch, sched.total) else None
+            bar.update(obj, logged)
             if on_step is not None:
-                on_step(done, scalars)
+                on_step(done, logged or {})
+        _flush(run, state, timer, cfg, sched, ckpt_path)
     finally:
         bar.close()
         shutdown = getattr(batches, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
+    return timer
 
 
 def _result(run: _Run, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig, sched: _Schedule, info: DistInfo,
-            state: _State, wall: float) -> PretrainResult:
+            state: _State, wall: float, timer: PhaseTimer) -> PretrainResult:
     """The selected encoder, the metrics (results only) and the timings (wall times, data share)."""
     best, history, evals = state.best, state.history, state.evals
     if best["encoder"] is None:  # no trained checkpoint evaluated (e.g. zero steps): keep the last weights
-        acc = _val_accuracy(run.model.encoder, val, run.text_classes, cfg.eval_batch_size, info)
+        acc = _val_accuracy(run.model.encoder, val, run.text_classes, cfg.eval_batch_size, info, cfg.precision)
         best.update(acc=acc, step=sched.total, encoder={k: v.detach().cpu().clone()
                                                         for k, v in run.model.encoder.state_dict().items()})
     metrics = {
@@ -669,20 +762,26 @@ def _result(run: _Run, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig, sch
         "final_loss": history["loss"][-1] if history["loss"] else None,
     }
     samples = state.steps_run * cfg.batch_size
-    outside = state.data_wait_s + state.render_s
+    phase = timer.totals  # CUDA events on a GPU (device timeline), host clock on a CPU
+    step_s = sum(phase.values())
     timings = {
         "train_wall_s": round(wall, 2),
         "samples_per_s": round(samples / wall, 2) if wall > 0 and samples else None,
         "steps_run": state.steps_run,
-        "step_s": round(state.step_s, 3),  # Σ step times (wait for the batch → optimizer step), no evals
-        "data_wait_s": round(state.data_wait_s, 3),  # waiting for the DataLoader
-        "render_s": round(state.render_s, 3),  # on-the-fly depth maps
+        "step_s": round(step_s, 3),  # Σ step times (wait for the batch → optimizer step), no evals
+        "data_wait_s": round(phase["data"], 3),  # waiting for the DataLoader
+        "render_s": round(phase["render"], 3),  # on-the-fly depth maps
+        "forward_backward_s": round(phase["forward_backward"], 3),
+        "optimizer_s": round(phase["optimizer"], 3),
+        "timer": "cuda_events" if timer.cuda else "host_clock",
         # share of step time outside the encoders / loss / optimizer: (data wait + render) / step time
-        "data_share": round(outside / state.step_s, 4) if state.step_s > 0 else None,
+        "data_share": round((phase["data"] + phase["render"]) / step_s, 4) if step_s > 0 else None,
         "resumed_from_step": state.resumed_from,
         "resume_note": state.resume_note,
         "world_size": info.world,
         "num_workers": cfg.num_workers,
+        "precision": cfg.precision,
+        "image_feature_cache": run.image_features is not None,
     }
     final = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
     return PretrainResult(encoder_state=best["encoder"], metrics=metrics, history=history, final_state=final,
@@ -705,13 +804,19 @@ def pretrain(
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
     on_resume: Callable[[int, dict[str, list], list[dict[str, float]]], None] | None = None,
     progress: bool = True,
+    image_features: Tensor | None = None,
 ) -> PretrainResult:
     """Run one pre-training variant; returns the selected encoder's weights, metrics, curves and timings.
 
     ``visual`` is CLIP's image encoder E_i (left untouched: E_d is a copy). ``data``: the training split
     (:class:`PretrainData` in memory or a streaming :class:`PretrainSource`); ``val``: the selection split.
-    ``render`` draws the depth maps on the fly. ``on_step(step, scalars)`` is called after every optimizer
-    step (``step`` counts from 1; an exception there interrupts the run like a kill), ``on_eval(step,
+    ``render`` draws the depth maps on the fly. ``image_features`` (M, V, C): the frozen-feature cache, E_i's
+    features of every (training sample, RGB view) in the source's index order (:func:`frozen_image_features`
+    per view; the ``image_features`` stage); objectives that compare with E_i then read them instead of
+    encoding RGB renders, and no RGB is read. ``on_step(step, scalars)`` is called after every optimizer
+    step (``step`` counts from 1; an exception there interrupts the run like a kill); ``scalars`` holds the
+    step's values only on logging steps (:func:`logged_step`: every ``log_every`` steps and at epoch ends),
+    and is empty on the others, whose values stay on the device until then. ``on_eval(step,
     scalars)`` after each evaluation, ``on_resume(step, history, evals)`` once when a run resumes (to
     replay the curves so far). With ``checkpoint_path``, resume checkpoints are written atomically every
     ``ckpt_every`` steps and at each epoch's end; ``resume=True`` continues from it when present and
@@ -723,6 +828,7 @@ def pretrain(
     source = as_source(data)
     sched = _schedule(cfg, len(source), info)
     run = _build_run(visual, cfg, obj, text, info, sched)
+    _attach_image_features(run, image_features, source, info)
     ckpt_path = Path(checkpoint_path) if checkpoint_path else None
     state = _restore(run, cfg, ckpt_path, run_tag) if resume and ckpt_path is not None else _State()
     if state.resumed_from and on_resume is not None:
@@ -730,8 +836,9 @@ def pretrain(
     if state.step == 0 and not state.evals:
         _evaluate(run, val, cfg, info, state, 0, on_eval)  # CLIP's visual encoder on depth, no pre-training
     t_start = time.perf_counter()
-    _train(run, source, val, cfg, sched, render, info, state, ckpt_path, run_tag, on_step, on_eval, progress)
-    return _result(run, val, cfg, sched, info, state, time.perf_counter() - t_start)
+    timer = _train(run, source, val, cfg, sched, render, info, state, ckpt_path, run_tag, on_step, on_eval,
+                   progress)
+    return _result(run, val, cfg, sched, info, state, time.perf_counter() - t_start, timer)
 
 
 class ViewDepthRenderer:
@@ -750,14 +857,19 @@ class ViewDepthRenderer:
         r_views = view_rotations(view_set.elev, view_set.azim)  # (V, 3, 3)
         r_front = view_rotations(self.front.elev, self.front.azim)[0]
         self.rot = r_front.t() @ r_views  # (V, 3, 3): R_front · (this) = R_v
+        self._rot_on: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     def __call__(self, points: Tensor, view_idx: Tensor, distance: Tensor) -> Tensor:
         from clip2point.render.depth import render_depth
 
-        rot = self.rot.to(points.device, points.dtype)[view_idx.to(points.device)]  # (B, 3, 3)
-        rotated = torch.bmm(points, rot.transpose(1, 2))
-        dist = distance.view(-1, 1).float().to(points.device)
-        return render_depth(rotated, self.front, dist, self.cfg)[:, 0]
+        key = (points.device, points.dtype)
+        if key not in self._rot_on:  # the rotations go to a device once per run, not once per step
+            self._rot_on[key] = self.rot.to(points.device, points.dtype)
+        rot = self._rot_on[key][view_idx.to(points.device, non_blocking=True)]  # (B, 3, 3)
+        with torch.autocast(points.device.type, enabled=False):  # geometry at full precision, always
+            rotated = torch.bmm(points.float(), rot.float().transpose(1, 2))
+            dist = distance.view(-1, 1).float().to(points.device, non_blocking=True)
+            return render_depth(rotated, self.front, dist, self.cfg)[:, 0]
 
 
 def render_eval_set(points: Tensor, labels: Tensor, view_set: Any, depth_cfg: Any, distance: float,

@@ -116,8 +116,8 @@ class PretrainSource(Dataset):
     """Samples of the pre-training pool by request ``(index, view, d1, d2, flip)``.
 
     Subclasses implement :meth:`item` (points (N,3) float32, RGB of one view (H,W,3) uint8, label).
-    ``fields`` says which of ``points`` / ``labels`` a step needs (an objective without depth maps reads
-    no points); RGB is always read.
+    ``fields`` says which of ``points`` / ``rgb`` / ``labels`` a step needs (an objective without depth
+    maps reads no points; a run with the frozen-feature cache reads, and decodes, no RGB).
     """
 
     n_views: int = 0
@@ -125,7 +125,7 @@ class PretrainSource(Dataset):
     wants_epoch: bool = False
 
     def __init__(self) -> None:
-        self.fields: frozenset[str] = frozenset({"points", "labels"})
+        self.fields: frozenset[str] = frozenset({"points", "rgb", "labels"})
         self.epoch = 0  # the epoch of the request being served (set by __getitem__)
 
     def __len__(self) -> int:  # pragma: no cover - abstract
@@ -156,7 +156,7 @@ class TensorPretrainSource(PretrainSource):
         return int(self.points.shape[0])
 
     def item(self, index: int, view: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"rgb": self.rgb[index, view]}
+        out: dict[str, Any] = {"rgb": self.rgb[index, view]} if "rgb" in self.fields else {}
         if "points" in self.fields:
             out["points"] = self.points[index]
         if "labels" in self.fields:
@@ -197,8 +197,12 @@ class ShardPretrainSource(PretrainSource):
         if not 0 <= view < self.n_views:
             raise IndexError(f"view {view} outside the {self.n_views} RGB views")
         resample = self.resample_seed is not None and "points" in self.fields
-        s = self.index.sample(index, views=[view], with_points="points" in self.fields and not resample)
-        out: dict[str, Any] = {"rgb": torch.from_numpy(s["rgb"][0]), "label": torch.tensor(s["label"])}
+        with_rgb = "rgb" in self.fields
+        s = self.index.sample(index, views=[view], with_rgb=with_rgb,
+                              with_points="points" in self.fields and not resample)
+        out: dict[str, Any] = {"label": torch.tensor(s["label"])}
+        if with_rgb:
+            out["rgb"] = torch.from_numpy(s["rgb"][0])
         if resample:
             from clip2point.sampling import resample_generator, resample_points
 
@@ -213,13 +217,14 @@ def collate_requests(items: list[dict[str, Any]]) -> dict[str, Tensor]:
     """Stack a step's samples: ``rgb`` (b,H,W,3) uint8, ``points`` (b,N,3), ``labels`` (b,), ``index``,
     ``view`` (b,) int64, ``d1``, ``d2`` (b,) float32, ``flip`` (b,) bool."""
     out: dict[str, Tensor] = {
-        "rgb": torch.stack([it["rgb"] for it in items]),
         "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
         "view": torch.tensor([it["view"] for it in items], dtype=torch.int64),
         "d1": torch.tensor([it["d1"] for it in items], dtype=torch.float32),
         "d2": torch.tensor([it["d2"] for it in items], dtype=torch.float32),
         "flip": torch.tensor([it["flip"] for it in items], dtype=torch.bool),
     }
+    if "rgb" in items[0]:
+        out["rgb"] = torch.stack([it["rgb"] for it in items])
     if "points" in items[0]:
         out["points"] = torch.stack([it["points"] for it in items])
     if "label" in items[0]:
