@@ -22,6 +22,12 @@ prints the peak RSS of the main process and of the largest worker, and the ratio
 pools: the old path, ``shards.load_split`` of the whole train split (what the stage did before), whose peak
 grows with the pool.
 
+``--ops``: kernel-launching ops per step (by phase) and host syncs per step (logging and non-logging steps),
+counted on the real :func:`pretrain` loop by ``benchmarks/count_step_ops.py`` (a dispatch hook, see
+:mod:`clip2point.train.profiling`), for ``c2p-mini`` and ``ViT-B-32`` (random weights, batch 2: the counts do
+not depend on the batch size), both LAMB variants; with ``--before REV`` the same counter also runs on the
+code of git revision ``REV`` (a temporary worktree) and the ratios after / before are printed.
+
 ``--data-share``: the real :func:`pretrain` loop over the fabricated 1× pool with ``ViT-B-32`` (random
 weights, ``pretrained`` none) and ``c2p-mini``: the share of step time spent outside the encoders (waiting
 for the DataLoader + on-the-fly depth rendering), from ``PretrainResult.timings``. Target ≤ 10 %.
@@ -247,6 +253,48 @@ def data_share_mode(pool: int, steps: int, vitb_batch: int, mini_batch: int, wor
           f"needs num_workers >= B·{read * 1000:.2f} ms / T for the wait to vanish")
 
 
+def _count(cwd: Path, model: str, batch: int, steps: int, optimizer: str, variant: str) -> dict:
+    script = Path(__file__).resolve().parent / "count_step_ops.py"
+    env = {**os.environ, "PYTHONPATH": str(cwd), "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, str(script), "--model", model, "--batch", str(batch), "--steps",
+                          str(steps), "--optimizer", optimizer, "--variant", variant], cwd=cwd, env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ops_mode(before: str | None, skip_vitb: bool) -> None:
+    """Ops and host syncs per step, now and (with ``before``) at git revision ``before``."""
+    root = Path(__file__).resolve().parents[1]
+    cases = [("c2p-mini", 8, 12), *([] if skip_vitb else [("ViT-B-32", 2, 4)])]
+    trees = {"now": root}
+    tmp = None
+    if before:
+        tmp = Path(tempfile.mkdtemp(prefix="c2p-before."))
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "-q", "--detach", str(tmp / "tree"), before],
+                       check=True)
+        trees = {"before": tmp / "tree", "now": root}
+    try:
+        for model, batch, steps in cases:
+            for opt in ("lamb", "lamb_released"):
+                for variant in ("intra_cross", "cross_only"):
+                    got = {k: _count(t, model, batch, steps, opt, variant) for k, t in trees.items()}
+                    row = f"{model:9s} {variant:11s} {opt:13s}"
+                    for k, r in got.items():
+                        o, sq = r["ops_per_step"], r["syncs_per_nonlogging_step"]
+                        row += (f" | {k}: ops/step {o['total']:7.1f} (optimizer {o.get('optimizer', 0):6.1f}, "
+                                f"fwd+bwd {o.get('forward_backward', 0):6.1f}, render {o.get('render', 0):5.1f}), "
+                                f"syncs/step {sq['total']:4.1f}")
+                    if "before" in got:
+                        b, n = got["before"]["ops_per_step"], got["now"]["ops_per_step"]
+                        row += (f" | ratio ops {n['total'] / b['total']:.2f}, optimizer ops "
+                                f"{n.get('optimizer', 0) / max(1e-9, b.get('optimizer', 0)):.3f}")
+                    print(row, flush=True)
+                    print("  sync sites now:", got["now"]["sync_sites"], flush=True)
+    finally:
+        if tmp is not None:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tmp / "tree")], check=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4)
@@ -256,6 +304,8 @@ def main() -> None:
     ap.add_argument("--skip-vitb", action="store_true")
     ap.add_argument("--memory", action="store_true", help="peak RSS on pools of 1x and 8x samples")
     ap.add_argument("--data-share", action="store_true", help="share of step time outside the encoders")
+    ap.add_argument("--ops", action="store_true", help="kernel-launching ops and host syncs per step")
+    ap.add_argument("--before", default=None, help="with --ops: also count at this git revision")
     ap.add_argument("--pool", type=int, default=64, help="samples of the 1x pool")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (memory / data-share modes)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -270,6 +320,9 @@ def main() -> None:
             print(json.dumps(load_whole_split(rest[0])))
         return
     torch.set_num_threads(args.threads)
+    if args.ops:
+        ops_mode(args.before, args.skip_vitb)
+        return
     if args.memory or args.data_share:
         if args.memory:
             memory_mode(args.pool, args.steps, args.mini_batch, args.workers, args.threads)

@@ -141,31 +141,25 @@ def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
     # clamped before the integer cast (no overflow); NaN casts to garbage, but then z is NaN: invalid
     col0 = u.clamp_(-lim, lim).floor_().long()  # (B, V, N)
     row0 = v.clamp_(-lim, lim).floor_().long()
-    offs = torch.tensor(list(dilation_offsets(r)), device=dev)
-    lo, hi = int(offs[0]), int(offs[-1])
+    span = dilation_offsets(r)
+    lo, hi = span[0], span[-1]
+    offs = torch.arange(lo, hi + 1, device=dev)  # built on the device: no host→device copy per call
     base = torch.arange(b * nv, device=dev).view(b, nv, 1) * (size * size)
     pix0 = base + row0 * size + col0  # (B, V, N)
     pix_offs = (offs[:, None] * size + offs[None, :]).reshape(-1)  # (R*R,)
     total = b * nv * size * size
-    cmin, cmax = torch.aminmax(col0)
-    rmin, rmax = torch.aminmax(row0)
-    inside = valid_pt.all() & (cmin >= -lo) & (cmax < size - hi) & (rmin >= -lo) & (rmax < size - hi)
-    if bool(inside):  # common case: every block fully in frame, no per-pixel masks needed
-        valid_e = None
-        flat_idx = (pix0[..., None] + pix_offs).reshape(-1)
-    else:
-        cols = col0[..., None] + offs  # (B, V, N, R)
-        rows = row0[..., None] + offs
-        col_ok = (cols >= 0) & (cols < size)
-        row_ok = (rows >= 0) & (rows < size)
-        valid_e = (row_ok[..., :, None] & col_ok[..., None, :]) & valid_pt[..., None, None]  # (B,V,N,R,R)
-        valid_e = valid_e.reshape(b, nv, n * r * r)
-        idx = (pix0[..., None] + pix_offs).reshape(b, nv, n * r * r)
-        flat_idx = torch.where(valid_e, idx, total).reshape(-1)  # invalid → a dummy slot past the end
+    # One path for every cloud: per-pixel in-frame masks even when every block is in the frame (a test
+    # for "all inside" would make the host wait for the device on every call; the maps are the same)
+    cols = col0[..., None] + offs  # (B, V, N, R)
+    rows = row0[..., None] + offs
+    col_ok = (cols >= 0) & (cols < size)
+    row_ok = (rows >= 0) & (rows < size)
+    valid_e = (row_ok[..., :, None] & col_ok[..., None, :]) & valid_pt[..., None, None]  # (B,V,N,R,R)
+    valid_e = valid_e.reshape(b, nv, n * r * r)
+    idx = (pix0[..., None] + pix_offs).reshape(b, nv, n * r * r)
+    flat_idx = torch.where(valid_e, idx, total).reshape(-1)  # invalid → a dummy slot past the end
     if cfg.mode == "min":
         return _render_min(z, valid_e, flat_idx, b, nv, n, size, r, out)
-    if valid_e is None:
-        valid_e = torch.ones(b, nv, n * r * r, dtype=torch.bool, device=dev)
     return _render_weighted(z, valid_e, flat_idx, b, nv, n, size, r, cfg.eps)
 
 
@@ -174,7 +168,7 @@ def _render_min(z: torch.Tensor, valid_e: torch.Tensor | None, flat_idx: torch.T
     """Eq. 14 with the per-view normalisation, in O(B·V·(H·W + N·R²)); ``valid_e`` None: all valid."""
     rr = r * r
     length = b * nv * size * size + 1
-    inf = torch.tensor(float("inf"), device=z.device)
+    inf = float("inf")  # a Python scalar: no host→device copy
     if valid_e is None:
         zmin, zmax_pts = z.amin(-1), z.amax(-1)
         has = torch.ones_like(zmin, dtype=torch.bool)
@@ -220,7 +214,7 @@ int,
     num, den = num[:-1].view(b, nv, -1), den[:-1].view(b, nv, -1)
     fg = den > 0
     val = num / torch.where(fg, den, torch.ones_like(den))
-    inf = torch.tensor(float("inf"), device=z.device)
+    inf = float("inf")  # a Python scalar: no host→device copy
     zmin = torch.where(fg, val, inf).amin(-1, keepdim=True)
     zmax = torch.where(fg, val, -inf).amax(-1, keepdim=True)
     has = fg.any(-1, keepdim=True)
@@ -244,7 +238,8 @@ def _render_disc(u: torch.Tensor, v: torch.Tensor, z: torch.Tensor, b: int, nv: 
     dev = z.device
     bv, length = b * nv, b * nv * size * size
     rho = radius * size / 2.0
-    rho2 = torch.tensor(rho * rho, dtype=torch.float32, device=dev)
+    # ρ² in float32, filled on the device (a fill kernel: no host→device copy per call)
+    rho2 = torch.full((), rho * rho, dtype=torch.float32, device=dev)
     k = disc_window(radius, size)
     sp = size + 2  # scratch row: a one-pixel border on each side
     z = z.reshape(bv, n)
