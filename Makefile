@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export PYOPENGL_PLATFORM ?= osmesa
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro test lint ci-repro rehearsal compare-profiles
+.PHONY: setup repro test lint ci-repro rehearsal compare-profiles gpu-smoke
 setup:
 	@bash scripts/setup.sh
 
@@ -31,3 +31,8 @@ rehearsal: setup
 # The embedded default under the released code's choices, side by side with the default (docs/results/profiles.md)
 compare-profiles: setup
 	bash scripts/compare_profiles.sh
+
+# The CUDA path in ≤ 7 minutes on one GPU (versions, NCCL, render CUDA vs CPU, pre-training throughput and MFU per
+# precision, host syncs, determinism, CPU vs GPU loss); on a machine without CUDA the same script, tiny, < 1 min
+gpu-smoke: setup
+	python benchmarks/gpu_smoke.py --out gpu_smoke.json

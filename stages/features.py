@@ -21,13 +21,13 @@ import sys
 import torch
 
 from clip2point.models.clip import encode_views, text_features
+from clip2point.precision import encoder_precision
 from clip2point.render.depth import render_depth
 from clip2point.render.views import get_views
 from pipeline import models
 from pipeline.artifacts import atomic_dir
 from pipeline.feature_store import build_store, read_points_table, read_train_draws
 from pipeline.keys import VARIANTS
-from clip2point.precision import encoder_precision
 from pipeline.params import load_params
 from pipeline.paths import features_dir, points_table
 from pipeline.stage import StageError, depth_config, depth_settings, find_dataset, run_main

@@ -18,7 +18,8 @@ def _nt_xent_fp32(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
     for x, y in ((a, b), (b, a)):
         for i in range(len(x)):
             num = torch.exp(x[i] @ y[i] / tau)
-            den = torch.exp(x[i] @ x.t() / tau).sum() + torch.exp(x[i] @ y.t() / tau).sum() - torch.exp(x[i] @ x[i] / tau)
+            den = (torch.exp(x[i] @ x.t() / tau).sum() + torch.exp(x[i] @ y.t() / tau).sum()
+                   - torch.exp(x[i] @ x[i] / tau))
             total += -torch.log(num / den)
     return total / (2 * len(a))
 

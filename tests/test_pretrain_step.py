@@ -3,6 +3,7 @@ steps, the dvclive replay of a resumed run, torch.compile, and the launch proces
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from test_pretrain import fake_render, make_data
@@ -20,7 +21,6 @@ from clip2point.train.pretrain import (
     step_loss,
 )
 from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSource, StreamingEvalSet
-
 
 
 def _cfg(**kw) -> PretrainConfig:
@@ -65,7 +65,7 @@ def test_a_run_with_the_cache_decodes_no_png_and_trains_like_one_without(tiny, t
     manifest = write_pool(tmp_path)
     train_index = shards.index_split(manifest, "train")
     val = StreamingEvalSet(ShardPointsSource(shards.index_split(manifest, "val")), _views(), None, 1.0)
-    rgb = torch.from_numpy(__import__("numpy").stack([train_index.sample(i)["rgb"] for i in range(len(train_index))]))
+    rgb = torch.from_numpy(np.stack([train_index.sample(i)["rgb"] for i in range(len(train_index))]))
     cache = _cache(model.visual, rgb)
     cfg = _cfg(max_steps=3, log_every=1)
     val.batches = lambda *a, **k: iter(())  # selection is not what this test is about
@@ -88,7 +88,8 @@ def test_a_run_with_the_cache_decodes_no_png_and_trains_like_one_without(tiny, t
 def test_a_cache_of_the_wrong_shape_is_refused(tiny):  # noqa: F811
     model, text = tiny
     data, val = make_data()
-    with pytest.raises(ValueError, match=r"frozen image features have shape \(16, 9, 4\), the pool needs \(16, 10, C\)"):
+    msg = r"frozen image features have shape \(16, 9, 4\), the pool needs \(16, 10, C\)"
+    with pytest.raises(ValueError, match=msg):
         pretrain(model.visual, data, val, text, _cfg(max_steps=1), fake_render, progress=False,
                  image_features=torch.zeros(16, 9, 4))
 
