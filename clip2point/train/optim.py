@@ -119,18 +119,23 @@ class ReleasedLamb(torch.optim.Optimizer):
                 self._loop_group(group)
         return loss
 
+    def _state_of(self, p: Tensor) -> dict:
+        """The optimizer state of ``p`` (zero moments on its first step); sparse gradients refused."""
+        if p.grad is not None and p.grad.is_sparse:
+            raise RuntimeError("ReleasedLamb does not support sparse gradients")
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
     def _group_tensors(self, group: dict) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[dict]]:
         params, grads, avgs, sqs, states = [], [], [], [], []
         for p in group["params"]:
             if p.grad is None:
                 continue
-            if p.grad.is_sparse:
-                raise RuntimeError("ReleasedLamb does not support sparse gradients")
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state = self._state_of(p)
             state["step"] += 1
             params.append(p)
             grads.append(p.grad)
@@ -182,13 +187,7 @@ class ReleasedLamb(torch.optim.Optimizer):
             if p.grad is None:
                 continue
             grad = p.grad
-            if grad.is_sparse:
-                raise RuntimeError("ReleasedLamb does not support sparse gradients")
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state = self._state_of(p)
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             state["step"] += 1
             t = state["step"]
