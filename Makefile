@@ -7,17 +7,26 @@ export PATH := $(BIN):$(PATH)
 export PYOPENGL_PLATFORM ?= osmesa
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup repro test lint ci-repro rehearsal compare-profiles gpu-smoke
+.PHONY: setup lock repro test lint ci-repro rehearsal compare-profiles gpu-smoke
+
+# The venv: exactly requirements.lock (brought to it whenever the lock changes), then the project, editable
 setup:
 	@bash scripts/setup.sh
+
+# Re-resolve pyproject.toml into requirements.lock (versions + hashes; uv, against the indexes pip uses). Commit it
+# with the dvc.lock and README numbers of a fresh clone's `make repro`: new packages may change the bytes.
+lock:
+	bash scripts/lock.sh
 
 repro: setup
 	@[ -d .dvc ] || dvc init -q
 	dvc config core.analytics false
 	dvc repro
 
+# First: the venv is the lock's (one line naming the differences otherwise)
 test: setup
-	ruff check clip2point pipeline stages tests benchmarks
+	python scripts/check_lock.py
+	ruff check clip2point pipeline stages tests benchmarks scripts
 	python -m pytest -q
 
 # CI-size reproduction with scientific sanity checks (see .ci/run)

@@ -38,12 +38,12 @@ def _val_zero_shot(model: torch.nn.Module, tok: Any, params: Params, progress: b
     return {f"{pool}/val": res}
 
 
-def bootstrap(params: Params, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """The run's CLIP, bootstrapped or pointed to; returns the stage's metrics."""
+def bootstrap(params: Params, device: str = "cpu", progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's CLIP, bootstrapped or pointed to; returns the stage's metrics and its timings (wall-clock)."""
     cp, bp = params.clip, params.bootstrap
     torch.manual_seed(bp.seed)
     if cp.pretrained:
-        return _pointer(params, device, progress)
+        return _pointer(params, device, progress), {}
     if cp.model not in MINI_CONFIGS:
         raise StageError(
             f"clip.model '{cp.model}' with empty clip.pretrained: bootstrapping is for the miniature "
@@ -88,8 +88,9 @@ def bootstrap(params: Params, device: str = "cpu", progress: bool = True) -> dic
         (tmp / CLIP_POINTER).write_text(json.dumps(
             {"model": cp.model, "pretrained": "", "weights": CLIP_WEIGHTS, "config": MINI_CONFIGS[cp.model]},
             indent=2) + "\n")
-    return {"mode": "bootstrap", "model": cp.model, **res.metrics,
-            "zeroshot": _val_zero_shot(model, tok, params, progress)}
+    metrics = {"mode": "bootstrap", "model": cp.model, **res.metrics,
+               "zeroshot": _val_zero_shot(model, tok, params, progress)}
+    return metrics, res.timings
 
 
 def _pointer(params: Params, device: str, progress: bool) -> dict[str, Any]:

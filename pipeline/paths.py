@@ -82,10 +82,16 @@ def checkpoint_file(variant: str, seed: int) -> Path:
     return checkpoint_dir(variant, seed) / "last.pt"
 
 
+def stage_timings_file(key: str) -> Path:
+    """Wall times (and other facts of how a run went, not what it found) of the stage whose metrics key is
+    ``key``: not a DVC output and never in the metrics, so the metrics are the same bytes on every run and
+    ``dvc metrics diff`` compares results only."""
+    return data_root() / "timings" / f"{key}.json"
+
+
 def timings_file(variant: str, seed: int) -> Path:
-    """Wall times, throughput, data share, resume facts of one pre-training run (uncached; never in the
-    metrics, so ``dvc metrics diff`` compares results only)."""
-    return data_root() / "timings" / f"{pretrain_key(variant, seed)}.json"
+    """Wall times, throughput, data share, resume facts of one pre-training run (:func:`stage_timings_file`)."""
+    return stage_timings_file(pretrain_key(variant, seed))
 
 
 def image_features_dir(pool: str) -> Path:

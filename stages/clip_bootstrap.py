@@ -10,13 +10,15 @@ It reads only the pre-training pool: the same CLIP on each benchmark is measured
 ``rgb_zeroshot@<ds>`` stage, so adding a benchmark never reruns this stage or pre-training.
 
 Usage: ``python -m stages.clip_bootstrap [--no-progress] [--device cpu|cuda]``
-Metrics: ``pipeline.paths.metrics_file("clip_bootstrap")``; curves: ``plots_dir("clip_bootstrap")``.
+Metrics: ``pipeline.paths.metrics_file("clip_bootstrap")``; curves: ``plots_dir("clip_bootstrap")``; wall times
+(``train_wall_s`` of the bootstrap, ``wall_s`` of the stage): ``stage_timings_file("clip_bootstrap")``, not an output.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import torch
 
@@ -34,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def body() -> None:
-        result = bootstrap(load_params(), args.device, progress=not args.no_progress)
-        write_json(paths.metrics_file("clip_bootstrap"), result)
+        t0 = time.perf_counter()
+        metrics, timings = bootstrap(load_params(), args.device, progress=not args.no_progress)
+        write_json(paths.metrics_file("clip_bootstrap"), metrics)
+        timings["wall_s"] = round(time.perf_counter() - t0, 1)
+        write_json(paths.stage_timings_file("clip_bootstrap"), timings)
         print(f"clip_bootstrap: done -> {paths.clip_dir()}", file=sys.stderr)
 
     return run_main("clip_bootstrap", body)

@@ -154,6 +154,7 @@ def test_bootstrap_learns_colour_classes() -> None:
     assert after["per_view"] >= 0.9, (before, after)
     assert res.history["loss"][-1] < res.history["loss"][0]
     assert res.metrics["best_step"] > 0
+    assert "train_wall_s" not in res.metrics and res.timings["train_wall_s"] > 0
 
 
 def test_random_weights_are_seeded_and_leave_the_global_rng_alone():

@@ -122,3 +122,20 @@ def test_rgb_zeroshot_records_a_point_dataset_as_skipped(run_dir):
     assert rgb_zeroshot.main(["bench"]) == 0
     got = yaml.safe_load(ppaths.metrics_file("rgb_zeroshot/bench").read_text())["zeroshot"]["bench/test"]
     assert "has no RGB renders" in got["skipped"]
+
+
+def test_bootstrap_mode_keeps_wall_clock_out_of_the_metrics(run_dir):
+    """Issue 18: the bootstrap's wall time made clip_bootstrap.json differ on every run; it is in the timings."""
+    import json
+
+    from stages import clip_bootstrap
+
+    raw = run_dir["raw"]
+    raw["clip"]["pretrained"] = ""
+    raw["bootstrap"].update(epochs=1, batch_size=4, warmup_steps=1)
+    (run_dir["tmp"] / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert clip_bootstrap.main(["--no-progress"]) == 0
+    text = ppaths.metrics_file("clip_bootstrap").read_text()
+    assert json.loads(text)["mode"] == "bootstrap" and "wall" not in text
+    timings = json.loads(ppaths.stage_timings_file("clip_bootstrap").read_text())
+    assert timings["train_wall_s"] >= 0 and timings["wall_s"] >= 0
