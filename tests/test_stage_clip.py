@@ -122,3 +122,24 @@ def test_rgb_zeroshot_records_a_point_dataset_as_skipped(run_dir):
     assert rgb_zeroshot.main(["bench"]) == 0
     got = yaml.safe_load(ppaths.metrics_file("rgb_zeroshot/bench").read_text())["zeroshot"]["bench/test"]
     assert "has no RGB renders" in got["skipped"]
+
+
+def test_rgb_zeroshot_on_an_undecodable_png_fails_in_one_line_and_writes_nothing(run_dir, capsys):
+    """Issue 22.6: a test sample whose PNG no longer decodes gave partial metrics, then a TypeError (an int
+    added to a str in the print line); now one ShardError line naming shard and sample, and no metrics."""
+    from stages import clip_bootstrap, rgb_zeroshot
+
+    assert clip_bootstrap.main(["--no-progress"]) == 0
+    out = ppaths.shards_dir("bench")
+    good = np.full((2, 32, 32, 3), 40, np.uint8)
+    samples = [{"id": f"test/{i}", "points": np.zeros((16, 3), np.float32), "label": i % 3,
+                "rgb_png": [shards.png_bytes(v) for v in good]} for i in range(5)]
+    samples[3]["rgb_png"] = [samples[3]["rgb_png"][0], b"\x89PNG\r\n\x1a\n not a png any more"]
+    info = {"test": {"count": 5, "shards": shards.write_shards(samples, out, "test", maxcount=8)}}
+    shards.write_manifest(ppaths.manifest("bench"), {"dataset": "bench", "class_names": CLASSES, "splits": info})
+    capsys.readouterr()
+    assert rgb_zeroshot.main(["bench"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "test-000000.tar" in err and "sample test_3" in err
+    assert not ppaths.metrics_file("rgb_zeroshot/bench").exists()

@@ -270,3 +270,21 @@ def test_released_head_and_protocol_switches(tmp_path):
     # the chosen epoch's accuracy is the best test accuracy: the reported test accuracy equals it
     assert row["seeds"]["seed0"]["val_acc"] == pytest.approx(row["seeds"]["seed0"]["acc"])
     assert row["acc"] > 0.75
+
+
+def test_features_stage_removes_a_killed_runs_temporary_folder(run_dir):
+    """Issue 22.12: ``kill -9`` during ``features@<ds>`` left ``.<ds>.*.tmp`` next to the cache for good; the
+    next run of the stage removes it (and leaves another dataset's temporary alone)."""
+    import os
+    import time
+
+    parent = ppaths.features_dir(DATASET).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stale, other = parent / f".{DATASET}.k1ll3d.tmp", parent / ".another_dataset.k1ll3d.tmp"
+    for d in (stale, other):
+        d.mkdir()
+        (d / "text.pt").write_bytes(b"\0" * 10)
+        os.utime(d, (time.time() - 3600, time.time() - 3600))
+    assert features_stage.main([DATASET, "--variants", "intra_cross"]) == 0
+    assert not stale.exists() and other.is_dir()
+    assert sorted(p.name for p in parent.iterdir()) == sorted([DATASET, other.name])
