@@ -10,7 +10,8 @@ It reads only the pre-training pool: the same CLIP on each benchmark is measured
 ``rgb_zeroshot@<ds>`` stage, so adding a benchmark never reruns this stage or pre-training.
 
 Usage: ``python -m stages.clip_bootstrap [--no-progress] [--device cpu|cuda]``
-Metrics: ``pipeline.paths.metrics_file("clip_bootstrap")``; curves: ``plots_dir("clip_bootstrap")``.
+Metrics (headline: the RGB zero-shot on the pool's val split): ``pipeline.paths.metrics_file("clip_bootstrap")``;
+details (mode, selection curve, ...): ``details_file("clip_bootstrap")``; curves: ``plots_dir("clip_bootstrap")``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from pipeline import paths
 from pipeline.artifacts import write_json
 from pipeline.clip_job import bootstrap
+from pipeline.headline import headline
 from pipeline.params import load_params
 from pipeline.stage import run_main
 
@@ -35,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         result = bootstrap(load_params(), args.device, progress=not args.no_progress)
-        write_json(paths.metrics_file("clip_bootstrap"), result)
+        write_json(paths.details_file("clip_bootstrap"), result)
+        write_json(paths.metrics_file("clip_bootstrap"), headline("clip_bootstrap", result))
         print(f"clip_bootstrap: done -> {paths.clip_dir()}", file=sys.stderr)
 
     return run_main("clip_bootstrap", body)

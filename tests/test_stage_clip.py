@@ -53,7 +53,7 @@ def test_pointer_mode_writes_every_declared_output(run_dir):
     assert clip_bootstrap.main(["--no-progress"]) == 0
     assert ppaths.plots_dir("clip_bootstrap").is_dir()
     assert any(ppaths.plots_dir("clip_bootstrap").rglob("*.tsv"))
-    m = yaml.safe_load(ppaths.metrics_file("clip_bootstrap").read_text())
+    m = yaml.safe_load(ppaths.details_file("clip_bootstrap").read_text())
     assert m["mode"] == "pointer" and m["pretrained"] == "random:0"
     assert set(m["zeroshot"]) == {"pool/val"} and m["zeroshot"]["pool/val"]["n"] == 5
     assert yaml.safe_load((ppaths.clip_dir() / "clip.json").read_text())["pretrained"] == "random:0"

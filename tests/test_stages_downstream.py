@@ -119,7 +119,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
 
     # zero-shot: Table 1 rows, metrics agree with the predictions table
     assert zeroshot_stage.main([DATASET]) == 0
-    zs = read_json(ppaths.metrics_file(f"zeroshot/{DATASET}"))
+    zs = read_json(ppaths.details_file(f"zeroshot/{DATASET}"))
     assert set(zs["rows"]) == {"without_pretraining", "with_pretraining"}
     assert zs["missing_rows"] == ["cross_only", "rgb_control"]
     assert zs["rows"]["with_pretraining"]["n_seeds"] == 2
@@ -135,7 +135,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
 
     # few-shot grid: rows with missing encoders are skipped; checkpoint of the DPA reproduces its predictions
     assert fewshot_stage.main(["--mode", "fewshot", DATASET]) == 0
-    fs = read_json(ppaths.metrics_file(f"fewshot/{DATASET}"))
+    fs = read_json(ppaths.details_file(f"fewshot/{DATASET}"))
     assert adapter_grid.MAIN_ROW in fs["rows"] and "global_view@clip" in fs["rows"]
     assert "dual_path@clip+rgb_control" in fs["missing_rows"]
     dpa = fs["rows"][adapter_grid.MAIN_ROW]
@@ -157,7 +157,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
 
     # supervised: the whole training split
     assert fewshot_stage.main(["--mode", "supervised", DATASET]) == 0
-    sv = read_json(ppaths.metrics_file(f"supervised/{DATASET}"))
+    sv = read_json(ppaths.details_file(f"supervised/{DATASET}"))
     assert sv["rows"][adapter_grid.MAIN_ROW]["seeds"]["seed0"]["n_train"] == 4 * N_TRAIN
     assert (ppaths.results_dir("supervised") / DATASET / "adapter.pt").is_file()
 
