@@ -24,6 +24,14 @@ error, never a shorter shard) and, given the manifest's per-shard counts, that t
 many samples (the error names the shard and both counts). A sample whose files do not decode (or lacks
 points / cls) is skipped, counted in :class:`ReadStats` and logged with its shard and key.
 
+Cross-checks (issue 22, item 4): the members of a sample must agree with each other and with the manifest
+(:class:`Expect`, from :func:`expectation`), or the read raises :class:`ShardError` naming the shard, the
+sample and the disagreeing members: the key is the json ``id``'s key, ``cls`` equals the json ``label``, the
+label indexes the manifest's ``class_names`` and its name is the json ``label_name``, the json ``split`` is the
+split read, the RGB members are ``rgb.00.png`` … ``rgb.<V-1>.png`` with V the manifest's view count (none
+where it says ``has_rgb: false``), and ``points.npy`` holds the manifest's ``num_points``. Such a sample is
+never skipped: a shard that contradicts itself is damaged, and an accuracy over what remains would be wrong.
+
 Random access: :func:`index_split` scans the tar headers of a split once (no member data is read) into a
 :class:`ShardIndex`, a few numpy arrays (shard number, byte offset and size of each member) in the order of
 the sorted sample keys: independent of how the samples were laid out in shards, or of how many ranks
@@ -119,6 +127,78 @@ def encode_sample(sample: dict[str, Any]) -> dict[str, bytes]:
     meta.setdefault("label", int(sample["label"]))
     files["json"] = json.dumps(meta, sort_keys=True).encode()
     return files
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a manifest says every sample of one split holds (None: not said, not checked)."""
+
+    split: str | None = None
+    class_names: tuple[str, ...] | None = None
+    views: int | None = None  # RGB views per sample (0: none)
+    num_points: int | None = None
+
+
+def expectation(manifest: dict[str, Any], split: str) -> Expect:
+    """The :class:`Expect` of one split of a manifest (its ``class_names``, ``has_rgb`` / ``views`` view set,
+    ``num_points``); fields a manifest does not carry stay None."""
+    names = manifest.get("class_names")
+    views: int | None = None
+    if manifest.get("has_rgb") is False:
+        views = 0
+    elif manifest.get("has_rgb") and manifest.get("views") is not None:
+        from clip2point.render.views import get_views
+
+        try:
+            views = len(get_views(manifest["views"]).elev)
+        except (ValueError, TypeError):
+            views = None
+    n = manifest.get("num_points")
+    return Expect(split=split, class_names=tuple(names) if names else None, views=views,
+                  num_points=int(n) if n else None)
+
+
+def _disagree(url: str, key: str, what: str) -> ShardError:
+    return ShardError(f"shard {url}: sample {key}: members disagree: {what}")
+
+
+def check_layout(url: str, key: str, exts: Iterable[str], expect: Expect | None = None) -> None:
+    """Cross-check a sample's member names (tar headers only): RGB views numbered 00 … V-1 without a gap, V
+    the manifest's view count. :class:`ShardError` naming shard, sample and members."""
+    views = sorted(int(m.group(1)) for e in exts if (m := _RGB_RE.match(e)))
+    if views != list(range(len(views))):
+        raise _disagree(url, key, f"RGB members rgb.{{{','.join(f'{v:02d}' for v in views)}}}.png are not "
+                                  f"numbered 00 to {len(views) - 1:02d}")
+    if expect is not None and expect.views is not None and len(views) != expect.views:
+        raise _disagree(url, key, f"{len(views)} RGB members (rgb.NN.png) but the manifest says {expect.views} "
+                                  "views per sample")
+
+
+def check_sample(url: str, key: str, label: int, meta: dict[str, Any], expect: Expect | None = None,
+                 points: np.ndarray | None = None) -> None:
+    """Cross-check a decoded sample's members against each other and the manifest (the module docstring's
+    list). :class:`ShardError` naming shard, sample and the disagreeing members."""
+    if "id" in meta and sample_key(meta["id"]) != key:
+        raise _disagree(url, key, f"json id {meta['id']!r} is sample key {sample_key(meta['id'])}, not the "
+                                  f"members' key {key}")
+    if "label" in meta and meta["label"] != label:
+        raise _disagree(url, key, f"cls says {label} but json label says {meta['label']!r}")
+    names = expect.class_names if expect is not None else None
+    if names is not None:
+        if not 0 <= label < len(names):
+            raise _disagree(url, key, f"cls {label} is outside the manifest's {len(names)} class_names")
+        if "label_name" in meta and meta["label_name"] != names[label]:
+            raise _disagree(url, key, f"json label_name {meta['label_name']!r} but cls {label} is "
+                                      f"{names[label]!r} in the manifest's class_names")
+    elif label < 0:
+        raise _disagree(url, key, f"cls {label} is negative")
+    if expect is not None and expect.split is not None and "split" in meta and meta["split"] != expect.split:
+        raise _disagree(url, key, f"json split {meta['split']!r} but the manifest lists it under "
+                                  f"{expect.split!r}")
+    if (expect is not None and expect.num_points is not None and points is not None
+            and len(points) != expect.num_points):
+        raise _disagree(url, key, f"points.npy holds {len(points)} points but the manifest says "
+                                  f"num_points {expect.num_points}")
 
 
 def decode_sample(key: str, files: dict[str, bytes]) -> dict[str, Any]:
@@ -358,12 +438,13 @@ def split_urls(urls: list[str], rank: int = 0, world_size: int = 1, worker: int 
 
 def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bool = True,
                 stats: ReadStats | None = None, rank: int | None = None, world_size: int | None = None,
-                counts: list[int] | None = None) -> Iterator[dict[str, Any]]:
+                counts: list[int] | None = None, expect: Expect | None = None) -> Iterator[dict[str, Any]]:
     """Decoded samples ``dict(id, key, points, label, rgb, depth, meta)`` of this node's / worker's shards.
 
     Corrupt samples are skipped and counted in ``stats``; an unreadable shard raises :class:`ShardError`,
     and so does a shard holding another number of samples than its entry in ``counts`` (the manifest's
-    per-shard counts, aligned with ``urls``).
+    per-shard counts, aligned with ``urls``), or a sample whose members disagree with each other or with
+    ``expect`` (:func:`check_sample`; the manifest's side only when ``expect`` is given).
     """
     if counts is not None and len(counts) != len(urls):
         raise ValueError(f"counts has {len(counts)} entries for {len(urls)} shards")
@@ -377,6 +458,7 @@ def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bo
     wid, nw = worker_info() if split_by_worker else (0, 1)
     for url in split_urls(urls, r, w, wid, nw):
         for key, files in _iter_tar_groups(url, expected.get(url)):
+            check_layout(url, key, files, expect)
             try:
                 sample = decode_sample(key, files)
             except Exception as e:  # noqa: BLE001 - any decode failure makes the sample corrupt
@@ -385,6 +467,7 @@ def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bo
                 stats.errors.append(msg)
                 log.warning(msg)
                 continue
+            check_sample(url, key, sample["label"], sample["meta"], expect, sample["points"])
             stats.samples += 1
             yield sample
 
@@ -460,7 +543,7 @@ def load_split(manifest: dict[str, Any] | str | os.PathLike, split: str, with_rg
     stats = ReadStats()
     m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
     rows = list(iter_shards(manifest_urls(m, split), split_by_node=False, split_by_worker=False,
-                            stats=stats, counts=manifest_counts(m, split)))
+                            stats=stats, counts=manifest_counts(m, split), expect=expectation(m, split)))
     have_rgb = with_rgb and rows and all(r["rgb"] is not None for r in rows)
     have_depth = rows and all(r["depth"] is not None for r in rows)
     return {
@@ -493,6 +576,7 @@ class ShardIndex:
     size: np.ndarray  # (M, E) int64
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    expect: Expect | None = None  # the manifest's, checked by :meth:`sample`
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -551,14 +635,17 @@ class ShardIndex:
         never skips a sample: batches keep their composition)."""
         url, key = self.urls[int(self.shard[i])], str(self.keys[i])
         views = list(range(self.rgb_views) if views is None else views) if with_rgb else []
-        exts = ["cls", *(f"rgb.{v:02d}.png" for v in views)] + (["points.npy"] if with_points else [])
+        meta = ["json"] if "json" in self.columns and self.size[i, self.column("json")] >= 0 else []
+        exts = ["cls", *meta, *(f"rgb.{v:02d}.png" for v in views)] + (["points.npy"] if with_points else [])
         files = self.read(i, exts)
         try:
             label = int(files["cls"].decode().strip())
+            info = json.loads(files["json"].decode()) if meta else {}
             rgb = np.stack([decode_png(files[f"rgb.{v:02d}.png"]) for v in views]) if views else None
         except Exception as e:  # noqa: BLE001 - any decode failure names the sample
             raise ShardError(f"shard {url}: sample {key} does not decode ({type(e).__name__}: {e})") from None
         points = decode_points(files["points.npy"], url, key) if with_points else None
+        check_sample(url, key, label, info if isinstance(info, dict) else {}, self.expect, points)
         return {"key": key, "points": points, "label": label, "rgb": rgb}
 
 
@@ -580,16 +667,20 @@ def index_split(manifest: dict[str, Any] | str | os.PathLike, split: str,
     count against the manifest, sort the samples by key.
 
     Samples lacking a ``require``-d member are left out, counted in ``skipped`` and logged. A key found
-    twice (in one shard or two) raises :class:`ShardError` naming both places.
+    twice (in one shard or two), or a sample whose RGB members disagree with the manifest
+    (:func:`check_layout`), raises :class:`ShardError` naming them; :meth:`ShardIndex.sample` cross-checks the
+    rest (:func:`check_sample`) as it reads.
     """
     m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
     urls, counts = manifest_urls(m, split), manifest_counts(m, split)
+    expect = expectation(m, split)
     rows: list[tuple[str, int, dict[str, _Member]]] = []
     skipped, errors = 0, []
     for s, (url, count) in enumerate(zip(urls, counts, strict=True)):
         groups = _scan_tar(url)
         _check_count(url, len(groups), count)
         for key, members in groups:
+            check_layout(url, key, members, expect)
             missing = [e for e in require if e not in members]
             if missing:
                 skipped += 1
@@ -612,7 +703,7 @@ def index_split(manifest: dict[str, Any] | str | os.PathLike, split: str,
             size[i, col[ext]] = mem.size
     return ShardIndex(urls=urls, keys=np.array([r[0] for r in rows], dtype=str),
                       shard=np.array([r[1] for r in rows], dtype=np.int32), columns=columns, offset=offset,
-                      size=size, skipped=skipped, errors=errors)
+                      size=size, skipped=skipped, errors=errors, expect=expect)
 
 
 try:  # a torch IterableDataset wrapper when torch is present
@@ -626,10 +717,11 @@ try:  # a torch IterableDataset wrapper when torch is present
             m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
             self.urls = manifest_urls(m, split)
             self.counts = manifest_counts(m, split)
+            self.expect = expectation(m, split)
             self.stats = ReadStats()
 
         def __iter__(self) -> Iterator[dict[str, Any]]:
-            return iter_shards(self.urls, stats=self.stats, counts=self.counts)
+            return iter_shards(self.urls, stats=self.stats, counts=self.counts, expect=self.expect)
 
 except ImportError:  # pragma: no cover
     pass

@@ -29,7 +29,8 @@ def stream_rgb_zero_shot(model: nn.Module, tokenizer: Any, dataset: str, split: 
     """``{n, chance, rgb_per_view, rgb_multi_view}`` over a whole split, read ``chunk`` samples at a time.
 
     Raises ``ValueError`` when the split is empty or has no RGB renders, :class:`shards.ShardError` when a
-    shard cannot be read whole.
+    shard cannot be read whole, holds another number of samples than the manifest says, or holds a sample
+    that does not decode (an accuracy over the samples that happen to decode is never reported).
     """
     m = shards.read_manifest(paths.manifest(dataset))
     names = list(m.get("class_names", []))
@@ -52,13 +53,17 @@ def stream_rgb_zero_shot(model: nn.Module, tokenizer: Any, dataset: str, split: 
         batch.clear()
 
     urls = shards.manifest_urls(m, split)
-    for sample in shards.iter_shards(urls, split_by_node=False, split_by_worker=False, stats=stats):
+    for sample in shards.iter_shards(urls, split_by_node=False, split_by_worker=False, stats=stats,
+                                     counts=shards.manifest_counts(m, split), expect=shards.expectation(m, split)):
+        if stats.skipped:
+            break
         batch.append(sample)
         if len(batch) == chunk:
             flush()
+    if stats.skipped:
+        raise shards.ShardError(stats.errors[0])
     if batch:
         flush()
     if n == 0:
         raise ValueError(f"{dataset}/{split} is empty in {paths.manifest(dataset)}")
-    return {"n": n, "chance": 1.0 / len(names), "rgb_per_view": per_view / n, "rgb_multi_view": multi / n,
-            "skipped": stats.skipped}
+    return {"n": n, "chance": 1.0 / len(names), "rgb_per_view": per_view / n, "rgb_multi_view": multi / n}

@@ -2,7 +2,8 @@
 
 Usage: ``python -m pipeline.compare_profiles NAME=DATA/metrics NAME=DATA/metrics [...] > profiles.md``
 
-Each argument names a run and its metrics folder (``data/metrics`` of a finished ``dvc repro``); the benchmarks
+Each argument names a run and its metrics folder (``data/metrics`` of a finished ``dvc repro``; the rows' seed
+spread is read from the details next to it, ``DATA/results/<stage>/<ds>/details.json``); the benchmarks
 and the pre-training pool are read from the params of the current directory. Prints markdown: the headline rows
 (zero-shot with / without pre-training, 16-shot DPA and single paths, supervised DPA) and every finding of
 ``pipeline.findings`` with its pass/fail and detail, one column per run.
@@ -10,12 +11,12 @@ and the pre-training pool are read from the params of the current directory. Pri
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from pipeline import findings, paths
+from pipeline.headline import read_details
 from pipeline.params import load_params
 
 ROWS = (
@@ -26,13 +27,6 @@ ROWS = (
     ("fewshot", "dual_path@clip+intra_cross", "few-shot, DPA"),
     ("supervised", "dual_path@clip+intra_cross", "supervised, DPA"),
 )
-
-
-def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
 
 
 def _cell(row: dict[str, Any] | None) -> str:
@@ -55,7 +49,8 @@ def compare(runs: dict[str, Path]) -> str:
             for stage, key, label in ROWS:
                 cells = []
                 for n in names:
-                    m = _load(runs[n] / f"{stage}/{ds.name}.json")
+                    paths.DATA = runs[n].parent
+                    m = read_details(f"{stage}/{ds.name}")
                     cells.append(_cell(m["rows"].get(key) if m else None))
                 out.append(f"| {label} | " + " | ".join(cells) + " |")
             out += ["", "| finding | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]

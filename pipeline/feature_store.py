@@ -32,6 +32,7 @@ import torch
 
 from clip2point.features import encode_splits
 from clip2point.render.views import ViewSet
+from pipeline.artifacts import load_torch
 from pipeline.stage import StageError
 
 
@@ -64,7 +65,7 @@ class FeatureStore:
         return float(self.meta.get("logit_scale", 100.0))
 
     def text(self) -> torch.Tensor:
-        return torch.load(self.root / "text.pt", weights_only=True).float()
+        return load_torch(self.root / "text.pt", "class text features").float()
 
     def split(self, split: str) -> pa.Table:
         """Index rows (id, label, label_name) of one split, in feature-row order."""
@@ -85,7 +86,7 @@ class FeatureStore:
             raise StageError(f"{self.root} has no features of encoder '{encoder}' (has: {self.encoders})")
         if views not in self.meta["view_sets"]:
             raise StageError(f"{self.root} has no view set '{views}' (has: {sorted(self.meta['view_sets'])})")
-        blob = torch.load(self.root / encoder / f"{views}.pt", weights_only=True)
+        blob = load_torch(self.root / encoder / f"{views}.pt", "feature cache")
         return blob[split].float()
 
     def draws(self, encoder: str, views: str) -> list[torch.Tensor]:
@@ -94,7 +95,7 @@ class FeatureStore:
         if not info or info["views"] != views:
             raise StageError(f"{self.root} holds no resampled training features for view set '{views}' "
                              "(set adapter.resample_epochs > 0 and re-run the features stage)")
-        blob = torch.load(self.root / encoder / f"{views}@resample.pt", weights_only=True)
+        blob = load_torch(self.root / encoder / f"{views}@resample.pt", "feature cache")
         return [blob[f"train@r{k}"].float() for k in range(int(info["draws"]))]
 
 

@@ -1,7 +1,8 @@
 """The paper's findings, checked on a run's metrics, with margins derived from the measured spread.
 
-``python -m pipeline.findings [--strict] [--json]`` reads the metrics files of a finished run
-(``pipeline.paths.metrics_file``) and prints one line per finding: what it claims, the numbers, and PASS /
+``python -m pipeline.findings [--strict] [--json]`` reads the details of a finished run
+(``pipeline.paths.details_file``; the CLIP's RGB zero-shot from the ``clip_bootstrap`` / ``rgb_zeroshot`` metrics)
+and prints one line per finding: what it claims, the numbers, and PASS /
 FAIL. With ``--strict`` (CI) it exits 1 when a *checked* finding fails; the *reported* ones (directions the
 paper shows that the miniature may or may not reproduce) never fail the run, they are listed in the report.
 
@@ -14,7 +15,7 @@ Margins are not picked to pass:
   without pre-training, contributes no spread).
 
 These are the only rules: the ``zeroshot`` / ``fewshot`` / ``supervised`` stages record
-:func:`zeroshot_findings` / :func:`adapter_findings` in their metrics (``findings``: key → passed) with them.
+:func:`zeroshot_findings` / :func:`adapter_findings` in their details (``findings``: key → passed) with them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import paths
+from pipeline.headline import read_details
 from pipeline.keys import CLIP, DPA, RowKey
 from pipeline.params import load_params
 
@@ -186,11 +188,11 @@ def evaluate(dataset: str, pretrain_pool: str) -> list[Finding]:
             "clip_rgb_4x_chance", "the miniature CLIP reaches 4x chance on RGB renders (issue target)",
             z["rgb_multi_view"] >= 4 * z["chance"],
             f"{_pct(z['rgb_multi_view'])} vs 4 x chance {_pct(4 * z['chance'])}", checked=False))
-    zs = _load(paths.metrics_file(f"zeroshot/{dataset}"))
+    zs = read_details(f"zeroshot/{dataset}")
     if zs is not None:
         out += zeroshot_findings(zs["rows"])
     for mode in ("fewshot", "supervised"):
-        m = _load(paths.metrics_file(f"{mode}/{dataset}"))
+        m = read_details(f"{mode}/{dataset}")
         if m is not None:
             out += adapter_findings(mode, m)
     return out

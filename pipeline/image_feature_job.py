@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline import paths
+from pipeline.artifacts import load_torch
 from pipeline.stage import StageError
 
 FEATURES = "features.pt"
@@ -84,7 +85,7 @@ def load(pool: str, keys: Any, n_views: int, precision: str, clip: dict[str, Any
     if bad:
         raise StageError(f"frozen image features {d} do not belong to this run ({', '.join(bad)} differ): "
                          "rerun `dvc repro image_features`")
-    feats = torch.load(d / FEATURES, map_location="cpu", weights_only=True)
+    feats = load_torch(d / FEATURES, "frozen image features")
     if tuple(feats.shape[:2]) != (meta["samples"], n_views):
         raise StageError(f"frozen image features {d / FEATURES}: shape {tuple(feats.shape)} does not match "
                          f"its meta.json ({meta['samples']} samples, {n_views} views)")

@@ -29,6 +29,7 @@ from torch import nn
 
 from clip2point.models.clip import ClipWeightsError, create_clip
 from pipeline import paths
+from pipeline.artifacts import load_torch
 from pipeline.keys import CLIP, EncoderKey
 
 CLIP_POINTER = "clip.json"
@@ -67,7 +68,7 @@ def load_depth_encoder(
     if clip_model is None:
         clip_model, _ = load_clip(device)
     enc = copy.deepcopy(clip_model.visual)
-    enc.load_state_dict(torch.load(f, map_location="cpu", weights_only=True))
+    enc.load_state_dict(load_torch(f, "pre-trained encoder"))
     return enc.to(device).eval()
 
 

@@ -115,9 +115,15 @@ def report_dir() -> Path:
 
 
 def metrics_file(key: str) -> Path:
-    """Small metrics JSON of one stage instance, outside its output dir (``dvc metrics``), e.g.
-    ``metrics_file("pretrain/intra_cross-seed0")``."""
+    """The headline numbers of one stage instance, outside its output dir (``dvc metrics``), e.g.
+    ``metrics_file("pretrain/intra_cross-seed0")``; the details are in :func:`details_file`."""
     return data_root() / "metrics" / f"{key}.json"
+
+
+def details_file(key: str) -> Path:
+    """Everything one stage instance measured (per class, per seed, curves, settings; the superset of its
+    :func:`metrics_file`), a plain DVC output, e.g. ``data/results/zeroshot/<dataset>/details.json``."""
+    return data_root() / "results" / key / "details.json"
 
 
 def plots_dir(key: str) -> Path:

@@ -104,6 +104,7 @@ def clean_stale(variant: str, seed: int) -> None:
         old_checkpoint.unlink()
     timings = paths.timings_file(variant, seed)
     remove_stale_temps(paths.metrics_file(paths.pretrain_key(variant, seed)).parent, timings.name)
+    remove_stale_temps(paths.details_file(paths.pretrain_key(variant, seed)).parent, "details.json")
     remove_stale_temps(timings.parent, timings.name)
     remove_stale_temps(paths.checkpoint_dir(variant, seed))
 

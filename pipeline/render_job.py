@@ -14,7 +14,8 @@ killed for memory) fails the stage naming it; a mesh that fails to render fails 
 Several machines (:func:`render`): each rank renders rows ``rank::world_size`` into a staging folder next to
 the output, ``.<name>.staging-<run id>``, with its part manifest; rank 0 waits for all parts (``merge_timeout``
 seconds), merges them into ``manifest.json`` and swaps the folder into place. The output directory must be
-on a filesystem all ranks share.
+on a filesystem all ranks share. Staging folders of killed runs (another run id, older than this process) are
+removed by the next run (:func:`pipeline.artifacts.remove_stale`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tqdm import tqdm
 from clip2point import shards
 from clip2point.schema import table_points, table_pool
 from pipeline import paths
-from pipeline.artifacts import atomic_dir, read_json, replace_dir, write_json
+from pipeline.artifacts import atomic_dir, read_json, remove_stale, replace_dir, write_json
 from pipeline.params import DatasetParams, Params
 from pipeline.stage import StageError, find_dataset
 
@@ -183,6 +184,7 @@ def render(name: str, params: Params, final: Path, rank: int = 0, world_size: in
             shards.write_manifest(tmp / "manifest.json", m)
         return
     staging = final.parent / f".{final.name}.staging-{run_id}"
+    remove_stale(final, keep=staging)  # killed runs' staging folders (another run id, older than this process)
     staging.mkdir(parents=True, exist_ok=True)
     m = render_dataset(name, params, staging, rank, world_size, progress=progress)
     write_json(staging / f"part-r{rank:03d}.json", m)

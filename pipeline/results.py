@@ -1,5 +1,5 @@
 """Outputs of the evaluation stages (zero-shot, few-shot, supervised): predictions table, confusion figures,
-torch files and the metrics JSON, written together.
+torch files, the details and the headline metrics JSON (:mod:`pipeline.headline`), written together.
 
 Predictions table: :data:`clip2point.schema.PREDICTION_SCHEMA`, one row per test sample and method run.
 """
@@ -7,7 +7,6 @@ Predictions table: :data:`clip2point.schema.PREDICTION_SCHEMA`, one row per test
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,9 @@ import torch
 
 from clip2point.evaluate import plot_confusion
 from clip2point.schema import PREDICTION_SCHEMA
+from pipeline import paths
 from pipeline.artifacts import atomic_dir, write_json
+from pipeline.headline import DETAILS, headline
 
 
 def prediction_rows(
@@ -45,20 +46,23 @@ def predictions_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def write_outputs(
-    out_dir: Path,
-    metrics_path: Path,
+    key: str,
     metrics: dict[str, Any],
     preds: list[dict[str, Any]],
     confusions: Mapping[str, tuple[np.ndarray, str]],
     class_names: Sequence[str],
     torch_files: Mapping[str, Any] | None = None,
 ) -> None:
-    """Into ``out_dir`` (replaced whole, atomically): ``predictions.parquet``, ``confusion_<name>.png`` from
-    ``confusions[name] = (matrix, title)``, and ``torch.save``-d ``torch_files``; then the metrics JSON."""
+    """Into the output folder of stage instance ``key`` (``details_file(key)``'s folder, e.g.
+    ``data/results/zeroshot/<ds>``; replaced whole, atomically): ``predictions.parquet``,
+    ``confusion_<name>.png`` from ``confusions[name] = (matrix, title)``, ``torch.save``-d ``torch_files`` and
+    ``details.json`` (all of ``metrics``); then the headline metrics (:func:`headline`) at ``metrics_file(key)``."""
+    out_dir = paths.details_file(key).parent
     with atomic_dir(out_dir) as tmp:
+        write_json(tmp / DETAILS, metrics)
         pq.write_table(predictions_table(preds), tmp / "predictions.parquet")
         for name, (cm, title) in confusions.items():
             plot_confusion(cm, class_names, title).savefig(tmp / f"confusion_{name}.png", dpi=110)
         for name, obj in (torch_files or {}).items():
             torch.save(obj, tmp / name)
-    write_json(metrics_path, metrics)
+    write_json(paths.metrics_file(key), headline(key, metrics))

@@ -1,7 +1,9 @@
 """The run's ``report.md`` with figures, in the shapes of the paper's tables (Tables 1, 2, 4; §5.6).
 
-:func:`build_report` reads the metrics files of every stage (``pipeline.paths.metrics_file``), the confusion
-matrices and the contact sheet, writes the figures into a folder and returns the markdown. Paper figures are
+:func:`build_report` reads the details of every stage (``pipeline.paths.details_file``, :mod:`pipeline.headline`),
+the CLIP's RGB zero-shot (``clip_bootstrap`` and ``rgb_zeroshot@<ds>`` metrics), the pre-training wall times
+(``pipeline.paths.timings_file``), the confusion matrices and the contact sheet, writes the figures into a folder
+and returns the markdown. Paper figures are
 printed beside ours only as a reference for the *direction* of each finding (:mod:`pipeline.findings`): the
 embedded benchmark is not ModelNet and the miniature CLIP is not ViT-B/32, so the numbers are not comparable.
 """
@@ -18,6 +20,7 @@ import pyarrow.parquet as pq
 from clip2point.report import bar_figure, fmt_pct, markdown_table
 from pipeline import paths
 from pipeline.findings import clip_rgb_zero_shot, evaluate
+from pipeline.headline import read_details
 from pipeline.keys import CLIP, DPA, EncoderKey, RowKey
 from pipeline.params import DatasetParams, Params
 
@@ -104,24 +107,24 @@ def build_report(params: Params, out: Path) -> str:
         md += ["![contact sheet](contact_sheet.png)", "",
                "*RGB views (left) and depth maps (right) of a few pre-training shapes per class.*", ""]
 
-    boot = _load(paths.metrics_file("clip_bootstrap"))
+    boot = read_details("clip_bootstrap")
     md += ["## The CLIP of this run", ""]
     if boot is None:
         md += ["(no `clip_bootstrap` metrics)", ""]
     else:
         rows = []
         for key, z in sorted(clip_rgb_zero_shot().items()):
-            if "skipped" in z:
+            if "rgb_per_view" not in z:  # a point-cloud dataset: {"skipped": why}
                 continue
             ds, _, split = key.partition("/")
-            zs = _load(paths.metrics_file(f"zeroshot/{ds}")) if split == "test" else None
+            zs = read_details(f"zeroshot/{ds}") if split == "test" else None
             depth = zs["rows"].get("without_pretraining", {}).get("acc") if zs else None
             rows.append([key, fmt_pct(z.get("rgb_per_view")), fmt_pct(z.get("rgb_multi_view")),
                          fmt_pct(depth), fmt_pct(z.get("chance"))])
         how = ("loaded from the configured weights (not trained here)" if boot.get("mode") == "pointer"
                else "bootstrapped on the pre-training pool")
         md += [f"Model `{boot.get('model')}`, {how}.", "",
-               markdown_table(["split", "RGB zero-shot (per view)", "RGB zero-shot (10 views)",
+               markdown_table(["split", "RGB zero-shot (per view)", "RGB zero-shot (all views)",
                                "depth zero-shot (Eq. 15, zeroshot stage)", "chance"], rows), "",
                "The gap between RGB and depth accuracy is the image–depth domain gap that pre-training "
                "should close. (Paper, ViT-B/32 on its ShapeNet validation renders: RGB 54.21%, depth 19.98%.)",
@@ -133,16 +136,18 @@ def build_report(params: Params, out: Path) -> str:
     for variant in params.pretrain.variants:
         for seed in params.pretrain.seeds:
             key = str(EncoderKey(variant, seed))
-            m = _load(paths.metrics_file(f"pretrain/{key}"))
+            m = read_details(paths.pretrain_key(variant, seed))
             if m is None:
                 continue
             curves[key] = m
+            wall = (_load(paths.timings_file(variant, seed)) or {}).get("wall_s")
             prow.append([variant, seed, fmt_pct(m.get("val_zeroshot_before")), fmt_pct(m.get("val_zeroshot_best")),
                          m.get("best_step"), f"{m.get('sigma_init', float('nan')):.3f} → "
-                         f"{m.get('sigma_final', float('nan')):.3f}", m.get("wall_s")])
+                         f"{m.get('sigma_final', float('nan')):.3f}", "–" if wall is None else f"{wall:.0f}"])
     if prow:
         md += [markdown_table(["variant", "seed", "val zero-shot before", "val zero-shot best", "best step",
                                "σ (Eq. 11)", "wall s"], prow), "",
+               "Wall times are this machine's (`data/timings/`, not a DVC output; – where a run left none).", "",
                "Checkpoints are selected on the pre-training pool's **validation** split (depth maps, Eq. 15), "
                "never on a benchmark test split.", ""]
         if _curves_figure(curves, out / "pretrain_curves.png"):
@@ -160,7 +165,7 @@ def build_report(params: Params, out: Path) -> str:
 
 def _dataset_section(params: Params, name: str, out: Path) -> list[str]:
     md = [f"## Downstream: `{name}`", ""]
-    zs = _load(paths.metrics_file(f"zeroshot/{name}"))
+    zs = read_details(f"zeroshot/{name}")
     if zs is not None:
         r = zs["rows"]
         md += [f"### Zero-shot (Table 1 shape; {zs.get('n_views')} views, {zs.get('n')} test shapes, chance "
@@ -177,7 +182,7 @@ def _dataset_section(params: Params, name: str, out: Path) -> list[str]:
         md += [f"![zero-shot](zeroshot_{name}.png)", ""]
         md += _copy_confusions(paths.results_dir("zeroshot") / name, out, f"zeroshot_{name}")
     for mode in ("fewshot", "supervised"):
-        m = _load(paths.metrics_file(f"{mode}/{name}"))
+        m = read_details(f"{mode}/{name}")
         if m is None:
             continue
         r = m["rows"]

@@ -10,8 +10,10 @@ It reads only the pre-training pool: the same CLIP on each benchmark is measured
 ``rgb_zeroshot@<ds>`` stage, so adding a benchmark never reruns this stage or pre-training.
 
 Usage: ``python -m stages.clip_bootstrap [--no-progress] [--device cpu|cuda]``
-Metrics: ``pipeline.paths.metrics_file("clip_bootstrap")``; curves: ``plots_dir("clip_bootstrap")``; wall times
-(``train_wall_s`` of the bootstrap, ``wall_s`` of the stage): ``stage_timings_file("clip_bootstrap")``, not an output.
+Metrics (headline: the RGB zero-shot on the pool's val split): ``pipeline.paths.metrics_file("clip_bootstrap")``;
+details (mode, selection curve, ...): ``details_file("clip_bootstrap")``; curves: ``plots_dir("clip_bootstrap")``;
+wall times (``train_wall_s`` of the bootstrap, ``wall_s`` of the stage): ``stage_timings_file("clip_bootstrap")``,
+not an output.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from pipeline import paths
 from pipeline.artifacts import write_json
 from pipeline.clip_job import bootstrap
+from pipeline.headline import headline
 from pipeline.params import load_params
 from pipeline.stage import run_main
 
@@ -37,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         t0 = time.perf_counter()
-        metrics, timings = bootstrap(load_params(), args.device, progress=not args.no_progress)
-        write_json(paths.metrics_file("clip_bootstrap"), metrics)
+        result, timings = bootstrap(load_params(), args.device, progress=not args.no_progress)
+        write_json(paths.details_file("clip_bootstrap"), result)
+        write_json(paths.metrics_file("clip_bootstrap"), headline("clip_bootstrap", result))
         timings["wall_s"] = round(time.perf_counter() - t0, 1)
         write_json(paths.stage_timings_file("clip_bootstrap"), timings)
         print(f"clip_bootstrap: done -> {paths.clip_dir()}", file=sys.stderr)

@@ -6,7 +6,8 @@ Trains the adapters of :mod:`pipeline.adapter_grid` on the cached view features 
 view set ``params.adapter.views``; encoders stay frozen) and evaluates them on the test split. ``fewshot``:
 ``params.adapter.k_shot`` training samples per class; ``supervised``: the whole training split.
 
-Outputs: ``metrics_file("<mode>/<dataset>")`` and in ``results_dir(mode)/<dataset>``: ``predictions.parquet``,
+Outputs: ``metrics_file("<mode>/<dataset>")`` (headline: each row's accuracy) and in ``results_dir(mode)/<dataset>``:
+``details.json`` (per row: seeds, per-class accuracy, notes; the findings), ``predictions.parquet``,
 ``confusion_dpa.png`` (the DPA, summed over seeds) and ``adapter.pt``: the DPA of the seed with the best
 *held-out* accuracy (never test), the dict of a :class:`clip2point.predict.AdapterCheckpoint`; its ``paths``
 name the encoders it was trained on (e.g. ``intra_cross-seed2``) and ``encoders`` says how to load each
@@ -21,7 +22,7 @@ import sys
 from pipeline.adapter_grid import MAIN_ROW, MODES, run_grid
 from pipeline.feature_store import FeatureStore
 from pipeline.params import load_params
-from pipeline.paths import features_dir, metrics_file, results_dir
+from pipeline.paths import features_dir
 from pipeline.results import write_outputs
 from pipeline.stage import find_dataset, run_main
 
@@ -35,7 +36,7 @@ def run(mode: str, dataset: str) -> None:
     if cms:
         acc = metrics["rows"][MAIN_ROW]["acc"]
         figures["dpa"] = (cms["dpa"], f"{mode} {dataset} · DPA · acc {100 * acc:.1f}% (all seeds)")
-    write_outputs(results_dir(mode) / dataset, metrics_file(f"{mode}/{dataset}"), metrics, preds, figures,
+    write_outputs(f"{mode}/{dataset}", metrics, preds, figures,
                   store.class_names, {"adapter.pt": ckpt.to_dict()} if ckpt is not None else None)
 
 

@@ -12,8 +12,9 @@ Usage::
 
 A run that finds a resume checkpoint of its own params (``paths.checkpoint_file``, outside the DVC outputs)
 resumes from it (``--resume`` is accepted and is the default); ``--fresh`` deletes it first. It is removed on
-success unless ``--keep-checkpoint``. Writes ``encoder.pt`` + ``encoder.json``; metrics
-``metrics_file(pretrain_key)`` (results only: what ``dvc metrics diff`` compares); wall times, throughput and
+success unless ``--keep-checkpoint``. Writes ``encoder.pt`` + ``encoder.json``; headline metrics
+``metrics_file(pretrain_key)`` (selection accuracy and σ: what ``dvc metrics diff`` compares), the details
+(curves, σ trajectory, settings) in ``details_file(pretrain_key)``; wall times, throughput and
 resume facts in ``paths.timings_file`` (not a DVC output); dvclive curves ``plots_dir(pretrain_key)``.
 """
 
@@ -25,9 +26,10 @@ import time
 
 from clip2point.train.distributed import cleanup, init_distributed
 from clip2point.train.pretrain import TrainingDiverged
+from pipeline.headline import headline
 from pipeline.keys import VARIANTS
 from pipeline.params import load_params
-from pipeline.paths import checkpoint_dir, checkpoint_file, metrics_file, pretrain_key, timings_file
+from pipeline.paths import checkpoint_dir, checkpoint_file, details_file, metrics_file, pretrain_key, timings_file
 from pipeline.pretrain_job import run_tag, summary, train, write_json
 from pipeline.stage import run_main
 
@@ -42,7 +44,9 @@ def run(variant: str, seed: int, device: str | None, fresh: bool, keep_checkpoin
                                  keep_checkpoint=keep_checkpoint, progress=progress)
         if info.is_main:
             timings["wall_s"] = round(time.perf_counter() - t0, 1)
-            write_json(metrics_file(pretrain_key(variant, seed)), metrics, variant, seed)
+            key = pretrain_key(variant, seed)
+            write_json(details_file(key), metrics, variant, seed)
+            write_json(metrics_file(key), headline(key, metrics), variant, seed)
             write_json(timings_file(variant, seed), timings, variant, seed)
             print(f"pretrain {variant} seed {seed}: {summary(metrics, timings)}", file=sys.stderr)
     finally:

@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         except NoRgbError as e:  # point-cloud datasets: recorded as skipped, the DAG goes on
             res = {"skipped": str(e)}
         write_json(paths.metrics_file(f"rgb_zeroshot/{ds.name}"), {"zeroshot": {f"{ds.name}/test": res}})
-        print(f"rgb_zeroshot: {ds.name}/test: " + (res.get("skipped") or f"{res['rgb_per_view']:.3f} per view, "
-              f"{res['rgb_multi_view']:.3f} over views (n={res['n']})"), file=sys.stderr)
+        said = (str(res["skipped"]) if "skipped" in res else
+                f"{res['rgb_per_view']:.3f} per view, {res['rgb_multi_view']:.3f} over views (n={res['n']})")
+        print(f"rgb_zeroshot: {ds.name}/test: {said}", file=sys.stderr)
 
     return run_main("rgb_zeroshot", body)
 

@@ -7,9 +7,10 @@ test cloud with Eq. 15 (the mean of the multi-view logits against the class text
 search): CLIP's encoder without pre-training, the CLIP2Point encoder, the §5.6 ablation and the RGB-only
 control, mean ± std over pre-training seeds (:mod:`pipeline.zeroshot_table`).
 
-Outputs: ``metrics_file("zeroshot/<dataset>")`` (metrics JSON), and in ``results_dir("zeroshot")/<dataset>``:
-``predictions.parquet`` (``clip2point.schema.PREDICTION_SCHEMA``) and ``confusion_<row>.png`` (confusion
-summed over the row's seeds).
+Outputs: ``metrics_file("zeroshot/<dataset>")`` (headline: each row's accuracy), and in
+``results_dir("zeroshot")/<dataset>``: ``details.json`` (per row: seeds, per-class accuracy),
+``predictions.parquet`` (``clip2point.schema.PREDICTION_SCHEMA``) and ``confusion_<row>.png`` (confusion summed
+over the row's seeds).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 
 from pipeline.feature_store import FeatureStore
 from pipeline.params import load_params
-from pipeline.paths import features_dir, metrics_file, results_dir
+from pipeline.paths import features_dir
 from pipeline.results import write_outputs
 from pipeline.stage import find_dataset, run_main
 from pipeline.zeroshot_table import zero_shot_table
@@ -34,8 +35,7 @@ def run(dataset: str) -> None:
         row: (cm, f"zero-shot {dataset} · {row} · acc {100 * metrics['rows'][row]['acc']:.1f}%")
         for row, cm in confusions.items()
     }
-    write_outputs(results_dir("zeroshot") / dataset, metrics_file(f"zeroshot/{dataset}"), metrics, preds,
-                  figures, store.class_names)
+    write_outputs(f"zeroshot/{dataset}", metrics, preds, figures, store.class_names)
     for row, m in metrics["rows"].items():
         print(f"zeroshot {dataset} {row:>20}: acc {100 * m['acc']:.2f} ± {100 * m['acc_std']:.2f} "
               f"(mean class {100 * m['mean_class_acc']:.2f}, n_seeds {m['n_seeds']})")

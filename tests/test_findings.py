@@ -9,9 +9,13 @@ from pipeline import findings, paths
 
 
 def _write(root, key, obj):
-    p = root / "metrics" / f"{key}.json"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(obj))
+    """A stage's outputs in the real layout: its details, and the headline metrics derived from them."""
+    from pipeline.headline import headline
+
+    for p, o in ((root / "results" / key / "details.json", obj), (root / "metrics" / f"{key}.json",
+                                                                   headline(key, obj))):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(o))
 
 
 def _row(accs):

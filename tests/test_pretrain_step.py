@@ -3,6 +3,8 @@ steps, the dvclive replay of a resumed run, torch.compile, and the launch proces
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -183,3 +185,45 @@ def test_resumed_run_replays_the_logger_in_the_uninterrupted_order():
     finally:
         job.live_logger = real
     assert calls == straight
+
+
+def test_resumed_run_writes_dvclive_metrics_json_with_the_uninterrupted_key_order(tmp_path, monkeypatch):
+    """Issue 22.13: after ``kill -9`` and resume, ``data/plots/pretrain/<run>/metrics.json`` had another key
+    order. With the real dvclive: a run killed after step 3 and resumed writes the same bytes (metrics.json
+    and every curve) as the uninterrupted run."""
+    import pipeline.pretrain_job as job
+    from pipeline.stage import live_logger
+
+    dirs = iter(["straight", "killed", "resumed"])
+    monkeypatch.setattr(job, "live_logger", lambda key: live_logger(f"{key}/{next(dirs)}"))
+    monkeypatch.setattr(job.paths, "DATA", tmp_path)
+    keys = ["loss", "lr", "sigma"]
+    every = 2
+
+    def sc(s):
+        return {"loss": 1.0 / s, "lr": 0.1 * s, "sigma": 1.0 + s / 100} if s % every == 0 else {}
+
+    def run(first: int, last: int, on_step, on_eval):
+        for s in range(first, last + 1):
+            if s == 0 or s % 3 == 0:
+                on_eval(s, {"val_zeroshot": s / 10})
+            if s:
+                on_step(s, sc(s))
+
+    live, on_step, on_eval, _ = job._curve_logger("run", keys, lambda s: s % every == 0)
+    run(0, 7, on_step, on_eval)
+    live.end()
+    live, on_step, on_eval, _ = job._curve_logger("run", keys, lambda s: s % every == 0)
+    run(0, 4, on_step, on_eval)  # killed after step 4: its logger never ends
+    history = {"step": [1, 2, 3, 4], **{k: [sc(s).get(k, 0.0) for s in (1, 2, 3, 4)] for k in keys}}
+    evals = [{"step": s, "val_zeroshot": s / 10} for s in (0, 3)]
+    live, on_step, on_eval, on_resume = job._curve_logger("run", keys, lambda s: s % every == 0)
+    on_resume(4, history, evals)
+    run(5, 7, on_step, on_eval)
+    live.end()
+    a, b = job.paths.plots_dir("run/straight"), job.paths.plots_dir("run/resumed")
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert Path("metrics.json") in files and len(files) >= 4
+    assert sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) == files
+    for f in files:
+        assert (b / f).read_bytes() == (a / f).read_bytes(), f

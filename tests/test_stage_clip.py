@@ -53,7 +53,7 @@ def test_pointer_mode_writes_every_declared_output(run_dir):
     assert clip_bootstrap.main(["--no-progress"]) == 0
     assert ppaths.plots_dir("clip_bootstrap").is_dir()
     assert any(ppaths.plots_dir("clip_bootstrap").rglob("*.tsv"))
-    m = yaml.safe_load(ppaths.metrics_file("clip_bootstrap").read_text())
+    m = yaml.safe_load(ppaths.details_file("clip_bootstrap").read_text())
     assert m["mode"] == "pointer" and m["pretrained"] == "random:0"
     assert set(m["zeroshot"]) == {"pool/val"} and m["zeroshot"]["pool/val"]["n"] == 5
     assert yaml.safe_load((ppaths.clip_dir() / "clip.json").read_text())["pretrained"] == "random:0"
@@ -136,6 +136,28 @@ def test_bootstrap_mode_keeps_wall_clock_out_of_the_metrics(run_dir):
     (run_dir["tmp"] / "params.yaml").write_text(yaml.safe_dump(raw))
     assert clip_bootstrap.main(["--no-progress"]) == 0
     text = ppaths.metrics_file("clip_bootstrap").read_text()
-    assert json.loads(text)["mode"] == "bootstrap" and "wall" not in text
+    details = ppaths.details_file("clip_bootstrap").read_text()
+    assert json.loads(details)["mode"] == "bootstrap" and "wall" not in text and "wall" not in details
     timings = json.loads(ppaths.stage_timings_file("clip_bootstrap").read_text())
     assert timings["train_wall_s"] >= 0 and timings["wall_s"] >= 0
+
+
+def test_rgb_zeroshot_on_an_undecodable_png_fails_in_one_line_and_writes_nothing(run_dir, capsys):
+    """Issue 22.6: a test sample whose PNG no longer decodes gave partial metrics, then a TypeError (an int
+    added to a str in the print line); now one ShardError line naming shard and sample, and no metrics."""
+    from stages import clip_bootstrap, rgb_zeroshot
+
+    assert clip_bootstrap.main(["--no-progress"]) == 0
+    out = ppaths.shards_dir("bench")
+    good = np.full((2, 32, 32, 3), 40, np.uint8)
+    samples = [{"id": f"test/{i}", "points": np.zeros((16, 3), np.float32), "label": i % 3,
+                "rgb_png": [shards.png_bytes(v) for v in good]} for i in range(5)]
+    samples[3]["rgb_png"] = [samples[3]["rgb_png"][0], b"\x89PNG\r\n\x1a\n not a png any more"]
+    info = {"test": {"count": 5, "shards": shards.write_shards(samples, out, "test", maxcount=8)}}
+    shards.write_manifest(ppaths.manifest("bench"), {"dataset": "bench", "class_names": CLASSES, "splits": info})
+    capsys.readouterr()
+    assert rgb_zeroshot.main(["bench"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "test-000000.tar" in err and "sample test_3" in err
+    assert not ppaths.metrics_file("rgb_zeroshot/bench").exists()

@@ -11,10 +11,14 @@ from pipeline.params import load_params
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _write(root: Path, key: str, obj: dict) -> None:
-    p = root / "metrics" / f"{key}.json"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(obj))
+def _write(root, key, obj):
+    """A stage's outputs in the real layout: its details, and the headline metrics derived from them."""
+    from pipeline.headline import headline
+
+    for p, o in ((root / "results" / key / "details.json", obj), (root / "metrics" / f"{key}.json",
+                                                                   headline(key, obj))):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(o))
 
 
 def _row(accs: list[float]) -> dict:

@@ -119,7 +119,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
 
     # zero-shot: Table 1 rows, metrics agree with the predictions table
     assert zeroshot_stage.main([DATASET]) == 0
-    zs = read_json(ppaths.metrics_file(f"zeroshot/{DATASET}"))
+    zs = read_json(ppaths.details_file(f"zeroshot/{DATASET}"))
     assert set(zs["rows"]) == {"without_pretraining", "with_pretraining"}
     assert zs["missing_rows"] == ["cross_only", "rgb_control"]
     assert zs["rows"]["with_pretraining"]["n_seeds"] == 2
@@ -135,7 +135,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
 
     # few-shot grid: rows with missing encoders are skipped; checkpoint of the DPA reproduces its predictions
     assert fewshot_stage.main(["--mode", "fewshot", DATASET]) == 0
-    fs = read_json(ppaths.metrics_file(f"fewshot/{DATASET}"))
+    fs = read_json(ppaths.details_file(f"fewshot/{DATASET}"))
     assert adapter_grid.MAIN_ROW in fs["rows"] and "global_view@clip" in fs["rows"]
     assert "dual_path@clip+rgb_control" in fs["missing_rows"]
     dpa = fs["rows"][adapter_grid.MAIN_ROW]
@@ -157,7 +157,7 @@ def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
 
     # supervised: the whole training split
     assert fewshot_stage.main(["--mode", "supervised", DATASET]) == 0
-    sv = read_json(ppaths.metrics_file(f"supervised/{DATASET}"))
+    sv = read_json(ppaths.details_file(f"supervised/{DATASET}"))
     assert sv["rows"][adapter_grid.MAIN_ROW]["seeds"]["seed0"]["n_train"] == 4 * N_TRAIN
     assert (ppaths.results_dir("supervised") / DATASET / "adapter.pt").is_file()
 
@@ -270,3 +270,21 @@ def test_released_head_and_protocol_switches(tmp_path):
     # the chosen epoch's accuracy is the best test accuracy: the reported test accuracy equals it
     assert row["seeds"]["seed0"]["val_acc"] == pytest.approx(row["seeds"]["seed0"]["acc"])
     assert row["acc"] > 0.75
+
+
+def test_features_stage_removes_a_killed_runs_temporary_folder(run_dir):
+    """Issue 22.12: ``kill -9`` during ``features@<ds>`` left ``.<ds>.*.tmp`` next to the cache for good; the
+    next run of the stage removes it (and leaves another dataset's temporary alone)."""
+    import os
+    import time
+
+    parent = ppaths.features_dir(DATASET).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stale, other = parent / f".{DATASET}.k1ll3d.tmp", parent / ".another_dataset.k1ll3d.tmp"
+    for d in (stale, other):
+        d.mkdir()
+        (d / "text.pt").write_bytes(b"\0" * 10)
+        os.utime(d, (time.time() - 3600, time.time() - 3600))
+    assert features_stage.main([DATASET, "--variants", "intra_cross"]) == 0
+    assert not stale.exists() and other.is_dir()
+    assert sorted(p.name for p in parent.iterdir()) == sorted([DATASET, other.name])

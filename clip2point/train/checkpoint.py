@@ -29,6 +29,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from clip2point.files import umask_mode
+
 
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
@@ -62,6 +64,7 @@ def _write_atomic(write: Callable[[BinaryIO], Any], path: Path, tmp_dir: str | o
     tdir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tdir)
     try:
+        os.fchmod(fd, umask_mode(0o666))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -128,9 +131,20 @@ def save_checkpoint(
     )
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read (truncated or corrupt); the message names the file."""
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw content of a checkpoint written by :func:`save_checkpoint` (on the CPU)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The raw content of a checkpoint written by :func:`save_checkpoint` (on the CPU); a truncated or corrupt
+    file raises :class:`CheckpointError` naming it (``FileNotFoundError`` when it is missing)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one line naming it
+        msg = " ".join(str(e).split())[:160]
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: {msg})") from None
 
 
 def apply_checkpoint(
