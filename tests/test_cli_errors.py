@@ -245,8 +245,12 @@ def test_missing_run_weights(files: dict[str, Path], tmp_path: Path, monkeypatch
         ("depth: {mode: max}\n", ["depth.mode", "'max'"]),
         ("depth: {distance: 0}\n", ["depth.distance", "0"]),
         ("sample: {num_points: 0}\n", ["sample.num_points", "0"]),
-        ("clip: {templates: []}\n", ["clip.templates is empty"]),
-        ("clip: {templates: ['a {0} {1}']}\n", ["clip.templates entry 'a {0} {1}'"]),
+        ("clip: {templates: []}\n", ["'clip.templates' is empty"]),
+        ("clip: {templates: ['a {0} {1}']}\n", ["'clip.templates[0]' entry 'a {0} {1}' has 2 placeholders"]),
+        # issue 22.1: accepted before (every class got the same text, so the same probability)
+        ("clip: {templates: ['a photo']}\n", ["'clip.templates[0]' entry 'a photo' has no '{}' placeholder"]),
+        ("clip: {templates: ['a {name}']}\n", ["'clip.templates[0]' entry 'a {name}'"]),
+        ("pretrain: {seeds: []}\n", ["'pretrain.seeds' is empty"]),  # issue 22.7
     ],
 )
 def test_invalid_params_yaml_is_refused_not_ignored(files: dict[str, Path], text: str, named: list[str]) -> None:
@@ -272,6 +276,24 @@ def test_invalid_params_yaml_is_refused_not_ignored(files: dict[str, Path], text
         for word in named:
             assert word in line, (args, line)
     assert not Path("s.png").exists()
+
+
+def test_a_duplicate_params_key_is_refused_by_the_cli_and_the_pipeline(files: dict[str, Path]) -> None:
+    """Issue 22.2: ``depth.dilation`` written twice (2, then 8): ``render`` silently used 8 while ``dvc repro``
+    refused the file. Now the one loader refuses it for both, naming the file, the key and the lines."""
+    from pipeline.params import ParamsError, load_params
+
+    lines = REPO_PARAMS.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("  dilation:"))
+    lines.insert(at + 1, "  dilation: 8")
+    Path("params.yaml").write_text("\n".join(lines) + "\n")
+    want = f"has a duplicate key 'depth.dilation' at line {at + 2} (first at line {at + 1})"
+    for args in (["render", files["npy"], "--out", "s.png", "-q"], ["classify", files["npy"], *LABELS, *TINY, "-q"]):
+        line = one_error(run(*args))
+        assert line.startswith("error: invalid params.yaml: ") and want in line, line
+    assert not Path("s.png").exists()
+    with pytest.raises(ParamsError, match=want.replace("(", r"\(").replace(")", r"\)")):
+        load_params(Path("params.yaml"))  # what every stage (preflight first) calls
 
 
 def test_params_that_are_a_folder_or_a_missing_explicit_file(

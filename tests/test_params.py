@@ -158,3 +158,123 @@ def test_variant_choices_are_the_registered_objectives():
     from pipeline.params import PRETRAIN_OBJECTIVES
 
     assert tuple(PRETRAIN_OBJECTIVES) == tuple(VARIANTS)
+
+
+# ------------------------------------------------------------------ issue 22: validated once, at load
+
+
+@pytest.mark.parametrize(("template", "why"), [
+    ("a photo", "has no '{}' placeholder"),
+    ("image of a {0} {1}.", "has 2 placeholders"),
+    ("a {} and a {}", "has 2 placeholders"),
+    ("image of a {name}.", "has the placeholder '{name}'"),
+    ("image of a {0}.", "has the placeholder '{0}'"),
+    ("image of a {!r}.", "has the placeholder '{!r}'"),
+    ("image of a {:>9}.", "has the placeholder '{:>9}'"),
+    ("image of a {.", "is not a format string"),
+    ("a {{}} literal", "has no '{}' placeholder"),
+])
+@pytest.mark.parametrize("section, key", [("clip", "templates"), ("bootstrap", "caption_templates")])
+def test_a_template_without_exactly_one_placeholder_is_refused_at_load(section, key, template, why):
+    """Issue 22.1/22.8: ``["a photo"]`` gave every class the same text (the same probability for all);
+    ``{0} {1}`` crashed in clip_bootstrap after preflight had passed."""
+    raw = _raw()
+    raw[section][key] = ["image of a {}.", template]
+    with pytest.raises(ParamsError) as e:
+        params_from_dict(raw)
+    msg = str(e.value)
+    assert f"'{section}.{key}[1]' entry {template!r} {why}" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("template", ["image of a {}.", "{}", "a {{curly}} {}", "a {}: {{x}}"])
+def test_a_template_with_one_placeholder_loads(template):
+    raw = _raw()
+    raw["clip"]["templates"] = [template]
+    assert params_from_dict(raw).clip.templates == (template,)
+    assert template.format("chair").count("chair") == 1  # the class name appears once
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ("clip", "templates"), ("bootstrap", "caption_templates"), ("pretrain", "seeds"), ("pretrain", "variants"),
+    ("adapter", "seeds"), ("synth", "classes"),
+])
+def test_an_empty_list_is_refused_at_load(section, key):
+    """Issue 22.7/22.8: ``pretrain.seeds: []`` ran a minute then ZeroDivisionError; ``clip.templates: []``
+    passed preflight then failed in clip_bootstrap."""
+    raw = _raw()
+    raw[section][key] = []
+    with pytest.raises(ParamsError, match=rf"^params: '{section}\.{key}' is empty; it needs at least one entry$"):
+        params_from_dict(raw)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "twice"), [
+    ("pretrain", "seeds", [0, 1, 0], "0"), ("adapter", "seeds", [2, 2], "2"),
+    ("pretrain", "variants", ["intra_cross", "intra_cross"], "'intra_cross'"),
+    ("synth", "classes", ["chair", "table", "chair"], "'chair'"),
+])
+def test_a_list_naming_an_item_twice_is_refused(section, key, value, twice):
+    raw = _raw()
+    raw[section][key] = value
+    with pytest.raises(ParamsError, match=rf"'{section}\.{key}' lists {twice} more than once"):
+        params_from_dict(raw)
+
+
+def _dup_dilation_text() -> tuple[str, int, int]:
+    """The repository's params.yaml with ``depth.dilation`` written twice (2, then 8), and the two lines."""
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("  dilation:"))
+    lines.insert(at + 3, "  dilation: 8")
+    return "\n".join(lines) + "\n", at + 4, at + 1
+
+
+def test_a_duplicate_key_is_refused_naming_file_key_and_line(tmp_path):
+    """Issue 22.2: PyYAML kept the last of two equal keys (the CLI rendered with dilation 8); DVC refused."""
+    text, line, first = _dup_dilation_text()
+    f = tmp_path / "params.yaml"
+    f.write_text(text)
+    with pytest.raises(ParamsError) as e:
+        load_params(f)
+    assert str(e.value) == (f"params: {f} has a duplicate key 'depth.dilation' at line {line} "
+                            f"(first at line {first}); a key may appear once")
+
+
+def test_duplicate_keys_anywhere_and_merge_keys(tmp_path):
+    from pipeline.params import DuplicateKeyError, parse_yaml
+
+    with pytest.raises(DuplicateKeyError, match=r"duplicate key 'data\.benchmarks\.b' at line 4 \(first at line 3\)"):
+        parse_yaml("data:\n  benchmarks:\n    b: {kind: synth}\n    b: {kind: synth}\n")
+    with pytest.raises(DuplicateKeyError, match=r"'a\[1\]\.x' at line 1"):
+        parse_yaml("a: [{x: 1}, {x: 1, x: 2}]\n")
+    # a merge key overriding a merged value is not a duplicate
+    assert parse_yaml("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n")["other"] == {"x": 3, "y": 2}
+
+
+def test_the_cli_and_prepare_read_params_with_the_same_loader():
+    """One loader: the CLI (``run_params``) and ``prepare`` (``read_params``) both go through
+    :func:`pipeline.params.parse_yaml`, so a duplicate key is refused by every reader."""
+    import inspect
+
+    from clip2point.cli import engine, prepare
+
+    assert "load_params(" in inspect.getsource(engine.run_params)
+    assert "parse_yaml(" in inspect.getsource(prepare.read_params)
+    assert "safe_load" not in inspect.getsource(engine) + inspect.getsource(prepare)
+
+
+def test_a_benchmark_named_like_the_pretraining_pool_is_refused():
+    """Issue 22.5: a benchmark ``synth_pretrain`` made ``dvc repro`` fail with "overlapping output"."""
+    raw = _raw()
+    raw["data"]["benchmarks"]["synth_pretrain"] = {"kind": "synth", "root": "data/synth/benchmark"}
+    with pytest.raises(ParamsError, match="benchmark 'synth_pretrain' has the name of the pre-training pool"):
+        params_from_dict(raw)
+
+
+def test_benchmark_names_are_unique_stage_keys():
+    raw = _raw()
+    entry = {"kind": "synth", "root": "data/synth/benchmark"}
+    raw["data"]["benchmarks"] = [{"name": "a", **entry}, {"name": "a", **entry}]
+    with pytest.raises(ParamsError, match="'data.benchmarks' names 'a' more than once"):
+        params_from_dict(raw)
+    raw["data"]["benchmarks"] = {"model-net": entry}
+    with pytest.raises(ParamsError, match=r"'data.benchmarks\[0\]' must be letters, digits and underscores"):
+        params_from_dict(raw)

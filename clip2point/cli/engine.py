@@ -335,15 +335,8 @@ def _check_run_settings(settings: RunSettings, where: str) -> None:
     for key, value in (("sample.num_points", settings.num_points), ("sample.dense_points", settings.n_dense)):
         if value < 1:
             raise CliError(f"invalid {where}: {key} must be at least 1, got {value}")
-    if not settings.templates:
-        raise CliError(f"invalid {where}: clip.templates is empty (e.g. ['image of a {{}}.'])")
-    for t in settings.templates:
-        try:
-            t.format("x")
-        except (IndexError, KeyError, ValueError):
-            raise CliError(
-                f"invalid {where}: clip.templates entry {t!r} is not a template with one '{{}}'"
-            ) from None
+    # clip.templates (non-empty, one '{}' each) and every other key's type and range are checked once, when
+    # params.yaml loads (pipeline.params.load_params), for the CLI and the stages alike
 
 
 def run_settings() -> RunSettings:
