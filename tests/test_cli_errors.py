@@ -491,6 +491,56 @@ def test_prepare_allow_incomplete_records_the_subset(tmp_path: Path) -> None:
     assert len(params.read_text().splitlines()) == len(REPO_PARAMS.splitlines()) + 1  # one line added
 
 
+@pytest.mark.parametrize("replace", [[], ["--replace"]])
+def test_prepare_refuses_a_name_that_collides_with_the_pretraining_pool(tmp_path: Path, replace: list[str]) -> None:
+    """Issue 22.5: ``--name synth_pretrain`` wrote an entry that made ``dvc repro`` fail with "overlapping
+    output"; refused now, with or without ``--replace``, before the check of the download."""
+    _modelnet10_subset(tmp_path / "dl", {"train": 1, "test": 1})
+    params = tmp_path / "params.yaml"
+    params.write_text(REPO_PARAMS)
+    line = one_error(run("prepare", "modelnet10", "--root", tmp_path / "dl", "--params", params,
+                         "--allow-incomplete", "-q", "--name", "synth_pretrain", *replace))  # fmt: skip
+    assert line == ("error: --name synth_pretrain is the pre-training pool's name (data.pretrain.name): both "
+                    "would write data/points/synth_pretrain.parquet; pick another --name")
+    assert params.read_text() == REPO_PARAMS
+
+
+def test_prepare_refuses_to_replace_an_existing_benchmark_without_replace(tmp_path: Path) -> None:
+    """Issue 22.5: ``--name synth_benchmark`` silently replaced the shipped benchmark entry (rc 0)."""
+    from pipeline.params import load_params
+
+    _modelnet10_subset(tmp_path / "dl", {"train": 1, "test": 1})
+    params = tmp_path / "params.yaml"
+    params.write_text(REPO_PARAMS)
+    args = ["prepare", "modelnet10", "--root", tmp_path / "dl", "--params", params, "--allow-incomplete", "-q",
+            "--name", "synth_benchmark"]  # fmt: skip
+    line = one_error(run(*args))
+    assert line == ("error: data.benchmarks.synth_benchmark 'synth_benchmark' already exists; pass --replace to "
+                    "overwrite it, or --name another name")
+    assert params.read_text() == REPO_PARAMS
+    res = run(*args, "--replace")
+    assert res.exit_code == 0, res.output
+    assert load_params(params).data.benchmark("synth_benchmark").kind == "modelnet10"
+
+
+def test_prepare_refuses_a_pretraining_set_named_like_a_benchmark(tmp_path: Path, monkeypatch) -> None:
+    from clip2point import datasets
+    from clip2point.io import SHAPENET_SYNSETS
+
+    for synset in SHAPENET_SYNSETS:
+        d = tmp_path / "dl" / synset / "m" / "models"
+        d.mkdir(parents=True)
+        (d / "model_normalized.obj").touch()
+    info = dataclasses.replace(datasets.DATASETS["shapenetcore"], counts={datasets.TOTAL: len(SHAPENET_SYNSETS)})
+    monkeypatch.setitem(datasets.DATASETS, "shapenetcore", info)
+    params = tmp_path / "params.yaml"
+    params.write_text(REPO_PARAMS)
+    line = one_error(run("prepare", "shapenetcore", "--root", tmp_path / "dl", "--params", params,
+                         "--name", "synth_benchmark", "--replace", "-q"))  # fmt: skip
+    assert line.startswith("error: --name synth_benchmark is the name of benchmark data.benchmarks.synth_benchmark")
+    assert params.read_text() == REPO_PARAMS
+
+
 def test_prepare_allow_incomplete_with_missing_classes(tmp_path: Path) -> None:
     _modelnet10_subset(tmp_path / "dl", {"train": 2, "test": 2}, classes=("chair", "table"))
     params = tmp_path / "params.yaml"
