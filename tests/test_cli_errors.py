@@ -736,3 +736,41 @@ def test_released_dpa_checkpoint_option_conflicts(
     line = one_error(run("classify", files["npy"], "--checkpoint", paths["dpa"], "--clip", "c2p-mini-quickgelu"))
     assert "does not fit CLIP 'c2p-mini-quickgelu'" in line and "pre_model.class_embedding (48,) vs (192,)" in line
     assert "pass --clip ViT-B-32-quickgelu" in line and len(line) < 400
+
+
+# ------------------------------------------------------------------------------------------ issue 22
+
+
+@pytest.mark.parametrize("exc", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to "
+                 "allocate 2684354560 bytes."),
+])
+def test_render_out_of_memory_names_the_size_asked_for(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, exc: BaseException
+) -> None:
+    """Issue 22.10: ``render --size 8192`` under a memory limit said "internal error: MemoryError" (rc 2)."""
+    import clip2point.render.depth as depth
+
+    def alloc(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(depth, "render_depth", alloc)
+    line = one_error(run("render", files["npy"], "--size", "8192", "--out", "s.png"))
+    assert line.startswith("error: not enough memory for 10 depth views of 8192x8192 pixels (--size 8192)")
+    assert line.endswith("; try a smaller --size")
+    assert not Path("s.png").exists()
+
+
+def test_an_allocation_failure_anywhere_is_a_user_error_not_a_bug(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clip2point.cli import engine
+
+    def alloc(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(engine, "classify_clouds", alloc)
+    monkeypatch.setattr("clip2point.cli.classify.classify_clouds", alloc)
+    assert one_error(run("classify", files["npy"], *LABELS, *TINY, "-q")) == (
+        "error: not enough memory for this command")

@@ -91,7 +91,8 @@ def handled(debug: bool) -> Iterator[None]:
     """Turn exceptions into one stderr line and an exit code (traceback too with ``--debug``).
 
     :class:`CliError` → its code (1); ``KeyboardInterrupt`` → 130; an ``OSError`` with an errno (a missing,
-    unreadable or unwritable file, a full disk) → 1; anything else is a bug → 2.
+    unreadable or unwritable file, a full disk) → 1; an allocation that failed (:func:`is_out_of_memory`) → 1,
+    "not enough memory"; anything else is a bug → 2.
     """
     try:
         yield
@@ -116,7 +117,28 @@ def handled(debug: bool) -> Iterator[None]:
         err(f"error: {os_error_text(e)}")
         raise typer.Exit(EXIT_USER) from None
     except Exception as e:  # noqa: BLE001 - the last resort of a command-line tool
+        if is_out_of_memory(e):  # not a bug: the machine is too small for what was asked
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            err(f"error: {memory_message('this command', e)}")
+            raise typer.Exit(EXIT_USER) from None
         _internal(e, debug)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says an allocation failed: Python's ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA),
+    or the ``RuntimeError`` torch's CPU allocator raises ("DefaultCPUAllocator: not enough memory ...")."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and ("not enough memory" in text or "out of memory" in text)
+
+
+def memory_message(what: str, e: BaseException) -> str:
+    """``not enough memory for <what> (<the allocator's words>)``: one line for an allocation that failed."""
+    detail = one_line(e) if str(e).strip() else ""
+    detail = detail[:160] + ("..." if len(detail) > 160 else "")
+    return f"not enough memory for {what}" + (f" ({detail})" if detail else "")
 
 
 def _internal(e: BaseException, debug: bool) -> None:
