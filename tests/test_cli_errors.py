@@ -53,6 +53,21 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "empty.pt").write_bytes(b"")
     out["empty_pt"] = d / "empty.pt"
     out["missing"] = d / "nope.ply"
+    # issue 22.15
+    os.symlink(d / "loop_b.ply", d / "loop_a.ply")
+    os.symlink(d / "loop_a.ply", d / "loop_b.ply")
+    out["loop"] = d / "loop_a.ply"
+    os.symlink(d / "gone.npy", d / "dangling.npy")
+    out["dangling"] = d / "dangling.npy"
+    os.mkfifo(d / "pipe.npy")
+    out["fifo"] = d / "pipe.npy"
+    np.save(d / "complex.npy", np.ones((50, 3)) + 1j)
+    out["complex"] = d / "complex.npy"
+    np.save(d / "huge.npy", np.full((50, 3), 1e39))
+    out["huge"] = d / "huge.npy"
+    for ext in ("stl", "obj"):
+        (d / f"noise.{ext}").write_bytes(np.random.default_rng(1).bytes(4096))
+        out[f"noise_{ext}"] = d / f"noise.{ext}"
     return out
 
 
@@ -126,6 +141,14 @@ def test_usage_error_of_the_installed_command() -> None:
         ("corrupt", "corrupt.off: truncated"),
         ("empty_folder", "empty_folder: folder holds no supported files"),
         ("h5", "scans.h5: name one entry of the HDF5 file"),
+        # issue 22.15: each was worded wrongly (or, for the complex file, accepted) before
+        ("loop", "loop_a.ply: is a symlink loop (too many levels of symbolic links)"),
+        ("dangling", "dangling.npy: is a symlink to "),
+        ("fifo", "pipe.npy: is not a regular file (a FIFO)"),
+        ("complex", "complex.npy: complex-valued coordinates (dtype complex128)"),
+        ("huge", "huge.npy: coordinates out of float32 range (largest |value| 1e+39 > 3.4e+38)"),
+        ("noise_stl", "noise.stl: not a valid STL file"),
+        ("noise_obj", "noise.obj: not a valid OBJ file"),
     ],
 )
 def test_classify_one_bad_input_is_one_line(files: dict[str, Path], key: str, message: str) -> None:
@@ -774,3 +797,63 @@ def test_an_allocation_failure_anywhere_is_a_user_error_not_a_bug(
     monkeypatch.setattr("clip2point.cli.classify.classify_clouds", alloc)
     assert one_error(run("classify", files["npy"], *LABELS, *TINY, "-q")) == (
         "error: not enough memory for this command")
+
+
+@pytest.mark.parametrize("key", ["loop", "fifo", "noise_stl"])
+def test_render_of_an_input_that_is_no_file_or_no_mesh_is_one_line(files: dict[str, Path], key: str) -> None:
+    line = one_error(run("render", files[key], "--out", "s.png"))
+    assert str(files[key]) in line and "no such file" not in line and "empty" not in line
+    assert not Path("s.png").exists()
+
+
+@pytest.mark.parametrize("opt", ["--checkpoint", "--encoder"])
+def test_a_fifo_or_a_symlink_loop_as_checkpoint_is_named_not_not_found(files: dict[str, Path], opt: str) -> None:
+    """Issue 22.15: a FIFO as ``--checkpoint`` was "checkpoint not found" (and torch.load would block on it)."""
+    line = one_error(run("classify", files["npy"], *LABELS, *TINY, opt, files["fifo"], "-q"))
+    assert line.endswith(f"{files['fifo']} is not a regular file (a FIFO)") and "not found" not in line
+    line = one_error(run("classify", files["npy"], *LABELS, *TINY, opt, files["loop"], "-q"))
+    assert line.endswith(f"{files['loop']} is a symlink loop (too many levels of symbolic links)")
+
+
+@pytest.mark.parametrize(("labels", "where"), [
+    ("chair,,table", "item 2 of 3"), ("chair,table,", "item 3 of 3"), (",chair", "item 1 of 2"),
+    ("chair, ,table", "item 2 of 3"),
+])
+def test_an_empty_label_is_refused(files: dict[str, Path], labels: str, where: str) -> None:
+    """Issue 22.15: ``--labels "chair,,table"`` was accepted although docs/cli.md calls empty labels errors."""
+    line = one_error(run("classify", files["npy"], "--labels", labels, *TINY, "-q"))
+    assert line == f"error: --labels {labels!r} has an empty label ({where}); drop the extra comma"
+
+
+def test_no_progress_bar_fragments_when_stderr_is_not_a_terminal(files: dict[str, Path]) -> None:
+    """Issue 22.15: a bar's carriage-return fragments ended up in a log when stderr was a file or a pipe."""
+    res = run("classify", files["npy"], files["off"], files["npy"], *LABELS, *TINY)  # no -q: notes come
+    assert res.exit_code == 0, res.output
+    assert "\r" not in res.stderr and "file/s" not in res.stderr and "%|" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("model: ") and lines[-1].startswith("classified 3 of 3 file(s)")
+
+
+def test_a_terminal_still_gets_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from clip2point.cli import _common
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    items = [1, 2, 3]
+    bar = _common.progress(items, quiet=False, desc="x")
+    assert bar is not items and list(bar) == items
+    assert _common.progress(items, quiet=True, desc="x") is items
+
+
+def test_prepare_help_shows_the_subset_record_whole() -> None:
+    """Issue 22.15: ``prepare --help`` printed ``subset: {split: }.`` (rich markup ate ``[found, expected]``)."""
+    res = run("prepare", "--help")
+    assert res.exit_code == 0
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "subset: {split: [found, expected]}." in text and "\\[" not in text
+

@@ -150,16 +150,26 @@ def _internal(e: BaseException, debug: bool) -> None:
     raise typer.Exit(EXIT_INTERNAL) from None
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
 def progress(
     items: Iterable[T], quiet: bool, desc: str, total: int | None = None, unit: str = "it"
 ) -> Iterable[T]:
-    """A tqdm bar on stderr (none with ``--quiet`` or when there are fewer than two items)."""
+    """A tqdm bar on stderr: none with ``--quiet``, for fewer than two items, or when stderr is not a terminal
+    (a log file or a pipe would collect the bar's carriage-return fragments; notes and errors still come)."""
+    if quiet or not _is_terminal(sys.stderr):
+        return items
     if total is None:
         try:
             total = len(items)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    if quiet or (total is not None and total < 2):
+    if total is not None and total < 2:
         return items
     from tqdm.auto import tqdm
 

@@ -250,7 +250,7 @@ def prepare(
         typer.Option(
             "--allow-incomplete",
             help="Accept a subset (fewer items than the published counts, at least one per split) and record "
-            "it in the entry as subset: {split: [found, expected]}.",
+            "it in the entry as subset: {split: \\[found, expected]}.",  # \\[: a bracket, not rich markup
         ),
     ] = False,
     replace: Annotated[
