@@ -40,6 +40,13 @@ def params_file() -> Path:
 #: the registered pre-training objectives (``clip2point.train.pretrain``'s registry; spelled here so that reading
 #: params does not import torch; ``tests/test_params.py`` checks the two agree)
 PRETRAIN_OBJECTIVES = ("intra_cross", "cross_only", "rgb_control")
+#: the same for the view sets (``clip2point.render.views.VIEW_SETS``), the catalogue readers
+#: (``clip2point.io.KINDS``), the optimizers (``clip2point.train.optim.OPTIMIZERS``) and the RGB renderers
+#: (``clip2point.render.rgb.BACKENDS``)
+VIEW_SET_NAMES = ("pretrain10", "zeroshot6")
+DATASET_KINDS = ("synth", "modelnet40", "modelnet10", "shapenet55", "shapenetcore", "scanobjectnn")
+OPTIMIZER_NAMES = ("lamb", "lamb_released", "adamw", "sgd")
+RGB_BACKENDS = ("pyrender",)
 
 
 class ParamsError(ValueError):
@@ -123,7 +130,7 @@ class DatasetParams:
     """One downstream or pretraining source. ``kind`` names a catalogue reader in clip2point.io."""
 
     name: str
-    kind: str  # clip2point.io catalogue: synth | modelnet40 | modelnet10 | shapenet55 | shapenetcore | scanobjectnn
+    kind: str = _f(dataclasses.MISSING, choices=DATASET_KINDS)  # a clip2point.io catalogue reader
     root: str
     variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
     # "y" (synth, ShapeNet) or "z" (ModelNet): the sample stage converts the points to y-up;
@@ -131,6 +138,15 @@ class DatasetParams:
     up_axis: str = _f("y", choices=("x", "y", "z", "z_released"))
     # split -> [n, N]: only n of the release's N items are present, accepted by `prepare --allow-incomplete`
     subset: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split, counts in self.subset.items():
+            ok = (isinstance(counts, (list, tuple)) and len(counts) == 2
+                  and all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+                  and 1 <= counts[0] <= counts[1])  # fmt: skip
+            if not (isinstance(split, str) and ok):
+                raise ParamsError(f"params: dataset '{self.name}': subset entry {split!r}: {counts!r} must be "
+                                  "[found, expected] with 1 <= found <= expected")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -189,10 +205,10 @@ class SampleParams:
 @dataclass(frozen=True)
 class RenderParams:
     image_size: int = _f(112, ge=8)
-    views: str = "pretrain10"
+    views: str = _f("pretrain10", choices=VIEW_SET_NAMES)
     samples_per_shard: int = _f(256, ge=1)
     workers: int = _f(2, ge=0)  # 0: render inline in the stage's process
-    backend: str = "pyrender"
+    backend: str = _f("pyrender", choices=RGB_BACKENDS)
     contact_sheet_per_class: int = _f(2, ge=1)
 
 
@@ -227,7 +243,7 @@ class BootstrapParams:
     seed: int = BootstrapConfig.seed
     caption_templates: tuple[str, ...] = _f(("image of a {}.",), nonempty=True, template=True)
     augment: bool = BootstrapConfig.augment
-    optimizer: str = BootstrapConfig.optimizer
+    optimizer: str = _f(BootstrapConfig.optimizer, choices=OPTIMIZER_NAMES)
     eval_every: int = _f(BootstrapConfig.eval_every, ge=1)
     max_steps: int = _f(BootstrapConfig.max_steps, ge=0)  # 0: no cap
     # text tower lr multiplier; 0 keeps it at its random init
@@ -246,7 +262,7 @@ class PretrainParams:
     sigma_init: float = _f(PretrainConfig.sigma_init, gt=0.0)
     sigma_lr: float = _f(PretrainConfig.sigma_lr, ge=0.0)
     # "lamb" (timm's LAMB) or "lamb_released" (torch_optimizer's rule, as the released code); adamw | sgd
-    optimizer: str = _f(PretrainConfig.optimizer, choices=("lamb", "lamb_released", "adamw", "sgd"))
+    optimizer: str = _f(PretrainConfig.optimizer, choices=OPTIMIZER_NAMES)
     schedule: str = _f(PretrainConfig.schedule, choices=("warmup_cosine", "cosine_restarts"))
     # single: the released one decayed group
     param_groups: str = _f(PretrainConfig.param_groups, choices=("split", "single"))
@@ -269,7 +285,7 @@ class PretrainParams:
 
 @dataclass(frozen=True)
 class ZeroshotParams:
-    views: str = "zeroshot6"
+    views: str = _f("zeroshot6", choices=VIEW_SET_NAMES)
     batch_size: int = _f(64, ge=1)
 
 
@@ -284,7 +300,7 @@ class AdapterParams:
     hidden: int = _f(0, ge=0)  # 0: adapter bottleneck = embedding dim
     dropout: float = _f(0.0, ge=0.0, lt=1.0)
     val_fraction: float = _f(TrainConfig.val_fraction, ge=0.0, lt=1.0)  # 0: no held-out part, train the fixed epochs
-    views: str = "pretrain10"
+    views: str = _f("pretrain10", choices=VIEW_SET_NAMES)
     logit_scale: float = _f(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
     threads: int = _f(TrainConfig.threads, ge=1)  # torch threads for adapter training (small matrices: 1 is fastest)
     # adapter head: "project" (Linear-ReLU-Linear, learnable logit scale) or "released" (the released
@@ -354,6 +370,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ParamsError(f"params: '{key}' must be a list, got {value!r}")
         return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is dict:
+        if value is not None and not isinstance(value, dict):
+            raise ParamsError(f"params: '{key}' must be a mapping, got {value!r}")
         return dict(value or {})
     if tp is bool:
         if not isinstance(value, bool):

@@ -278,3 +278,42 @@ def test_benchmark_names_are_unique_stage_keys():
     raw["data"]["benchmarks"] = {"model-net": entry}
     with pytest.raises(ParamsError, match=r"'data.benchmarks\[0\]' must be letters, digits and underscores"):
         params_from_dict(raw)
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("render", "views", "pretrain12"), ("zeroshot", "views", "six"), ("adapter", "views", "zeroshot7"),
+    ("render", "backend", "blender"), ("bootstrap", "optimizer", "adam"),
+])
+def test_names_that_no_code_knows_are_refused_at_load(section, key, value):
+    """Before: accepted at load, and a stage failed on them later (a view set, a renderer, an optimizer)."""
+    raw = _raw()
+    raw[section][key] = value
+    with pytest.raises(ParamsError, match=rf"'{section}\.{key}' must be one of .*; got '{value}'"):
+        params_from_dict(raw)
+
+
+def test_a_dataset_kind_no_reader_knows_is_refused():
+    raw = _raw()
+    raw["data"]["benchmarks"]["synth_benchmark"]["kind"] = "modelnet41"
+    with pytest.raises(ParamsError, match=r"'data\.benchmarks\[0\]\.kind' must be one of synth, modelnet40"):
+        params_from_dict(raw)
+
+
+@pytest.mark.parametrize("subset", [{"train": [0, 10]}, {"train": [11, 10]}, {"train": "all"}, {"train": [1]},
+                                    [1, 2], {"test": [1.5, 3]}])
+def test_a_malformed_subset_record_is_refused(subset):
+    raw = _raw()
+    raw["data"]["benchmarks"]["synth_benchmark"]["subset"] = subset
+    with pytest.raises(ParamsError, match="subset"):
+        params_from_dict(raw)
+
+
+def test_the_names_spelled_in_params_are_the_codes_own():
+    from clip2point.io import KINDS
+    from clip2point.render.rgb import BACKENDS
+    from clip2point.render.views import VIEW_SETS
+    from clip2point.train.optim import OPTIMIZERS
+    from pipeline.params import DATASET_KINDS, OPTIMIZER_NAMES, RGB_BACKENDS, VIEW_SET_NAMES
+
+    assert tuple(VIEW_SETS) == VIEW_SET_NAMES and tuple(KINDS) == DATASET_KINDS
+    assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES and tuple(BACKENDS) == RGB_BACKENDS
