@@ -127,11 +127,16 @@ def handled(debug: bool) -> Iterator[None]:
 
 def is_out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` says an allocation failed: Python's ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA),
-    or the ``RuntimeError`` torch's CPU allocator raises ("DefaultCPUAllocator: not enough memory ...")."""
+    or the ``RuntimeError`` torch's CPU allocator raises ("DefaultCPUAllocator: can't allocate memory ...")."""
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
         return True
     text = str(e).lower()
-    return isinstance(e, RuntimeError) and ("not enough memory" in text or "out of memory" in text)
+    return isinstance(e, RuntimeError) and any(w in text for w in _OOM_WORDS)
+
+
+#: how torch's allocators word a failed allocation (CPU: "DefaultCPUAllocator: can't allocate memory: you
+#: tried to allocate N bytes. Error code 12 (Cannot allocate memory)"; older: "not enough memory"; CUDA)
+_OOM_WORDS = ("not enough memory", "out of memory", "can't allocate memory", "cannot allocate memory")
 
 
 def memory_message(what: str, e: BaseException) -> str:
