@@ -116,7 +116,7 @@ def _check_range(value: Any, meta: Any, key: str) -> None:
 
 @dataclass(frozen=True)
 class SynthParams:
-    seed: int = 0
+    seed: int = _f(0, ge=0)
     classes: tuple[str, ...] = _f((), nonempty=True, unique=True)
     pretrain_train_per_class: int = _f(40, ge=1)
     pretrain_val_per_class: int = _f(10, ge=1)
@@ -240,7 +240,7 @@ class BootstrapParams:
     lr: float = _f(BootstrapConfig.lr, gt=0.0)
     weight_decay: float = _f(BootstrapConfig.weight_decay, ge=0.0)
     warmup_steps: int = _f(BootstrapConfig.warmup_steps, ge=0)
-    seed: int = BootstrapConfig.seed
+    seed: int = _f(BootstrapConfig.seed, ge=0)
     caption_templates: tuple[str, ...] = _f(("image of a {}.",), nonempty=True, template=True)
     augment: bool = BootstrapConfig.augment
     optimizer: str = _f(BootstrapConfig.optimizer, choices=OPTIMIZER_NAMES)
@@ -266,7 +266,7 @@ class PretrainParams:
     schedule: str = _f(PretrainConfig.schedule, choices=("warmup_cosine", "cosine_restarts"))
     # single: the released one decayed group
     param_groups: str = _f(PretrainConfig.param_groups, choices=("split", "single"))
-    seeds: tuple[int, ...] = _f((0, 1, 2), nonempty=True, unique=True)
+    seeds: tuple[int, ...] = _f((0, 1, 2), ge=0, nonempty=True, unique=True)  # numpy seeds: >= 0
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
     variants: tuple[str, ...] = _f(PRETRAIN_OBJECTIVES, choices=PRETRAIN_OBJECTIVES, nonempty=True, unique=True)
     eval_every: int = _f(PretrainConfig.eval_every, ge=1)
@@ -292,7 +292,7 @@ class ZeroshotParams:
 @dataclass(frozen=True)
 class AdapterParams:
     k_shot: int = _f(16, ge=1)
-    seeds: tuple[int, ...] = _f((0, 1, 2), nonempty=True, unique=True)
+    seeds: tuple[int, ...] = _f((0, 1, 2), ge=0, nonempty=True, unique=True)
     epochs: int = _f(TrainConfig.epochs, ge=1)
     lr: float = _f(TrainConfig.lr, gt=0.0)
     weight_decay: float = _f(TrainConfig.weight_decay, ge=0.0)
@@ -332,7 +332,7 @@ class LaunchParams:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int
+    seed: int = _f(dataclasses.MISSING, ge=0)
     synth: SynthParams
     data: DataParams
     sample: SampleParams

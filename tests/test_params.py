@@ -317,3 +317,23 @@ def test_the_names_spelled_in_params_are_the_codes_own():
 
     assert tuple(VIEW_SETS) == VIEW_SET_NAMES and tuple(KINDS) == DATASET_KINDS
     assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES and tuple(BACKENDS) == RGB_BACKENDS
+
+
+@pytest.mark.parametrize(("section", "key", "value", "needle"), [
+    (None, "seed", -1, "'seed' must be >= 0; got -1"),
+    ("synth", "seed", -3, "'synth.seed' must be >= 0; got -3"),
+    ("bootstrap", "seed", -1, "'bootstrap.seed' must be >= 0"),
+    ("pretrain", "seeds", [0, -1], "'pretrain.seeds' must be >= 0; got -1"),
+    ("adapter", "seeds", [-2], "'adapter.seeds' must be >= 0; got -2"),
+])
+def test_a_negative_seed_is_refused_at_load(section, key, value, needle):
+    """numpy's generators refuse negative seeds: a stage would fail on one after its inputs were read."""
+    import numpy as np
+
+    with pytest.raises(ValueError):
+        np.random.default_rng(-1)
+    raw = _raw()
+    (raw if section is None else raw[section])[key] = value
+    with pytest.raises(ParamsError) as e:
+        params_from_dict(raw)
+    assert needle in str(e.value)
