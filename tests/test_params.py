@@ -337,3 +337,29 @@ def test_a_negative_seed_is_refused_at_load(section, key, value, needle):
     with pytest.raises(ParamsError) as e:
         params_from_dict(raw)
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "needle"), [
+    ("clip", "templates", [], "'clip.templates' is empty"),
+    ("clip", "templates", ["image of a {0} {1}."], "has 2 placeholders"),
+    ("bootstrap", "caption_templates", ["a photo"], "has no '{}' placeholder"),
+    ("pretrain", "seeds", [], "'pretrain.seeds' is empty"),
+])
+def test_preflight_refuses_bad_params_before_any_expensive_stage(tmp_path, monkeypatch, capsys, section, key, value,
+                                                                 needle):
+    """Issue 22.7/22.8: these passed ``preflight`` and failed a minute later (ZeroDivisionError, IndexError in
+    clip_bootstrap). ``preflight`` loads the params (and tracks every key of params.yaml in dvc.yaml)."""
+    import pipeline.params as pparams
+    from pipeline import paths
+    from stages import preflight
+
+    raw = _raw()
+    raw[section][key] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(pparams, "PARAMS_FILE", tmp_path / "params.yaml")
+    monkeypatch.setattr(paths, "DATA", tmp_path / "data")
+    assert preflight.main([]) == 1
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and not paths.preflight_file().exists()
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["preflight"]
+    assert {"params.yaml": None} in stage["params"]  # every key: any change of params reruns the check
