@@ -40,6 +40,13 @@ def params_file() -> Path:
 #: the registered pre-training objectives (``clip2point.train.pretrain``'s registry; spelled here so that reading
 #: params does not import torch; ``tests/test_params.py`` checks the two agree)
 PRETRAIN_OBJECTIVES = ("intra_cross", "cross_only", "rgb_control")
+#: the same for the view sets (``clip2point.render.views.VIEW_SETS``), the catalogue readers
+#: (``clip2point.io.KINDS``), the optimizers (``clip2point.train.optim.OPTIMIZERS``) and the RGB renderers
+#: (``clip2point.render.rgb.BACKENDS``)
+VIEW_SET_NAMES = ("pretrain10", "zeroshot6")
+DATASET_KINDS = ("synth", "modelnet40", "modelnet10", "shapenet55", "shapenetcore", "scanobjectnn")
+OPTIMIZER_NAMES = ("lamb", "lamb_released", "adamw", "sgd")
+RGB_BACKENDS = ("pyrender",)
 
 
 class ParamsError(ValueError):
@@ -47,13 +54,56 @@ class ParamsError(ValueError):
 
 
 def _f(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-       lt: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with a range (``ge``/``gt``/``le``/``lt``) or a set of ``choices`` checked at load."""
+       lt: float | None = None, choices: tuple[str, ...] | None = None, nonempty: bool = False,
+       unique: bool = False, template: bool = False) -> Any:
+    """A dataclass field with checks applied at load: a range (``ge``/``gt``/``le``/``lt``) or a set of
+    ``choices`` (each item of a list), and for lists ``nonempty`` (at least one item), ``unique`` (no item
+    twice) and ``template`` (every item a prompt template: :func:`check_template`)."""
     meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items() if v is not None}
+    meta |= {k: True for k, v in dict(nonempty=nonempty, unique=unique, template=template).items() if v}
     return field(default=default, metadata=meta)
 
 
+def template_problem(template: str) -> str | None:
+    """Why ``template`` is not a prompt template with exactly one ``{}`` (where the class name goes), or
+    ``None`` when it is one. ``{{`` and ``}}`` are literal braces; ``{0}``, ``{name}``, ``{:>9}``, ``{!r}``,
+    two placeholders or none are refused: each would put the class name nowhere, twice, or fail later."""
+    import string
+
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]  # fmt: skip
+    except ValueError as e:  # an unmatched '{' or '}'
+        return f"is not a format string ({e})"
+    if not fields:
+        return "has no '{}' placeholder (the class name would appear nowhere)"
+    if len(fields) > 1:
+        return f"has {len(fields)} placeholders; it needs exactly one '{{}}'"
+    name, spec, conv = fields[0]
+    if name or spec or conv:
+        shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+        return f"has the placeholder '{shown}'; it needs a plain '{{}}'"
+    return None
+
+
+def check_template(template: str, key: str) -> None:
+    """:class:`ParamsError` naming ``key`` and ``template`` unless it holds exactly one ``{}``."""
+    problem = template_problem(template)
+    if problem is not None:
+        raise ParamsError(f"params: '{key}' entry {template!r} {problem}")
+
+
 def _check_range(value: Any, meta: Any, key: str) -> None:
+    if isinstance(value, tuple):
+        if meta.get("nonempty") and not value:
+            raise ParamsError(f"params: '{key}' is empty; it needs at least one entry")
+        if meta.get("unique"):
+            twice = sorted({repr(v) for v in value if value.count(v) > 1})
+            if twice:
+                raise ParamsError(f"params: '{key}' lists {', '.join(twice)} more than once")
+        if meta.get("template"):
+            for i, t in enumerate(value):
+                check_template(t, f"{key}[{i}]")
     items = value if isinstance(value, tuple) else (value,)
     for v in items:
         if "choices" in meta and v not in meta["choices"]:
@@ -66,8 +116,8 @@ def _check_range(value: Any, meta: Any, key: str) -> None:
 
 @dataclass(frozen=True)
 class SynthParams:
-    seed: int = 0
-    classes: tuple[str, ...] = ()
+    seed: int = _f(0, ge=0)
+    classes: tuple[str, ...] = _f((), nonempty=True, unique=True)
     pretrain_train_per_class: int = _f(40, ge=1)
     pretrain_val_per_class: int = _f(10, ge=1)
     benchmark_train_per_class: int = _f(30, ge=1)
@@ -80,7 +130,7 @@ class DatasetParams:
     """One downstream or pretraining source. ``kind`` names a catalogue reader in clip2point.io."""
 
     name: str
-    kind: str  # clip2point.io catalogue: synth | modelnet40 | modelnet10 | shapenet55 | shapenetcore | scanobjectnn
+    kind: str = _f(dataclasses.MISSING, choices=DATASET_KINDS)  # a clip2point.io catalogue reader
     root: str
     variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
     # "y" (synth, ShapeNet) or "z" (ModelNet): the sample stage converts the points to y-up;
@@ -88,6 +138,15 @@ class DatasetParams:
     up_axis: str = _f("y", choices=("x", "y", "z", "z_released"))
     # split -> [n, N]: only n of the release's N items are present, accepted by `prepare --allow-incomplete`
     subset: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split, counts in self.subset.items():
+            ok = (isinstance(counts, (list, tuple)) and len(counts) == 2
+                  and all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+                  and 1 <= counts[0] <= counts[1])  # fmt: skip
+            if not (isinstance(split, str) and ok):
+                raise ParamsError(f"params: dataset '{self.name}': subset entry {split!r}: {counts!r} must be "
+                                  "[found, expected] with 1 <= found <= expected")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -97,8 +156,32 @@ class DataParams:
     pretrain: DatasetParams
     benchmarks: tuple[DatasetParams, ...]
 
+    def __post_init__(self) -> None:
+        check_dataset_names(self.pretrain.name, [d.name for d in self.benchmarks])
+
     def benchmark(self, name: str) -> DatasetParams:
         return _find_dataset(self, name)
+
+
+#: a dataset name: it keys DVC stages (``sample@<name>``) and names output files (``data/points/<name>.parquet``)
+DATASET_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def check_dataset_names(pretrain: str, benchmarks: list[str]) -> None:
+    """:class:`ParamsError` unless every dataset name is a stage key and no two datasets share one: each
+    dataset's outputs are named after it (``data/points/<name>.parquet``, ``data/shards/<name>``), so a
+    benchmark named like the pre-training pool, or two benchmarks of one name, would write the same outputs."""
+    for i, name in enumerate([pretrain, *benchmarks]):
+        key = "data.pretrain.name" if i == 0 else f"data.benchmarks[{i - 1}]"
+        if not DATASET_NAME.fullmatch(name):
+            raise ParamsError(f"params: '{key}' must be letters, digits and underscores (a DVC stage key); "
+                              f"got {name!r}")  # fmt: skip
+    if pretrain in benchmarks:
+        raise ParamsError(f"params: benchmark '{pretrain}' has the name of the pre-training pool "
+                          f"(data.pretrain.name): both would write data/points/{pretrain}.parquet")  # fmt: skip
+    twice = sorted({n for n in benchmarks if benchmarks.count(n) > 1})
+    if twice:
+        raise ParamsError(f"params: 'data.benchmarks' names {', '.join(map(repr, twice))} more than once")
 
 
 def _find_dataset(data: DataParams, name: str) -> DatasetParams:
@@ -122,10 +205,10 @@ class SampleParams:
 @dataclass(frozen=True)
 class RenderParams:
     image_size: int = _f(112, ge=8)
-    views: str = "pretrain10"
+    views: str = _f("pretrain10", choices=VIEW_SET_NAMES)
     samples_per_shard: int = _f(256, ge=1)
     workers: int = _f(2, ge=0)  # 0: render inline in the stage's process
-    backend: str = "pyrender"
+    backend: str = _f("pyrender", choices=RGB_BACKENDS)
     contact_sheet_per_class: int = _f(2, ge=1)
 
 
@@ -147,7 +230,7 @@ class DepthParams:
 class ClipParams:
     model: str = "c2p-mini"  # an open_clip model name, or one of clip2point.models.clip.MINI_CONFIGS
     pretrained: str = ""  # "" (bootstrap a miniature), "openai", or a local checkpoint path
-    templates: tuple[str, ...] = ("image of a {}.",)
+    templates: tuple[str, ...] = _f(("image of a {}.",), nonempty=True, template=True)
 
 
 @dataclass(frozen=True)
@@ -157,10 +240,10 @@ class BootstrapParams:
     lr: float = _f(BootstrapConfig.lr, gt=0.0)
     weight_decay: float = _f(BootstrapConfig.weight_decay, ge=0.0)
     warmup_steps: int = _f(BootstrapConfig.warmup_steps, ge=0)
-    seed: int = BootstrapConfig.seed
-    caption_templates: tuple[str, ...] = ("image of a {}.",)
+    seed: int = _f(BootstrapConfig.seed, ge=0)
+    caption_templates: tuple[str, ...] = _f(("image of a {}.",), nonempty=True, template=True)
     augment: bool = BootstrapConfig.augment
-    optimizer: str = BootstrapConfig.optimizer
+    optimizer: str = _f(BootstrapConfig.optimizer, choices=OPTIMIZER_NAMES)
     eval_every: int = _f(BootstrapConfig.eval_every, ge=1)
     max_steps: int = _f(BootstrapConfig.max_steps, ge=0)  # 0: no cap
     # text tower lr multiplier; 0 keeps it at its random init
@@ -179,13 +262,13 @@ class PretrainParams:
     sigma_init: float = _f(PretrainConfig.sigma_init, gt=0.0)
     sigma_lr: float = _f(PretrainConfig.sigma_lr, ge=0.0)
     # "lamb" (timm's LAMB) or "lamb_released" (torch_optimizer's rule, as the released code); adamw | sgd
-    optimizer: str = _f(PretrainConfig.optimizer, choices=("lamb", "lamb_released", "adamw", "sgd"))
+    optimizer: str = _f(PretrainConfig.optimizer, choices=OPTIMIZER_NAMES)
     schedule: str = _f(PretrainConfig.schedule, choices=("warmup_cosine", "cosine_restarts"))
     # single: the released one decayed group
     param_groups: str = _f(PretrainConfig.param_groups, choices=("split", "single"))
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = _f((0, 1, 2), ge=0, nonempty=True, unique=True)  # numpy seeds: >= 0
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
-    variants: tuple[str, ...] = _f(PRETRAIN_OBJECTIVES, choices=PRETRAIN_OBJECTIVES)
+    variants: tuple[str, ...] = _f(PRETRAIN_OBJECTIVES, choices=PRETRAIN_OBJECTIVES, nonempty=True, unique=True)
     eval_every: int = _f(PretrainConfig.eval_every, ge=1)
     # fp32 | tf32 (CUDA tensor cores; fp32 on CPU) | bf16 (autocast): the training step, the selection
     # evaluation, the frozen-image-feature cache and the features stage (clip2point.precision)
@@ -202,14 +285,14 @@ class PretrainParams:
 
 @dataclass(frozen=True)
 class ZeroshotParams:
-    views: str = "zeroshot6"
+    views: str = _f("zeroshot6", choices=VIEW_SET_NAMES)
     batch_size: int = _f(64, ge=1)
 
 
 @dataclass(frozen=True)
 class AdapterParams:
     k_shot: int = _f(16, ge=1)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = _f((0, 1, 2), ge=0, nonempty=True, unique=True)
     epochs: int = _f(TrainConfig.epochs, ge=1)
     lr: float = _f(TrainConfig.lr, gt=0.0)
     weight_decay: float = _f(TrainConfig.weight_decay, ge=0.0)
@@ -217,7 +300,7 @@ class AdapterParams:
     hidden: int = _f(0, ge=0)  # 0: adapter bottleneck = embedding dim
     dropout: float = _f(0.0, ge=0.0, lt=1.0)
     val_fraction: float = _f(TrainConfig.val_fraction, ge=0.0, lt=1.0)  # 0: no held-out part, train the fixed epochs
-    views: str = "pretrain10"
+    views: str = _f("pretrain10", choices=VIEW_SET_NAMES)
     logit_scale: float = _f(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
     threads: int = _f(TrainConfig.threads, ge=1)  # torch threads for adapter training (small matrices: 1 is fastest)
     # adapter head: "project" (Linear-ReLU-Linear, learnable logit scale) or "released" (the released
@@ -249,7 +332,7 @@ class LaunchParams:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int
+    seed: int = _f(dataclasses.MISSING, ge=0)
     synth: SynthParams
     data: DataParams
     sample: SampleParams
@@ -287,6 +370,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ParamsError(f"params: '{key}' must be a list, got {value!r}")
         return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is dict:
+        if value is not None and not isinstance(value, dict):
+            raise ParamsError(f"params: '{key}' must be a mapping, got {value!r}")
         return dict(value or {})
     if tp is bool:
         if not isinstance(value, bool):
@@ -331,13 +416,53 @@ def params_from_dict(raw: dict) -> Params:
     return _build(Params, raw, "")
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping of the YAML text names the same key twice; ``str()`` is one line naming the key (dotted
+    path) and both lines."""
+
+    def __init__(self, key: str, line: int, first_line: int) -> None:
+        super().__init__(problem=f"duplicate key '{key}' at line {line} (first at line {first_line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+    def __str__(self) -> str:
+        return str(self.problem)
+
+
+def _refuse_duplicate_keys(node: yaml.Node, path: str = "") -> None:
+    """Raise :class:`DuplicateKeyError` for the first mapping in ``node`` (depth first) that repeats a key.
+
+    PyYAML keeps the last of two equal keys without a word; DVC (ruamel) refuses the file. Merge keys
+    (``<<``) are not duplicates: overriding a merged key is what they are for.
+    """
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
+            dotted = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in first:
+                raise DuplicateKeyError(dotted, line, first[key])
+            first[key] = line
+            _refuse_duplicate_keys(value_node, dotted)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{path}[{i}]")
+
+
 class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans: only ``true``/``false``.
+    """PyYAML's safe loader with YAML 1.2 booleans (only ``true``/``false``) that refuses duplicate keys.
 
     PyYAML follows YAML 1.1, where ``off``, ``on``, ``yes`` and ``no`` are booleans; DVC (ruamel, YAML 1.2)
     reads them as strings and rewrites params.yaml without quotes on ``dvc exp run -S``. Reading the file the
-    way DVC does keeps ``synth.mesh_format: off`` a string in both.
+    way DVC does keeps ``synth.mesh_format: off`` a string in both. A key written twice in one mapping is a
+    :class:`DuplicateKeyError` (DVC refuses such a file too), not "the last one wins".
     """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _refuse_duplicate_keys(node)
+        return super().construct_document(node)
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {
@@ -358,17 +483,21 @@ _Yaml12Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    """Parse params YAML the way DVC reads it (YAML 1.2 booleans)."""
+    """Parse params YAML the way DVC reads it (YAML 1.2 booleans; a duplicate key is a
+    :class:`DuplicateKeyError`)."""
     return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def load_params(path: str | os.PathLike | None = None) -> Params:
-    """Load and validate ``params.yaml`` (or ``$CLIP2POINT_PARAMS``)."""
+    """Load and validate ``params.yaml`` (or ``$CLIP2POINT_PARAMS``): the one reader of params files for
+    the stages and the CLI alike."""
     path = Path(path) if path is not None else params_file()
     try:
         raw = parse_yaml(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"params: file not found: {path}") from None
+    except DuplicateKeyError as e:
+        raise ParamsError(f"params: {path} has a {e}; a key may appear once") from None
     except yaml.YAMLError as e:
         raise ParamsError(f"params: {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):

@@ -17,7 +17,8 @@ python -m pipeline.profiles configs/paper.yaml configs/rehearsal.yaml > params.y
 if [ "$(python -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')" = 1 ]; then
   sed -i 's/^  nproc_per_node: 2$/  nproc_per_node: auto/' params.yaml
 fi
-prep() { clip2point prepare "$@" --allow-incomplete --params params.yaml; }
+# --replace: the profile already names these entries (prepare refuses to overwrite one without it)
+prep() { clip2point prepare "$@" --allow-incomplete --replace --params params.yaml; }
 prep shapenetcore --root fab/ShapeNetCore.v2 --variant fab/ShapeNet55-34/ShapeNet-55
 prep modelnet40 --root fab/ModelNet40 --up-axis z_released  # the paper profile turns ModelNet as the released code
 prep modelnet10 --root fab/ModelNet10 --up-axis z_released

@@ -370,7 +370,14 @@ def test_prepare_wires_a_complete_download(tmp_path: Path) -> None:
     old, new = REPO_PARAMS.splitlines(), params.read_text().splitlines()
     assert set(old) <= set(new)  # every original line (comments included) kept
     assert len(new) == len(old) + 1
+    before = params.read_text()
     res = run("prepare", "modelnet10", "--root", base, "--params", params, "--up-axis", "y", "-q")
+    assert res.exit_code == 1 and params.read_text() == before  # issue 22.5: an existing entry is kept
+    assert res.stderr.strip() == (
+        "error: data.benchmarks.modelnet10 'modelnet10' already exists; pass --replace to overwrite it, "
+        "or --name another name"
+    )
+    res = run("prepare", "modelnet10", "--root", base, "--params", params, "--up-axis", "y", "-q", "--replace")
     assert res.exit_code == 0
     assert load_params(params).data.benchmark("modelnet10").up_axis == "y"  # updated, not duplicated
     assert params.read_text().count("modelnet10:") == 1
@@ -472,7 +479,7 @@ def test_prepare_shapenetcore_is_the_pretrain_set(tmp_path: Path, monkeypatch: p
     synsets = sorted(p.name for p in base.iterdir())
     (lists / "train.txt").write_text("".join(f"{s}-model{s}.npy\n" for s in synsets[:40]))
     (lists / "test.txt").write_text("".join(f"{s}-model{s}.npy\n" for s in synsets[40:]))
-    res = run("prepare", "shapenetcore", "--root", base, "--variant", lists, "--params", params)
+    res = run("prepare", "shapenetcore", "--root", base, "--variant", lists, "--params", params, "--replace")
     assert res.exit_code == 0, res.output
     assert "splits: train 40, val 15" in res.stderr and "Point-BERT's lists" in res.stderr
     assert load_params(params).data.pretrain.variant == "ShapeNet-55"  # relative to the params file

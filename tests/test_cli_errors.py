@@ -53,6 +53,21 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "empty.pt").write_bytes(b"")
     out["empty_pt"] = d / "empty.pt"
     out["missing"] = d / "nope.ply"
+    # issue 22.15
+    os.symlink(d / "loop_b.ply", d / "loop_a.ply")
+    os.symlink(d / "loop_a.ply", d / "loop_b.ply")
+    out["loop"] = d / "loop_a.ply"
+    os.symlink(d / "gone.npy", d / "dangling.npy")
+    out["dangling"] = d / "dangling.npy"
+    os.mkfifo(d / "pipe.npy")
+    out["fifo"] = d / "pipe.npy"
+    np.save(d / "complex.npy", np.ones((50, 3)) + 1j)
+    out["complex"] = d / "complex.npy"
+    np.save(d / "huge.npy", np.full((50, 3), 1e39))
+    out["huge"] = d / "huge.npy"
+    for ext in ("stl", "obj"):
+        (d / f"noise.{ext}").write_bytes(np.random.default_rng(1).bytes(4096))
+        out[f"noise_{ext}"] = d / f"noise.{ext}"
     return out
 
 
@@ -126,6 +141,14 @@ def test_usage_error_of_the_installed_command() -> None:
         ("corrupt", "corrupt.off: truncated"),
         ("empty_folder", "empty_folder: folder holds no supported files"),
         ("h5", "scans.h5: name one entry of the HDF5 file"),
+        # issue 22.15: each was worded wrongly (or, for the complex file, accepted) before
+        ("loop", "loop_a.ply: is a symlink loop (too many levels of symbolic links)"),
+        ("dangling", "dangling.npy: is a symlink to "),
+        ("fifo", "pipe.npy: is not a regular file (a FIFO)"),
+        ("complex", "complex.npy: complex-valued coordinates (dtype complex128)"),
+        ("huge", "huge.npy: coordinates out of float32 range (largest |value| 1e+39 > 3.4e+38)"),
+        ("noise_stl", "noise.stl: not a valid STL file"),
+        ("noise_obj", "noise.obj: not a valid OBJ file"),
     ],
 )
 def test_classify_one_bad_input_is_one_line(files: dict[str, Path], key: str, message: str) -> None:
@@ -245,8 +268,12 @@ def test_missing_run_weights(files: dict[str, Path], tmp_path: Path, monkeypatch
         ("depth: {mode: max}\n", ["depth.mode", "'max'"]),
         ("depth: {distance: 0}\n", ["depth.distance", "0"]),
         ("sample: {num_points: 0}\n", ["sample.num_points", "0"]),
-        ("clip: {templates: []}\n", ["clip.templates is empty"]),
-        ("clip: {templates: ['a {0} {1}']}\n", ["clip.templates entry 'a {0} {1}'"]),
+        ("clip: {templates: []}\n", ["'clip.templates' is empty"]),
+        ("clip: {templates: ['a {0} {1}']}\n", ["'clip.templates[0]' entry 'a {0} {1}' has 2 placeholders"]),
+        # issue 22.1: accepted before (every class got the same text, so the same probability)
+        ("clip: {templates: ['a photo']}\n", ["'clip.templates[0]' entry 'a photo' has no '{}' placeholder"]),
+        ("clip: {templates: ['a {name}']}\n", ["'clip.templates[0]' entry 'a {name}'"]),
+        ("pretrain: {seeds: []}\n", ["'pretrain.seeds' is empty"]),  # issue 22.7
     ],
 )
 def test_invalid_params_yaml_is_refused_not_ignored(files: dict[str, Path], text: str, named: list[str]) -> None:
@@ -272,6 +299,24 @@ def test_invalid_params_yaml_is_refused_not_ignored(files: dict[str, Path], text
         for word in named:
             assert word in line, (args, line)
     assert not Path("s.png").exists()
+
+
+def test_a_duplicate_params_key_is_refused_by_the_cli_and_the_pipeline(files: dict[str, Path]) -> None:
+    """Issue 22.2: ``depth.dilation`` written twice (2, then 8): ``render`` silently used 8 while ``dvc repro``
+    refused the file. Now the one loader refuses it for both, naming the file, the key and the lines."""
+    from pipeline.params import ParamsError, load_params
+
+    lines = REPO_PARAMS.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("  dilation:"))
+    lines.insert(at + 1, "  dilation: 8")
+    Path("params.yaml").write_text("\n".join(lines) + "\n")
+    want = f"has a duplicate key 'depth.dilation' at line {at + 2} (first at line {at + 1})"
+    for args in (["render", files["npy"], "--out", "s.png", "-q"], ["classify", files["npy"], *LABELS, *TINY, "-q"]):
+        line = one_error(run(*args))
+        assert line.startswith("error: invalid params.yaml: ") and want in line, line
+    assert not Path("s.png").exists()
+    with pytest.raises(ParamsError, match=want.replace("(", r"\(").replace(")", r"\)")):
+        load_params(Path("params.yaml"))  # what every stage (preflight first) calls
 
 
 def test_params_that_are_a_folder_or_a_missing_explicit_file(
@@ -469,6 +514,56 @@ def test_prepare_allow_incomplete_records_the_subset(tmp_path: Path) -> None:
     assert len(params.read_text().splitlines()) == len(REPO_PARAMS.splitlines()) + 1  # one line added
 
 
+@pytest.mark.parametrize("replace", [[], ["--replace"]])
+def test_prepare_refuses_a_name_that_collides_with_the_pretraining_pool(tmp_path: Path, replace: list[str]) -> None:
+    """Issue 22.5: ``--name synth_pretrain`` wrote an entry that made ``dvc repro`` fail with "overlapping
+    output"; refused now, with or without ``--replace``, before the check of the download."""
+    _modelnet10_subset(tmp_path / "dl", {"train": 1, "test": 1})
+    params = tmp_path / "params.yaml"
+    params.write_text(REPO_PARAMS)
+    line = one_error(run("prepare", "modelnet10", "--root", tmp_path / "dl", "--params", params,
+                         "--allow-incomplete", "-q", "--name", "synth_pretrain", *replace))  # fmt: skip
+    assert line == ("error: --name synth_pretrain is the pre-training pool's name (data.pretrain.name): both "
+                    "would write data/points/synth_pretrain.parquet; pick another --name")
+    assert params.read_text() == REPO_PARAMS
+
+
+def test_prepare_refuses_to_replace_an_existing_benchmark_without_replace(tmp_path: Path) -> None:
+    """Issue 22.5: ``--name synth_benchmark`` silently replaced the shipped benchmark entry (rc 0)."""
+    from pipeline.params import load_params
+
+    _modelnet10_subset(tmp_path / "dl", {"train": 1, "test": 1})
+    params = tmp_path / "params.yaml"
+    params.write_text(REPO_PARAMS)
+    args = ["prepare", "modelnet10", "--root", tmp_path / "dl", "--params", params, "--allow-incomplete", "-q",
+            "--name", "synth_benchmark"]  # fmt: skip
+    line = one_error(run(*args))
+    assert line == ("error: data.benchmarks.synth_benchmark 'synth_benchmark' already exists; pass --replace to "
+                    "overwrite it, or --name another name")
+    assert params.read_text() == REPO_PARAMS
+    res = run(*args, "--replace")
+    assert res.exit_code == 0, res.output
+    assert load_params(params).data.benchmark("synth_benchmark").kind == "modelnet10"
+
+
+def test_prepare_refuses_a_pretraining_set_named_like_a_benchmark(tmp_path: Path, monkeypatch) -> None:
+    from clip2point import datasets
+    from clip2point.io import SHAPENET_SYNSETS
+
+    for synset in SHAPENET_SYNSETS:
+        d = tmp_path / "dl" / synset / "m" / "models"
+        d.mkdir(parents=True)
+        (d / "model_normalized.obj").touch()
+    info = dataclasses.replace(datasets.DATASETS["shapenetcore"], counts={datasets.TOTAL: len(SHAPENET_SYNSETS)})
+    monkeypatch.setitem(datasets.DATASETS, "shapenetcore", info)
+    params = tmp_path / "params.yaml"
+    params.write_text(REPO_PARAMS)
+    line = one_error(run("prepare", "shapenetcore", "--root", tmp_path / "dl", "--params", params,
+                         "--name", "synth_benchmark", "--replace", "-q"))  # fmt: skip
+    assert line.startswith("error: --name synth_benchmark is the name of benchmark data.benchmarks.synth_benchmark")
+    assert params.read_text() == REPO_PARAMS
+
+
 def test_prepare_allow_incomplete_with_missing_classes(tmp_path: Path) -> None:
     _modelnet10_subset(tmp_path / "dl", {"train": 2, "test": 2}, classes=("chair", "table"))
     params = tmp_path / "params.yaml"
@@ -664,3 +759,104 @@ def test_released_dpa_checkpoint_option_conflicts(
     line = one_error(run("classify", files["npy"], "--checkpoint", paths["dpa"], "--clip", "c2p-mini-quickgelu"))
     assert "does not fit CLIP 'c2p-mini-quickgelu'" in line and "pre_model.class_embedding (48,) vs (192,)" in line
     assert "pass --clip ViT-B-32-quickgelu" in line and len(line) < 400
+
+
+# ------------------------------------------------------------------------------------------ issue 22
+
+
+@pytest.mark.parametrize("exc", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to "
+                 "allocate 2684354560 bytes."),
+    # torch 2.x under `ulimit -v 6000000` (measured): the words of a real failed allocation
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                 "tried to allocate 2684354564 bytes. Error code 12 (Cannot allocate memory)"),
+])
+def test_render_out_of_memory_names_the_size_asked_for(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, exc: BaseException
+) -> None:
+    """Issue 22.10: ``render --size 8192`` under a memory limit said "internal error: MemoryError" (rc 2)."""
+    import clip2point.render.depth as depth
+
+    def alloc(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(depth, "render_depth", alloc)
+    line = one_error(run("render", files["npy"], "--size", "8192", "--out", "s.png"))
+    assert line.startswith("error: not enough memory for 10 depth views of 8192x8192 pixels (--size 8192)")
+    assert line.endswith("; try a smaller --size")
+    assert not Path("s.png").exists()
+
+
+def test_an_allocation_failure_anywhere_is_a_user_error_not_a_bug(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clip2point.cli import engine
+
+    def alloc(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(engine, "classify_clouds", alloc)
+    monkeypatch.setattr("clip2point.cli.classify.classify_clouds", alloc)
+    assert one_error(run("classify", files["npy"], *LABELS, *TINY, "-q")) == (
+        "error: not enough memory for this command")
+
+
+@pytest.mark.parametrize("key", ["loop", "fifo", "noise_stl"])
+def test_render_of_an_input_that_is_no_file_or_no_mesh_is_one_line(files: dict[str, Path], key: str) -> None:
+    line = one_error(run("render", files[key], "--out", "s.png"))
+    assert str(files[key]) in line and "no such file" not in line and "empty" not in line
+    assert not Path("s.png").exists()
+
+
+@pytest.mark.parametrize("opt", ["--checkpoint", "--encoder"])
+def test_a_fifo_or_a_symlink_loop_as_checkpoint_is_named_not_not_found(files: dict[str, Path], opt: str) -> None:
+    """Issue 22.15: a FIFO as ``--checkpoint`` was "checkpoint not found" (and torch.load would block on it)."""
+    line = one_error(run("classify", files["npy"], *LABELS, *TINY, opt, files["fifo"], "-q"))
+    assert line.endswith(f"{files['fifo']} is not a regular file (a FIFO)") and "not found" not in line
+    line = one_error(run("classify", files["npy"], *LABELS, *TINY, opt, files["loop"], "-q"))
+    assert line.endswith(f"{files['loop']} is a symlink loop (too many levels of symbolic links)")
+
+
+@pytest.mark.parametrize(("labels", "where"), [
+    ("chair,,table", "item 2 of 3"), ("chair,table,", "item 3 of 3"), (",chair", "item 1 of 2"),
+    ("chair, ,table", "item 2 of 3"),
+])
+def test_an_empty_label_is_refused(files: dict[str, Path], labels: str, where: str) -> None:
+    """Issue 22.15: ``--labels "chair,,table"`` was accepted although docs/cli.md calls empty labels errors."""
+    line = one_error(run("classify", files["npy"], "--labels", labels, *TINY, "-q"))
+    assert line == f"error: --labels {labels!r} has an empty label ({where}); drop the extra comma"
+
+
+def test_no_progress_bar_fragments_when_stderr_is_not_a_terminal(files: dict[str, Path]) -> None:
+    """Issue 22.15: a bar's carriage-return fragments ended up in a log when stderr was a file or a pipe."""
+    res = run("classify", files["npy"], files["off"], files["npy"], *LABELS, *TINY)  # no -q: notes come
+    assert res.exit_code == 0, res.output
+    assert "\r" not in res.stderr and "file/s" not in res.stderr and "%|" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("model: ") and lines[-1].startswith("classified 3 of 3 file(s)")
+
+
+def test_a_terminal_still_gets_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from clip2point.cli import _common
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    items = [1, 2, 3]
+    bar = _common.progress(items, quiet=False, desc="x")
+    assert bar is not items and list(bar) == items
+    assert _common.progress(items, quiet=True, desc="x") is items
+
+
+def test_prepare_help_shows_the_subset_record_whole() -> None:
+    """Issue 22.15: ``prepare --help`` printed ``subset: {split: }.`` (rich markup ate ``[found, expected]``)."""
+    res = run("prepare", "--help")
+    assert res.exit_code == 0
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "subset: {split: [found, expected]}." in text and "\\[" not in text
+

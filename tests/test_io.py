@@ -580,3 +580,67 @@ def test_load_item_bad_file_raises_read_error(tmp_path):
     p = _write(tmp_path / "bad.off", "OFF\n1 1 0\n")
     with pytest.raises(ReadError):
         load_item(Item("bad", "train", 0, "x", str(p)))
+
+
+# ------------------------------------------------------------------ issue 22.15: say what is wrong
+
+
+def _random_bytes(n: int = 5000) -> bytes:
+    return np.random.default_rng(0).bytes(n)
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("random.stl", "not a valid STL file"), ("random.obj", "not a valid OBJ file (binary data"),
+])
+def test_random_bytes_are_not_a_valid_mesh_file_not_an_empty_mesh(tmp_path, name, reason):
+    """Before: "empty mesh (no faces)" (STL) and "empty point cloud" (OBJ) for a file that is no STL/OBJ."""
+    from clip2point.io import read_mesh_or_points
+
+    p = _write(tmp_path / name, _random_bytes())
+    for reader in (read_mesh, read_mesh_or_points):
+        with pytest.raises(ReadError) as e:
+            reader(p)
+        _assert_one_line(e, p, reason)
+
+
+def test_text_that_is_no_obj_and_a_truly_empty_stl(tmp_path):
+    p = _write(tmp_path / "prose.obj", "hello there\nthis is not geometry\n")
+    with pytest.raises(ReadError) as e:
+        read_mesh(p)
+    _assert_one_line(e, p, "not a valid OBJ file (no line starts with an OBJ statement")
+    # a well-formed binary STL of zero triangles is an empty mesh, as before
+    p = _write(tmp_path / "zero.stl", b"\0" * 80 + np.uint32(0).tobytes())
+    with pytest.raises(ReadError) as e:
+        read_mesh(p)
+    _assert_one_line(e, p, "empty mesh")
+
+
+def test_a_complex_npy_is_refused_naming_the_dtype(tmp_path):
+    """Before: accepted, the imaginary part silently dropped."""
+    p = tmp_path / "c.npy"
+    np.save(p, np.ones((10, 3)) + 2j)
+    with pytest.raises(ReadError) as e:
+        read_points(p)
+    _assert_one_line(e, p, "complex-valued coordinates (dtype complex128)")
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("big.npy", lambda p: np.save(p, np.array([[0.0, 0.0, 0.0], [1e39, 0.0, 0.0]]))),
+    ("big.txt", lambda p: p.write_text("0 0 0\n-1e39 0 0\n")),
+    ("big.off", lambda p: p.write_text("OFF\n3 1 0\n0 0 0\n1e39 0 0\n0 1 0\n3 0 1 2\n")),
+])
+def test_finite_float64_beyond_float32_is_out_of_range_not_non_finite(tmp_path, name, make):
+    """Before: 1e39 (finite in float64) was reported as "non-finite" (it became inf in the float32 cast)."""
+    p = tmp_path / name
+    make(p)
+    reader = read_mesh if name.endswith(".off") else read_points
+    with pytest.raises(ReadError) as e:
+        reader(p)
+    _assert_one_line(e, p, "coordinates out of float32 range (largest |value| 1e+39 > 3.4e+38)")
+
+
+def test_the_largest_float32_itself_is_accepted(tmp_path):
+    p = tmp_path / "edge.npy"
+    big = float(np.finfo(np.float32).max)
+    np.save(p, np.array([[0.0, 0.0, 0.0], [big, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    assert read_points(p)[1, 0] == np.float32(big)

@@ -98,6 +98,7 @@ def test_preflight_fails_in_seconds_on_missing_weights(run_dir, capsys, clip, ne
 def test_preflight_names_a_missing_dataset_root(run_dir, capsys):
     from stages import preflight
 
+    (run_dir["tmp"] / "m").mkdir()  # the pool's synth root (the synth stage does not write it: it must exist)
     raw = dict(run_dir["raw"])
     raw["data"] = {**raw["data"], "benchmarks": {"mn40": {"kind": "modelnet40", "root": "/no/ModelNet40",
                                                            "up_axis": "z"}}}
@@ -161,3 +162,29 @@ def test_rgb_zeroshot_on_an_undecodable_png_fails_in_one_line_and_writes_nothing
     assert "\n" not in err and "Traceback" not in err
     assert "test-000000.tar" in err and "sample test_3" in err
     assert not ppaths.metrics_file("rgb_zeroshot/bench").exists()
+
+
+@pytest.mark.parametrize("where", ["pretrain", "benchmark"])
+def test_preflight_names_a_missing_synth_root_the_synth_stage_does_not_write(run_dir, capsys, where):
+    """Issue 22.11: a synth-kind root that nothing writes passed preflight; DVC then failed ``sample@…`` with a
+    raw ``[Errno 2]``. The roots the synth stage writes may be missing (they are its outputs)."""
+    from stages import preflight
+
+    raw = dict(run_dir["raw"])
+    pool = {"name": "pool", "kind": "synth", "root": str(ppaths.synth_root("pretrain")), "up_axis": "y"}
+    bench = {"kind": "synth", "root": str(ppaths.synth_root("benchmark")), "up_axis": "y"}
+    raw["data"] = {"pretrain": pool, "benchmarks": {"bench": bench}}
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    assert preflight.main([]) == 0  # both roots are the synth stage's outputs, not written yet
+    typo = str(run_dir["tmp"] / "data" / "synth" / "benchmrk")
+    if where == "pretrain":
+        raw["data"]["pretrain"] = {**pool, "root": typo}
+    else:
+        raw["data"]["benchmarks"] = {"bench": {**bench, "root": typo}}
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert preflight.main([]) == 1
+    err = capsys.readouterr().err.strip()
+    name = "pool" if where == "pretrain" else "bench"
+    assert f"dataset '{name}': root {typo} does not exist, and the synth stage does not write it" in err
+    assert "\n" not in err

@@ -91,7 +91,8 @@ def handled(debug: bool) -> Iterator[None]:
     """Turn exceptions into one stderr line and an exit code (traceback too with ``--debug``).
 
     :class:`CliError` → its code (1); ``KeyboardInterrupt`` → 130; an ``OSError`` with an errno (a missing,
-    unreadable or unwritable file, a full disk) → 1; anything else is a bug → 2.
+    unreadable or unwritable file, a full disk) → 1; an allocation that failed (:func:`is_out_of_memory`) → 1,
+    "not enough memory"; anything else is a bug → 2.
     """
     try:
         yield
@@ -116,7 +117,33 @@ def handled(debug: bool) -> Iterator[None]:
         err(f"error: {os_error_text(e)}")
         raise typer.Exit(EXIT_USER) from None
     except Exception as e:  # noqa: BLE001 - the last resort of a command-line tool
+        if is_out_of_memory(e):  # not a bug: the machine is too small for what was asked
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            err(f"error: {memory_message('this command', e)}")
+            raise typer.Exit(EXIT_USER) from None
         _internal(e, debug)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says an allocation failed: Python's ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA),
+    or the ``RuntimeError`` torch's CPU allocator raises ("DefaultCPUAllocator: can't allocate memory ...")."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and any(w in text for w in _OOM_WORDS)
+
+
+#: how torch's allocators word a failed allocation (CPU: "DefaultCPUAllocator: can't allocate memory: you
+#: tried to allocate N bytes. Error code 12 (Cannot allocate memory)"; older: "not enough memory"; CUDA)
+_OOM_WORDS = ("not enough memory", "out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def memory_message(what: str, e: BaseException) -> str:
+    """``not enough memory for <what> (<the allocator's words>)``: one line for an allocation that failed."""
+    detail = one_line(e) if str(e).strip() else ""
+    detail = detail[:160] + ("..." if len(detail) > 160 else "")
+    return f"not enough memory for {what}" + (f" ({detail})" if detail else "")
 
 
 def _internal(e: BaseException, debug: bool) -> None:
@@ -128,16 +155,26 @@ def _internal(e: BaseException, debug: bool) -> None:
     raise typer.Exit(EXIT_INTERNAL) from None
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
 def progress(
     items: Iterable[T], quiet: bool, desc: str, total: int | None = None, unit: str = "it"
 ) -> Iterable[T]:
-    """A tqdm bar on stderr (none with ``--quiet`` or when there are fewer than two items)."""
+    """A tqdm bar on stderr: none with ``--quiet``, for fewer than two items, or when stderr is not a terminal
+    (a log file or a pipe would collect the bar's carriage-return fragments; notes and errors still come)."""
+    if quiet or not _is_terminal(sys.stderr):
+        return items
     if total is None:
         try:
             total = len(items)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    if quiet or (total is not None and total < 2):
+    if total is not None and total < 2:
         return items
     from tqdm.auto import tqdm
 

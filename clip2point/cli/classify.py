@@ -26,10 +26,16 @@ from clip2point.cli.engine import BadInput, Timer, check_input, classify_clouds,
 
 
 def parse_labels(text: str) -> list[str]:
-    """``"chair, table,,lamp"`` → ``["chair", "table", "lamp"]``; empty or duplicated labels are errors."""
-    labels = [t.strip() for t in text.split(",") if t.strip()]
-    if not labels:
+    """``"chair, table, lamp"`` → ``["chair", "table", "lamp"]``; an empty label (``"chair,,table"``, a
+    trailing comma) or a duplicated one is an error, as ``docs/cli.md`` says."""
+    parts = [t.strip() for t in text.split(",")]
+    if not any(parts):
         raise CliError(f'empty label list {text!r}: pass --labels "chair,table,..."')
+    empty = [i + 1 for i, t in enumerate(parts) if not t]
+    if empty:
+        where = ", ".join(map(str, empty))
+        raise CliError(f"--labels {text!r} has an empty label (item {where} of {len(parts)}); drop the extra comma")
+    labels = parts
     seen: set[str] = set()
     for lab in labels:
         if lab.lower() in seen:

@@ -38,6 +38,7 @@ class BadInput(Exception):
 def check_input(spec: str) -> Path:
     """The cheap checks of an input, before any model is loaded: a supported extension, an existing readable
     file (not a folder), an ``INDEX`` for HDF5 files. Returns the file's path; raises :class:`BadInput`."""
+    from clip2point.io.errors import path_problem
     from clip2point.io.points import split_h5_entry
 
     path, index = split_h5_entry(spec)
@@ -45,10 +46,9 @@ def check_input(spec: str) -> Path:
     if index is None and re.search(r"\.(h5|hdf5):", str(spec), re.IGNORECASE):
         raise BadInput(f"{spec}: bad HDF5 entry (expected FILE.h5:INDEX with an integer INDEX)")
     try:
-        if not path.exists():
-            raise BadInput(f"{path}: no such file")
-        if path.is_dir():
-            raise BadInput(f"{path}: is a folder, not a file")
+        problem = path_problem(path)  # missing, a dangling symlink or a loop, a folder, a FIFO or device
+        if problem is not None:
+            raise BadInput(f"{path}: {problem}")
         if ext not in SUPPORTED_EXTENSIONS:
             raise BadInput(
                 f"{spec}: unsupported extension {ext or '(none)'!r} "
@@ -171,11 +171,17 @@ def _state_dict_of(obj: Any) -> dict[str, torch.Tensor] | None:
 
 def torch_load(path: str | os.PathLike, what: str) -> Any:
     """``torch.load`` of a user-given checkpoint (tensors and plain containers only) or a one-line error."""
+    from clip2point.io.errors import path_problem
+
     p = Path(path)
-    if p.is_dir():
-        raise CliError(f"{what} {p} is a folder, not a file")
-    if not p.is_file():
+    try:
+        problem = path_problem(p, missing="not found")
+    except OSError as e:
+        raise CliError(f"{what} {p}: cannot access it ({os_reason(e)})") from None
+    if problem == "not found":
         raise CliError(f"{what} not found: {p}")
+    if problem is not None:  # a folder, a FIFO (torch.load would block on it), a symlink loop
+        raise CliError(f"{what} {p} {problem}")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is a user error
@@ -335,15 +341,8 @@ def _check_run_settings(settings: RunSettings, where: str) -> None:
     for key, value in (("sample.num_points", settings.num_points), ("sample.dense_points", settings.n_dense)):
         if value < 1:
             raise CliError(f"invalid {where}: {key} must be at least 1, got {value}")
-    if not settings.templates:
-        raise CliError(f"invalid {where}: clip.templates is empty (e.g. ['image of a {{}}.'])")
-    for t in settings.templates:
-        try:
-            t.format("x")
-        except (IndexError, KeyError, ValueError):
-            raise CliError(
-                f"invalid {where}: clip.templates entry {t!r} is not a template with one '{{}}'"
-            ) from None
+    # clip.templates (non-empty, one '{}' each) and every other key's type and range are checked once, when
+    # params.yaml loads (pipeline.params.load_params), for the CLI and the stages alike
 
 
 def run_settings() -> RunSettings:

@@ -184,6 +184,32 @@ def read_params(path: Path) -> tuple[str, dict]:
     return text, raw
 
 
+def _dataset_names(raw: dict) -> tuple[str | None, list[str]]:
+    """The pre-training pool's name and the benchmark names of a raw (validated) params mapping."""
+    data = raw.get("data") or {}
+    pretrain = (data.get("pretrain") or {}).get("name")
+    bench = data.get("benchmarks") or {}
+    names = [b.get("name") for b in bench] if isinstance(bench, list) else list(bench)
+    return pretrain, [str(n) for n in names]
+
+
+def check_entry_name(raw: dict, section: str, name: str, replace: bool) -> None:
+    """Refuse a ``--name`` that would silently replace an entry (unless ``replace``) or that collides with
+    the other section's outputs (always: a benchmark named like the pre-training pool, or the reverse,
+    writes the same ``data/points/<name>.parquet``; DVC refuses such a pipeline as overlapping outputs)."""
+    pretrain, benchmarks = _dataset_names(raw)
+    if section == "benchmarks" and name == pretrain:
+        raise CliError(f"--name {name} is the pre-training pool's name (data.pretrain.name): both would write "
+                       f"data/points/{name}.parquet; pick another --name")  # fmt: skip
+    if section == "pretrain" and name in benchmarks:
+        raise CliError(f"--name {name} is the name of benchmark data.benchmarks.{name}: both would write "
+                       f"data/points/{name}.parquet; pick another --name")  # fmt: skip
+    existing = name == pretrain if section == "pretrain" else name in benchmarks
+    if existing and not replace:
+        where = "data.pretrain" if section == "pretrain" else f"data.benchmarks.{name}"
+        raise CliError(f"{where} '{name}' already exists; pass --replace to overwrite it, or --name another name")
+
+
 def _portable(root: Path, base: Path) -> str:
     """``root`` relative to ``base`` (the params file's folder, where dvc runs) if inside, else absolute."""
     resolved = root.resolve()
@@ -224,8 +250,12 @@ def prepare(
         typer.Option(
             "--allow-incomplete",
             help="Accept a subset (fewer items than the published counts, at least one per split) and record "
-            "it in the entry as subset: {split: [found, expected]}.",
+            "it in the entry as subset: {split: \\[found, expected]}.",  # \\[: a bracket, not rich markup
         ),
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Overwrite an existing params entry of the same name (refused without)."),
     ] = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -271,8 +301,10 @@ def prepare(
                 raise CliError(f"--root {root} does not exist; download {info.name} from {info.download}")
             if not root.is_dir():
                 raise CliError(f"--root {root} is a file, not a folder (pass the folder of the download)")
-            if not check_only:
-                read_params(target)  # a params file that cannot be updated is refused before the (long) check
+            if not check_only:  # a params file that cannot be updated, or a name that cannot be used, is
+                # refused before the (long) check
+                check_entry_name(read_params(target)[1], "pretrain" if info.role == "pretrain" else "benchmarks",
+                                 entry_name, replace)  # fmt: skip
             report = check_layout(info.name, root, variant or "")
         except OSError as e:
             raise CliError(f"cannot read the download under --root {root}: {os_error_text(e)}") from None

@@ -18,6 +18,8 @@ from clip2point.cli._common import (
     check_up_axis,
     err,
     handled,
+    is_out_of_memory,
+    memory_message,
 )
 
 
@@ -97,10 +99,18 @@ def render(
         except BadInput as e:
             raise CliError(str(e)) from None
         pts = torch.as_tensor(to_y_up(cloud, up_axis), dtype=torch.float32)[None]
-        maps = render_depth(pts, VIEW_SETS[name], settings.distance, depth_cfg)[0].numpy()
         vs = VIEW_SETS[name]
-        titles = [f"{i}: e{e:g} a{a:g}" for i, (e, a) in enumerate(zip(vs.elev, vs.azim, strict=True))]
-        sheet = contact_sheet(maps, titles)
+        side = depth_cfg.image_size
+        try:
+            maps = render_depth(pts, vs, settings.distance, depth_cfg)[0].numpy()
+            titles = [f"{i}: e{e:g} a{a:g}" for i, (e, a) in enumerate(zip(vs.elev, vs.azim, strict=True))]
+            sheet = contact_sheet(maps, titles)
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            asked = f"--size {side}" if size is not None else f"depth.image_size {side} of {settings.source}"
+            what = f"{len(vs)} depth views of {side}x{side} pixels ({asked})"
+            raise CliError(f"{memory_message(what, e)}; try a smaller --size") from None
         with atomic_output(out, "--out") as tmp:
             sheet.save(tmp, format="PNG")
         if not quiet:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 
@@ -22,12 +24,43 @@ class ReadError(Exception):
         return (type(self), (self.path, self.reason))
 
 
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
+
+
+def path_problem(path: str | os.PathLike, missing: str = "no such file") -> str | None:
+    """Why ``path`` is not an existing regular file (``None`` when it is one), in words a user can act on:
+    ``missing`` (default ``no such file``), a dangling symlink (naming its target), a symlink loop, a folder,
+    or another kind of file (a FIFO, a socket, a device). Other OS errors (permission denied) propagate."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        if p.is_symlink():
+            return f"is a symlink to {os.readlink(p)}, which does not exist"
+        return missing
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symlink loop (too many levels of symbolic links)"
+        if e.errno == errno.ENOTDIR:
+            return missing
+        raise
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a plain file")
+        return f"is not a regular file ({kind})"
+    return None
+
+
 def check_file(path: Path) -> None:
-    """``ReadError`` unless ``path`` is an existing regular file."""
-    if not path.exists():
-        raise ReadError(path, "file not found")
-    if not path.is_file():
-        raise ReadError(path, "not a regular file")
+    """``ReadError`` unless ``path`` is an existing regular file (:func:`path_problem` says why not)."""
+    try:
+        problem = path_problem(path, missing="file not found")
+    except OSError as e:
+        raise ReadError(path, f"unreadable ({short_reason(e)})") from None
+    if problem is not None:
+        raise ReadError(path, problem)
 
 
 def short_reason(e: BaseException) -> str:

@@ -40,6 +40,32 @@ _OFF_HEADER = re.compile(rb"^\s*(ST)?(C)?(N)?(4)?(n)?OFF")
 _COMMENT = re.compile(rb"#[^\n]*")
 
 
+#: the largest finite float32: coordinates are stored and rendered as float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def coordinates_problem(values: np.ndarray) -> str | None:
+    """Why an array of coordinates cannot become float32 coordinates unchanged, or ``None``.
+
+    Refused: a complex dtype (casting would drop the imaginary part), a non-numeric one, NaN/inf, and finite
+    values beyond float32's range (they would become inf in the cast: not "non-finite" in the file).
+    """
+    arr = np.asarray(values)
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        return f"complex-valued coordinates (dtype {arr.dtype}); points need real numbers"
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        return f"non-numeric coordinates (dtype {arr.dtype})"
+    if arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
+        return None
+    if not np.isfinite(arr).all():
+        return "non-finite coordinates (NaN/inf)"
+    if arr.dtype.itemsize > 4:
+        largest = float(np.abs(arr).max())
+        if largest > FLOAT32_MAX:
+            return f"coordinates out of float32 range (largest |value| {largest:.3g} > {FLOAT32_MAX:.3g})"
+    return None
+
+
 def _colours_to_uint8(values: np.ndarray, as_float: np.ndarray | bool) -> np.ndarray:
     """(M, 3|4) colour values (0..255 ints or 0..1 floats, NaN for an absent alpha) to (M, 4) uint8 RGBA.
 
@@ -126,8 +152,9 @@ def _off_vertices(
     else:  # ragged lines: the columns every line has (as numpy cannot reshape them)
         table = vals[lines.first[:nv, None] + np.arange(width)]
     vertices = np.ascontiguousarray(table[:, :3])
-    if not np.isfinite(vertices).all():
-        raise ReadError(path, "non-finite vertex coordinates (NaN/inf)")
+    problem = coordinates_problem(vertices)
+    if problem is not None:
+        raise ReadError(path, f"vertex {problem}" if problem.startswith("non-finite") else problem)
     colours = None
     if colour_at is not None and width >= colour_at + 3:
         cols = table[:, colour_at : colour_at + 4]
@@ -365,11 +392,58 @@ def load_trimesh(path: Path) -> trimesh.Trimesh | trimesh.PointCloud | None:
     return loaded
 
 
+#: first words of OBJ statements (geometry, grouping, materials, free-form): a text file none of whose lines
+#: starts with one is not an OBJ file
+_OBJ_KEYWORDS = frozenset(
+    b"v vt vn vp f l p o g s mtllib usemtl cstype deg bmat step curv curv2 surf parm trim hole scrv sp end "
+    b"con mg bevel c_interp d_interp lod shadow_obj trace_obj ctech stech".split()
+)
+
+
+def format_problem(path: Path) -> str | None:
+    """Why an ``.stl`` / ``.obj`` file that read as empty is not a file of its format at all, or ``None``
+    when it is one (then it is an empty mesh or cloud). Random bytes read as an empty mesh by trimesh."""
+    ext = path.suffix.lower()
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if ext == ".stl":
+        if data.lstrip()[:5].lower() == b"solid" and b"\0" not in data:
+            return None  # ASCII STL
+        if len(data) >= 84:
+            count = int(np.frombuffer(data[80:84], dtype="<u4")[0])
+            if len(data) == 84 + 50 * count:
+                return None  # binary STL of that many triangles
+            return (f"not a valid STL file (not ASCII 'solid ...'; as binary STL its header says {count:,} "
+                    f"triangles, {84 + 50 * count:,} bytes, but the file has {len(data):,})")  # fmt: skip
+        return f"not a valid STL file ({len(data)} bytes: neither ASCII 'solid ...' nor a binary STL header)"
+    if ext == ".obj":
+        if b"\0" in data:
+            return "not a valid OBJ file (binary data, not OBJ text)"
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("latin-1")
+                if sum(ch < " " and ch not in "\t\r\n\f\v" for ch in text) > len(text) // 100:
+                    return "not a valid OBJ file (binary data, not OBJ text)"
+            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any bytes
+                return "not a valid OBJ file (not text)"
+        words = [ln.split(maxsplit=1)[0].encode() for ln in text.splitlines() if ln.strip()]
+        words = [w for w in words if not w.startswith(b"#")]
+        if words and not any(w in _OBJ_KEYWORDS for w in words):
+            first = words[0][:20].decode(errors="replace")
+            return f"not a valid OBJ file (no line starts with an OBJ statement such as 'v' or 'f'; first: {first!r})"
+    return None
+
+
 def validate_mesh(mesh: trimesh.Trimesh, path: Path) -> trimesh.Trimesh:
     if len(mesh.vertices) == 0 or len(mesh.faces) == 0:
         raise ReadError(path, f"empty mesh ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)")
-    if not np.isfinite(np.asarray(mesh.vertices)).all():
-        raise ReadError(path, "non-finite vertex coordinates (NaN/inf)")
+    problem = coordinates_problem(np.asarray(mesh.vertices))
+    if problem is not None:
+        raise ReadError(path, f"vertex {problem}" if problem.startswith("non-finite") else problem)
     return mesh
 
 
@@ -391,6 +465,10 @@ def read_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
     if path.stat().st_size == 0:
         raise ReadError(path, "empty file")
     loaded = load_trimesh(path)
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0 or len(loaded.vertices) == 0:
+        problem = format_problem(path)
+        if problem is not None:
+            raise ReadError(path, problem)
     if not isinstance(loaded, trimesh.Trimesh):
         raise ReadError(path, "empty mesh (no faces)")
     return validate_mesh(loaded, path)

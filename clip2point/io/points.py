@@ -18,7 +18,7 @@ import numpy as np
 import trimesh
 
 from clip2point.io.errors import ReadError, check_file, short_reason
-from clip2point.io.meshes import load_trimesh, read_mesh, validate_mesh
+from clip2point.io.meshes import coordinates_problem, format_problem, load_trimesh, read_mesh, validate_mesh
 
 POINT_EXTENSIONS = (".npy", ".xyz", ".txt", ".pts", ".ply", ".h5", ".hdf5")
 
@@ -34,10 +34,10 @@ def validate_points(points: np.ndarray, path: str | os.PathLike) -> np.ndarray:
         raise ReadError(path, "empty point cloud")
     if not np.issubdtype(arr.dtype, np.number):
         raise ReadError(path, f"non-numeric point array (dtype {arr.dtype})")
-    xyz = np.ascontiguousarray(arr[:, :3], dtype=np.float32)
-    if not np.isfinite(xyz).all():
-        raise ReadError(path, "non-finite coordinates (NaN/inf)")
-    return xyz
+    problem = coordinates_problem(arr[:, :3])  # before the cast: complex, NaN/inf, beyond float32
+    if problem is not None:
+        raise ReadError(path, problem)
+    return np.ascontiguousarray(arr[:, :3], dtype=np.float32)
 
 
 def split_h5_entry(spec: str | os.PathLike) -> tuple[Path, int | None]:
@@ -161,4 +161,8 @@ def read_mesh_or_points(path: str | os.PathLike) -> trimesh.Trimesh | np.ndarray
     if isinstance(loaded, trimesh.Trimesh) and len(loaded.faces):
         return validate_mesh(loaded, path)
     verts = np.asarray(loaded.vertices) if loaded is not None else np.zeros((0, 3))
+    if len(verts) == 0:
+        problem = format_problem(path)  # random bytes read as an empty cloud
+        if problem is not None:
+            raise ReadError(path, problem)
     return validate_points(verts, path)
