@@ -8,7 +8,9 @@ float64, through OpenBLAS, chosen by CPU) may fuse multiply-adds. Measured here:
 ``NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR"`` 18 of 100 procedural meshes had other
 float64 vertices (last bits; trimesh's primitives evaluate ``np.sin``/``np.cos`` on their angle grids), and a
 coordinate that should be 0 came out as ±1e-17, so the written OFF text could read ``-0.000000`` on one CPU
-and ``0.000000`` on another.
+and ``0.000000`` on another. (OpenBLAS, behind trimesh's ``apply_transform``, is narrowed in the tests with
+``OPENBLAS_CORETYPE``; the RGB renderer, OSMesa's llvmpipe, gave the same PNGs with
+``LP_NATIVE_VECTOR_WIDTH=128`` on 12 meshes × 10 views, and writes uint8 pixels, not floats.)
 
 The rules, used by the code paths of ``synth``, ``sample`` and ``render``:
 

@@ -16,9 +16,15 @@ DATA_STAGES=(preflight synth sample_pretrain sample render_pretrain render)
 cd "$CHECKOUT"
 source "$HERE/scratch_copy.sh"
 scratch_copy dispatch "${2:-}"
-export NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" ATEN_CPU_CAPABILITY=default
-python -c 'import torch; print("[dispatch] numpy without X86_V3/X86_V4/AVX512_ICL/SPR; torch ATen:",
-  torch.backends.cpu.get_cpu_capability())'
+# The other CPU: numpy's and ATen's baseline kernels (the issue's two variables), and by default also the BLAS
+# libraries' pre-AVX kernels (numpy's OpenBLAS, torch's MKL GEMM and oneDNN pick kernels by CPU as well, and
+# they do most of training's arithmetic). DISPATCH_ENV="NPY_DISABLE_CPU_FEATURES=... ATEN_CPU_CAPABILITY=default"
+# restricts the comparison to the two variables.
+DISPATCH_ENV=${DISPATCH_ENV:-NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" ATEN_CPU_CAPABILITY=default \
+OPENBLAS_CORETYPE=Nehalem MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41}
+eval "export $DISPATCH_ENV"
+echo "[dispatch] environment: $DISPATCH_ENV"
+python -c 'import torch; print("[dispatch] torch ATen capability:", torch.backends.cpu.get_cpu_capability())'
 start=$(date +%s)
 dvc repro -f > dispatch-repro.log 2>&1 || { tail -n 20 dispatch-repro.log >&2;
   echo "[dispatch] dvc repro failed (log: $WORK/dispatch-repro.log)" >&2; exit 1; }

@@ -25,10 +25,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 #: The narrowed dispatch: numpy without its AVX2/AVX-512 kernels (names this numpy accepts; an unknown name
-#: makes numpy refuse to import), torch's ATen at its baseline kernels.
+#: makes numpy refuse to import), torch's ATen at its baseline kernels, and numpy's OpenBLAS on its SSE-era
+#: Nehalem kernels (BLAS picks kernels by CPU too; ``OPENBLAS_VERBOSE=2`` prints the one in use).
 NARROW = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
     "ATEN_CPU_CAPABILITY": "default",
+    "OPENBLAS_CORETYPE": "Nehalem",
 }
 
 STAGES = (
