@@ -34,6 +34,15 @@ if python "$HERE/lock_diff.py" "$CHECKOUT/dvc.lock" dvc.lock "${DATA_STAGES[@]}"
 else
   echo "[dispatch] data stages DIFFER from the checkout's dvc.lock:"; sed 's/^/  /' data-diff.txt
 fi
+learned=$(python -c 'import sys, yaml; d = set(sys.argv[2:])
+print(" ".join(sorted({s.split("@")[0] for s in yaml.safe_load(open(sys.argv[1]))["stages"]} - d)))' \
+  "$CHECKOUT/dvc.lock" "${DATA_STAGES[@]}")
+# shellcheck disable=SC2086  # a word list of stage names
+if python "$HERE/lock_diff.py" "$CHECKOUT/dvc.lock" dvc.lock $learned > learned-diff.txt; then
+  echo "[dispatch] learned stages: byte-identical as well"
+else
+  echo "[dispatch] learned stages: $(wc -l < learned-diff.txt) outputs differ (list: $WORK/learned-diff.txt)"
+fi
 echo
 echo "Best dispatch: $CHECKOUT; default dispatch: $WORK ($(python -c 'import platform; print(platform.processor() \
   or platform.machine())'), $(nproc) cores)"
