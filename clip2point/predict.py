@@ -103,10 +103,21 @@ class AdapterCheckpoint:
 
 
 def unit_sphere(points: Tensor) -> Tensor:
-    """Centre ``(…,N,3)`` clouds on their centroid and scale the farthest point to radius 1."""
-    centred = points - points.mean(dim=-2, keepdim=True)
-    radius = centred.norm(dim=-1).amax(dim=-1, keepdim=True).clamp_min(1e-12)
-    return centred / radius.unsqueeze(-1)
+    """Centre ``(…,N,3)`` clouds on their centroid and scale the farthest point to radius 1 (same dtype).
+
+    Exact for any finite input whatever its scale: each cloud is first divided by a power of two (exact) that
+    brings its largest |coordinate| into [0.5, 1), so squared norms neither overflow (a float32 cloud ×1e30
+    once gave inf radii and blank maps) nor underflow (×1e-30 collapsed to a dot); centre and radius are then
+    computed in float64. A cloud ×2**k gives bit-identical output, the same rule as
+    :func:`clip2point.sampling.normalize_unit_sphere`. A cloud whose points all coincide maps to the origin."""
+    p = points.double()
+    m = p.abs().amax(dim=(-2, -1), keepdim=True)
+    _, e = torch.frexp(m)
+    p = torch.ldexp(p, -e)
+    centred = p - p.mean(dim=-2, keepdim=True)
+    radius = centred.square().sum(dim=-1).amax(dim=-1, keepdim=True).sqrt()
+    radius = torch.where(radius > 0, radius, torch.ones_like(radius))
+    return (centred / radius.unsqueeze(-1)).to(points.dtype)
 
 
 @torch.no_grad()

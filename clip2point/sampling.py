@@ -14,6 +14,8 @@ is y-up.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import trimesh
 
@@ -108,13 +110,36 @@ def farthest_point_sample(points: np.ndarray, k: int, start: int = 0) -> np.ndar
         raise SamplingError("non-finite coordinates (NaN/inf)")
     if not 0 <= start < n:
         raise SamplingError(f"start index {start} out of range for {n} points")
+    pts32 = _fps_coordinates(pts)
     if k == n:
-        idx = fpsample.fps_sampling(np.asarray(pts, dtype=np.float32), k, start_idx=start)
+        idx = fpsample.fps_sampling(pts32, k, start_idx=start)
     else:
-        idx = fpsample.bucket_fps_kdline_sampling(
-            np.asarray(pts, dtype=np.float32), k, h=_kd_height(n), start_idx=start
-        )
+        idx = fpsample.bucket_fps_kdline_sampling(pts32, k, h=_kd_height(n), start_idx=start)
     return np.asarray(idx, dtype=np.int64)
+
+
+def _fps_coordinates(pts: np.ndarray) -> np.ndarray:
+    """The float32 coordinates FPS runs on: ``pts`` scaled by a power of two (exact) so the largest
+    |coordinate| is in [0.5, 1), so squared distances neither overflow (a cloud ×1e30) nor underflow
+    (×1e-30) in float32, and a cloud ×2**k gives the same coordinates bit for bit. A cloud far off the origin
+    (box centre beyond its own extent, e.g. an offset of 1e6) is first centred on its box centre in float64,
+    so the float32 cast keeps its shape; FPS is invariant under both, up to those roundings."""
+    p = np.asarray(pts, dtype=np.float64)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    if np.abs(mid).max() > half.max():
+        p = p - mid
+    return np.ascontiguousarray(_pow2_rescale(p)[0], dtype=np.float32)
+
+
+def _pow2_rescale(p: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(p * 2**-e, e)`` with the largest |value| of ``p`` (float64) in [0.5, 1): exact (a power of two).
+    An all-zero ``p`` is returned as it is with ``e = 0``."""
+    m = float(np.abs(p).max())
+    if not m > 0:
+        return p, 0
+    e = math.frexp(m)[1]
+    return np.ldexp(p, -e), e
 
 
 def farthest_point_sample_python(points: np.ndarray, k: int, start: int = 0) -> np.ndarray:
@@ -135,17 +160,29 @@ def farthest_point_sample_python(points: np.ndarray, k: int, start: int = 0) -> 
 
 
 def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
-    """Centre on the centroid and scale so the farthest point lies on the unit sphere (same dtype)."""
+    """Centre on the centroid and scale so the farthest point lies on the unit sphere (same dtype).
+
+    The frame is :func:`unit_sphere_frame`'s (exact power-of-two rescaling, float64), so the result is the
+    same for any finite input whatever its scale: a cloud ×2**k gives bit-identical output, ×1e30 or ×1e-30
+    (float32) the same within float32 rounding."""
     pts = np.asarray(points)
     if len(pts) == 0:
         raise SamplingError("empty point cloud")
     if not np.isfinite(pts).all():
         raise SamplingError("non-finite coordinates (NaN/inf)")
-    centred = pts - pts.mean(axis=0, keepdims=True)
-    radius = np.sqrt((centred.astype(np.float64) ** 2).sum(axis=1).max())
+    p64, e = _pow2_rescale(np.asarray(pts, dtype=np.float64))
+    centre, radius = _frame(p64)
+    return ((p64 - centre) / radius).astype(pts.dtype, copy=False)
+
+
+def _frame(p64: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centroid ``(1, 3)`` and radius of float64 points whose largest |value| is in [0.5, 1) (or all zero)."""
+    centre = p64.mean(axis=0, keepdims=True)
+    c = p64 - centre
+    radius = math.sqrt(float(((c[:, 0] * c[:, 0] + c[:, 1] * c[:, 1]) + c[:, 2] * c[:, 2]).max()))
     if not radius > 0:
         raise SamplingError("degenerate point cloud (all points coincide)")
-    return (centred / radius).astype(pts.dtype, copy=False)
+    return centre, radius
 
 
 def _checked_points(points: np.ndarray) -> np.ndarray:
@@ -202,14 +239,11 @@ POOL_SEED_TAG = 0x504F4F4C
 
 
 def unit_sphere_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(centre (1, 3), radius)`` of :func:`normalize_unit_sphere` for ``points``: that function's output is
-    ``(points - centre) / radius``."""
-    pts = np.asarray(points)
-    centre = pts.mean(axis=0, keepdims=True)
-    radius = float(np.sqrt(((pts - centre).astype(np.float64) ** 2).sum(axis=1).max()))
-    if not radius > 0:
-        raise SamplingError("degenerate point cloud (all points coincide)")
-    return centre, radius
+    """``(centre (1, 3) float64, radius)`` of :func:`normalize_unit_sphere` for ``points``: that function's
+    output is ``(points - centre) / radius`` (computed after the same exact power-of-two rescaling)."""
+    p64, e = _pow2_rescale(np.asarray(points, dtype=np.float64))
+    centre, radius = _frame(p64)
+    return np.ldexp(centre, e), math.ldexp(radius, e)
 
 
 def mesh_fps_raw(mesh: trimesh.Trimesh, num_points: int, n_dense: int, seed: int) -> np.ndarray:

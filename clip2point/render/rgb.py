@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import trimesh
 
+from clip2point import canonical
 from clip2point.render.depth import PERSPECTIVE_DISTANCE_FACTOR
 from clip2point.render.views import ViewSet, camera_poses, get_views
 
@@ -165,8 +166,8 @@ def align_mesh_to_points(mesh: trimesh.Trimesh, points: np.ndarray,
     pts = np.asarray(points, dtype=np.float64)
     lo_m, hi_m = verts.min(0), verts.max(0)
     lo_p, hi_p = pts.min(0), pts.max(0)
-    diag_m = float(np.linalg.norm(hi_m - lo_m))
-    diag_p = float(np.linalg.norm(hi_p - lo_p))
+    diag_m = canonical.norm3(hi_m - lo_m)  # not np.linalg.norm: a 1-D norm is a BLAS dot, CPU-dependent
+    diag_p = canonical.norm3(hi_p - lo_p)
     scale = diag_p / diag_m if diag_m > 0 else 1.0
     verts = (verts - (lo_m + hi_m) / 2) * scale + (lo_p + hi_p) / 2
     out.vertices = verts

@@ -57,6 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from clip2point import canonical
+
 _POLE_COS = 1e-6  # |cos(elev)| below this is a pole view (see module docstring)
 
 
@@ -127,13 +129,16 @@ def camera_frames(elev_deg: Sequence[float], azim_deg: Sequence[float]) -> np.nd
     ``back`` is the unit vector from the object to the camera. The matrix is a proper rotation taking world
     coordinates to camera coordinates (OpenGL convention: the camera looks along its −z axis).
     """
-    e = np.deg2rad(np.asarray(elev_deg, dtype=np.float64))
-    a = np.deg2rad(np.asarray(azim_deg, dtype=np.float64))
-    back = np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], axis=-1)
-    back /= np.linalg.norm(back, axis=-1, keepdims=True)
-    pole = np.abs(np.cos(e)) < _POLE_COS
+    # canonical trig (clip2point.canonical): numpy's dispatched sin/cos would move the frames' last bits by CPU
+    elev = np.asarray(elev_deg, dtype=np.float64).reshape(-1)
+    azim = np.asarray(azim_deg, dtype=np.float64).reshape(-1)
+    ce, se = (np.array([f(x) for x in elev], dtype=np.float64) for f in (canonical.cos_deg, canonical.sin_deg))
+    ca, sa = (np.array([f(x) for x in azim], dtype=np.float64) for f in (canonical.cos_deg, canonical.sin_deg))
+    back = np.stack([ce * sa, se, ce * ca], axis=-1)
+    back /= np.sqrt((back[:, 0] * back[:, 0] + back[:, 1] * back[:, 1]) + back[:, 2] * back[:, 2])[:, None]
+    pole = np.abs(ce) < _POLE_COS
     # At a pole the camera is exactly on ±y: snap it so the frame is exactly orthonormal.
-    back[pole] = np.array([0.0, 1.0, 0.0]) * np.sign(np.sin(e[pole]))[:, None]
+    back[pole] = np.array([0.0, 1.0, 0.0]) * np.sign(se[pole])[:, None]
     fwd = -back
     right = np.cross(fwd, np.array([0.0, 1.0, 0.0]))
     right[pole] = np.cross(fwd[pole], np.array([0.0, 0.0, 1.0]))  # pole rule: image-up = world +z

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import trimesh
 
+from clip2point import canonical
+
 #: The part colours (RGB); :func:`colour` jitters them.
 PALETTE = np.array(
     [
@@ -87,7 +89,8 @@ def tube_arc(center: Sequence[float], radius: float, thickness: float, rgba: np.
     from shapely.geometry import Point
 
     t = np.linspace(-span / 2, span / 2, 14)
-    path = np.column_stack([radius * np.cos(t), radius * np.sin(t), np.zeros_like(t)])
+    path = np.column_stack([radius * np.array([canonical.cos(x) for x in t]),
+                            radius * np.array([canonical.sin(x) for x in t]), np.zeros_like(t)])
     m = trimesh.creation.sweep_polygon(Point(0, 0).buffer(thickness, quad_segs=3), path)
     m.apply_translation(center)
     return paint(m, rgba)
@@ -99,7 +102,7 @@ def u(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 def logu(rng: np.random.Generator, lo: float, hi: float) -> float:
     """Log-uniform in [lo, hi]: broad ranges of proportions without favouring the large end."""
-    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return canonical.exp(rng.uniform(canonical.log(lo), canonical.log(hi)))
 
 
 def legs(rng, xs, zs, y_top, y_bottom, thick, rgba, round_legs) -> list[trimesh.Trimesh]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import trimesh
 
+from clip2point import canonical
 from clip2point.synth.primitives import (
     box,
     colour,
@@ -81,7 +82,7 @@ def airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         for side in (-1, 1):
             for k in range(n_eng):
                 x = side * span * (0.15 + 0.15 * k)
-                z = wing_z - x * side * np.tan(sweep) + chord * 0.5
+                z = wing_z - x * side * canonical.tan(sweep) + chord * 0.5
                 parts.append(
                     paint(
                         trimesh.creation.cylinder(
@@ -213,7 +214,7 @@ def bottle(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     else:
         s = np.linspace(0, 1, 8)
         shoulder = [
-            (neck_r + (radius - neck_r) * np.cos(si * np.pi / 2), body_h + shoulder_h * si) for si in s
+            (neck_r + (radius - neck_r) * canonical.cos(si * np.pi / 2), body_h + shoulder_h * si) for si in s
         ]
         prof = [(0, 0), (radius * 0.9, 0), (radius, radius * 0.1)] + shoulder
         prof += [(neck_r, body_h + shoulder_h + neck_h), (0, body_h + shoulder_h + neck_h)]
@@ -259,7 +260,8 @@ def bowl(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     body = revolve(_bowl_profile(r_top, r_base, height, wall, u(rng, 1.5, 3.0)), col, (0, foot, 0))
     if rng.random() < 0.7:  # a glaze of another colour inside: faces whose normal points towards the axis
         radial = body.triangles_center * [1, 0, 1]
-        inner = (body.face_normals * radial).sum(1) < 0
+        # a tolerance, not < 0: flat faces' products are ±1e-17 whose sign follows the CPU's last bits
+        inner = (body.face_normals * radial).sum(1) < -1e-9
         fc = np.array(body.visual.face_colors)
         fc[inner] = colour(rng)
         body.visual = trimesh.visual.ColorVisuals(body, face_colors=fc)
@@ -349,8 +351,8 @@ def lamp(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         th1 = u(rng, -0.5, 0.3)
         th2 = u(rng, 0.6, 1.3)
         p0 = np.array([0, base_h, 0])
-        p1 = p0 + a1 * np.array([0, np.cos(th1), np.sin(th1)])
-        p2 = p1 + a2 * np.array([0, np.cos(th2), np.sin(th2)])
+        p1 = p0 + a1 * np.array([0, canonical.cos(th1), canonical.sin(th1)])
+        p2 = p1 + a2 * np.array([0, canonical.cos(th2), canonical.sin(th2)])
         r = u(rng, 0.012, 0.025)
         parts += [rod(p0, p1, r, pole_c), rod(p1, p2, r, pole_c), sphere(r * 2, p1, pole_c, 1)]
         head_h = u(rng, 0.1, 0.2)
@@ -421,7 +423,7 @@ def chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         arms = int(rng.integers(4, 6))
         for k in range(arms):
             a = 2 * np.pi * k / arms
-            end = np.array([np.cos(a), 0.03, np.sin(a)]) * w * 0.55
+            end = np.array([canonical.cos(a), 0.03, canonical.sin(a)]) * w * 0.55
             parts.append(rod((0, 0.03, 0), end, leg * 0.6, frame_c))
     back_z = -d / 2 + t / 2
     style = rng.random()
@@ -457,14 +459,17 @@ def chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
 
 
 def _finish(parts: list[trimesh.Trimesh], rng: np.random.Generator) -> trimesh.Trimesh:
-    """Concatenate parts, apply a random anisotropic stretch, overall scale and small yaw, centre."""
+    """Concatenate parts, apply a random anisotropic stretch, overall scale and small yaw, centre, and snap the
+    vertices to the canonical grid (:func:`clip2point.canonical.snap`: the same bytes on every CPU)."""
     mesh = trimesh.util.concatenate(parts)
-    stretch = np.exp(rng.uniform(-0.2, 0.2, 3))
-    scale = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
+    stretch = np.array([canonical.exp(x) for x in rng.uniform(-0.2, 0.2, 3)])
+    scale = canonical.exp(rng.uniform(canonical.log(0.5), canonical.log(2.0)))
     mesh.apply_transform(np.diag([*(stretch * scale), 1.0]))
     mesh.apply_transform(trimesh.transformations.rotation_matrix(rng.uniform(-0.15, 0.15), [0, 1, 0]))
     lo, hi = mesh.bounds
     mesh.apply_translation(-(lo + hi) / 2)
+    # trimesh's primitives and transforms run numpy's dispatched sin/cos and BLAS: snap their last bits away
+    mesh.vertices = canonical.snap(mesh.vertices)
     return mesh
 
 
