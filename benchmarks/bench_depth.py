@@ -20,7 +20,7 @@ import time
 import torch
 
 from clip2point.render.depth import FOREGROUND_MAX, DepthConfig, depth_workspace, disc_window, render_depth
-from clip2point.render.realistic import RealisticConfig, render_realistic, render_realistic_python
+from clip2point.render.realistic import render_realistic, render_realistic_python
 from clip2point.render.views import VIEW_SETS, view_rotations
 
 
@@ -123,6 +123,7 @@ def main() -> None:
     dist = (1 + (torch.rand(b, 1, generator=g) * 2 - 1) * 0.1).expand(b, v).contiguous().to(dev)
     cfg_sq = DepthConfig(size, r)
     cfg_disc = DepthConfig(size, footprint="disc", radius=args.radius)
+    cfg_real = DepthConfig(size, projection="realistic")
     ws = depth_workspace(b, v, size, dev)
     nref = max(2, b // 8)  # the references are timed on this many clouds
 
@@ -135,7 +136,7 @@ def main() -> None:
     for name, cfg in cfgs.items():
         fns[(name, "batched (reused workspace)")] = lambda cfg=cfg: render_depth(pts, "pretrain10", dist, cfg, out=ws)
         fns[(name, "batched (fresh output)")] = lambda cfg=cfg: render_depth(pts, "pretrain10", dist, cfg)
-    fns[("realistic 112x8", "batched (fresh output)")] = lambda: render_realistic(pts, RealisticConfig(size))
+    fns[("realistic 112x8", "batched (fresh output)")] = lambda: render_realistic(pts, "realistic10", cfg_real)
     fns["copy"] = lambda: dst.copy_(big)
     times = timeit(fns, args.reps)
     refs = {"square R=2": lambda p, d: per_view_reference(p, d, size, r),
@@ -167,10 +168,10 @@ def main() -> None:
               f"{ref_times[name][0] * b / nref / w:.1f}x wall; bound / batched {bound[0] * w / b:.1f}x wall, "
               f"{bound[1] * c / b:.1f}x CPU; >= 300 clouds/s: {'met' if b / w >= 300 else 'NOT met'} (median wall)")
     t0 = time.perf_counter()
-    twin = render_realistic_python(pts[0].cpu().numpy(), RealisticConfig(size))
+    twin = render_realistic_python(pts[0].cpu().numpy(), "realistic10", cfg_real)
     t_twin = time.perf_counter() - t0
     rw = times[("realistic 112x8", "batched (fresh output)")]
-    err = float(abs(render_realistic(pts[:1], RealisticConfig(size))[0].cpu().numpy() - twin).max())
+    err = float(abs(render_realistic(pts[:1], "realistic10", cfg_real)[0].cpu().numpy() - twin).max())
     print(f"realistic 112x8: max |batched - loop twin| = {err:.2e} (1 cloud); loop twin {1 / t_twin:.3f} clouds/s; "
           f"speed-up {t_twin * b / rw[0]:.0f}x wall")
     sq, dc = (times[(name, "batched (reused workspace)")] for name in cfgs)

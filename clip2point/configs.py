@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 MODES = ("min", "weighted")
 PRECISIONS = ("fp32", "tf32", "bf16")  # clip2point.precision
-PROJECTIONS = ("orthographic", "perspective")
+PROJECTIONS = ("orthographic", "perspective", "realistic")  # clip2point.render.depth.PROJECTORS
 FOOTPRINTS = ("square", "disc")
 MAX_RADIUS = 2.0  # NDC units: the frame's width (it spans [−1, 1]²); bounds the candidate window
 
@@ -39,11 +39,60 @@ def config_from(cls: type[C], section: Any, **overrides: Any) -> C:
 
 
 @dataclass(frozen=True)
+class RealisticConfig:
+    """PointCLIP V2's realistic projection (``DepthConfig.projection = "realistic"``): grid, densify, smooth.
+
+    Defaults are the released ``params`` of ``zeroshot_cls/trainers/mv_utils_zs.py`` (see
+    :mod:`clip2point.render.realistic`): a ``resolution``² × ``depth`` grid (112² × 8), ``obj_ratio`` 0.8,
+    ``depth_bias`` 0.2, a (1, ``densify``, ``densify``) max-pool with padding ``densify_pad`` (7, 2), a
+    (``smooth_z``, ``smooth``, ``smooth``) Gaussian (1, 3, 3) with σ_xy = ``sigma_xy`` 3, σ_z = ``sigma_z`` 1.
+    """
+
+    resolution: int = 112
+    depth: int = 8
+    obj_ratio: float = 0.8
+    depth_bias: float = 0.2
+    densify: int = 7
+    densify_pad: int = 2
+    smooth: int = 3
+    smooth_z: int = 1
+    sigma_xy: float = 3.0
+    sigma_z: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "resolution": 4 <= int(self.resolution) <= 2048,
+            "depth": 3 <= int(self.depth) <= 256,
+            "obj_ratio": 0.0 < float(self.obj_ratio) <= 1.0,
+            "depth_bias": 0.0 <= float(self.depth_bias) <= 10.0,
+            "densify": int(self.densify) >= 1 and int(self.densify) % 2 == 1,
+            "densify_pad": 0 <= int(self.densify_pad) <= int(self.densify) // 2,
+            "smooth": int(self.smooth) >= 1 and int(self.smooth) % 2 == 1,
+            "smooth_z": int(self.smooth_z) >= 1 and int(self.smooth_z) % 2 == 1,
+            "sigma_xy": float(self.sigma_xy) > 0.0,
+            "sigma_z": float(self.sigma_z) > 0.0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"realistic projection: invalid {name} = {getattr(self, name)!r}")
+        if self.layer_size < 1:
+            raise ValueError(f"realistic projection: resolution {self.resolution} too small for densify "
+                             f"{self.densify} with padding {self.densify_pad}")
+
+    @property
+    def layer_size(self) -> int:
+        """The side of a densified layer: ``resolution + 2·densify_pad − densify + 1`` (110 by default)."""
+        return int(self.resolution) + 2 * int(self.densify_pad) - int(self.densify) + 1
+
+
+@dataclass(frozen=True)
 class DepthConfig:
     """Depth settings: image size, dilation R (Eq. 13), mode (Eq. 14 ``min`` / Eq. 12 ``weighted``).
 
     ``footprint``: ``square`` (Eq. 13's R×R block, ``dilation``) or ``disc`` (the released pytorch3d
-    footprint, ``radius`` in NDC units; ``dilation`` is then unused).
+    footprint, ``radius`` in NDC units; ``dilation`` is then unused). ``projection``: ``orthographic`` /
+    ``perspective`` (rasterised, Eqs. 12–14) or ``realistic`` (PointCLIP V2: ``realistic`` holds its
+    settings; ``mode``, ``dilation``, ``footprint`` and ``radius`` are then unused).
     """
 
     image_size: int = 224
@@ -53,8 +102,13 @@ class DepthConfig:
     eps: float = 1e-12  # Eq. 12's ε
     footprint: str = "square"
     radius: float = 0.02
+    realistic: RealisticConfig = field(default_factory=RealisticConfig)  # projection "realistic" only
 
     def __post_init__(self) -> None:
+        if isinstance(self.realistic, dict):  # from JSON / a settings dict
+            object.__setattr__(self, "realistic", RealisticConfig(**self.realistic))
+        if not isinstance(self.realistic, RealisticConfig):
+            raise ValueError(f"depth realistic must be a RealisticConfig or a mapping, got {self.realistic!r}")
         if self.mode not in MODES:
             raise ValueError(f"depth mode must be one of {MODES}, got {self.mode!r}")
         if self.projection not in PROJECTIONS:

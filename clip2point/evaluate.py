@@ -34,12 +34,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def zero_shot_logits(
-    view_feats: Tensor, text: Tensor, logit_scale: float = 1.0, normalize: bool = True
+    view_feats: Tensor, text: Tensor, logit_scale: float = 1.0, normalize: bool = True,
+    weights: Sequence[float] | Tensor | None = None,
 ) -> Tensor:
     """Eq. 15 (the mean of multi-view logits): ``(B,V,C), (K,C) -> (B,K)``.
 
     ``logits[b,k] = s · (1/V) Σ_v <F_{b,v}, T_k>``. With ``normalize`` (default) both sides are
-    L2-normalised first, so each term is a cosine similarity.
+    L2-normalised first, so each term is a cosine similarity. ``weights`` (V,), non-negative, not all zero:
+    PointCLIP's view-weighted form ``s · Σ_v w_v <F_{b,v}, T_k> / Σ_v w_v`` (the searched weights of
+    :mod:`clip2point.view_weights`; equal weights give Eq. 15 exactly).
     """
     if view_feats.ndim != 3:
         raise ValueError(f"view features must be (B, V, C), got shape {tuple(view_feats.shape)}")
@@ -49,18 +52,26 @@ def zero_shot_logits(
         view_feats = F.normalize(view_feats.float(), dim=-1)
         text = F.normalize(text.float(), dim=-1)
     per_view = torch.einsum("bvc,kc->bvk", view_feats.float(), text.float())
-    return logit_scale * per_view.mean(dim=1)
+    if weights is None:
+        return logit_scale * per_view.mean(dim=1)
+    w = torch.as_tensor(weights, dtype=torch.float32, device=per_view.device)
+    if w.ndim != 1 or len(w) != per_view.shape[1] or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError(f"view weights must be {per_view.shape[1]} non-negative numbers, not all zero; got "
+                         f"{w.tolist()}")
+    return logit_scale * torch.einsum("bvk,v->bk", per_view, w / w.sum())
 
 
-def zero_shot_probs(view_feats: Tensor, text: Tensor, logit_scale: float = 100.0) -> Tensor:
+def zero_shot_probs(view_feats: Tensor, text: Tensor, logit_scale: float = 100.0,
+                    weights: Sequence[float] | Tensor | None = None) -> Tensor:
     """Class probabilities ``softmax(s · Eq. 15)``, ``(B,K)``; ``s`` is CLIP's logit scale."""
-    return zero_shot_logits(view_feats, text, logit_scale).softmax(dim=-1)
+    return zero_shot_logits(view_feats, text, logit_scale, weights=weights).softmax(dim=-1)
 
 
-def zero_shot_predict(view_feats: Tensor, text: Tensor, logit_scale: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+def zero_shot_predict(view_feats: Tensor, text: Tensor, logit_scale: float = 100.0,
+                      weights: Sequence[float] | Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 class ``(B,)`` int64 and its probability ``(B,)`` float32 under ``softmax(s · Eq. 15)``."""
     with torch.no_grad():
-        probs = zero_shot_probs(view_feats, text, logit_scale)
+        probs = zero_shot_probs(view_feats, text, logit_scale, weights)
     prob, pred = probs.max(-1)
     return pred.numpy(), prob.numpy()
 
@@ -71,10 +82,12 @@ def evaluate_zero_shot(
     labels: np.ndarray,
     class_names: Sequence[str],
     logit_scale: float = 100.0,
+    weights: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Zero-shot classification (Eq. 15) of one method over its runs (e.g. one encoder per seed).
 
     ``runs``: ``(name, view features (M,V,C))`` pairs (a generator keeps one run in memory at a time).
+    ``weights``: per run name, view weights (searched on a validation split); absent: Eq. 15's mean.
     Returns :func:`aggregate_seeds` of the runs' :func:`classification_metrics`, each run's
     :func:`zero_shot_predict` ``(pred, prob)`` and the ``(K,K)`` confusion matrix summed over the runs.
     """
@@ -83,7 +96,7 @@ def evaluate_zero_shot(
     preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     cm = np.zeros((k, k), dtype=np.int64)
     for name, feats in runs:
-        pred, prob = zero_shot_predict(feats, text, logit_scale)
+        pred, prob = zero_shot_predict(feats, text, logit_scale, (weights or {}).get(name))
         per_run[name] = classification_metrics(pred, labels, class_names)
         cm += confusion_matrix(pred, labels, k)
         preds[name] = (pred, prob)

@@ -3,9 +3,11 @@
 PointCLIP (and PointCLIP V2) weight each view's logits, ``logits[b, k] = s · Σ_v w_v ⟨F_{b,v}, T_k⟩`` with
 L2-normalised features, and choose ``w`` by a grid search that maximises accuracy — on the *test* set in the
 released code (V2's ModelNet40 loader sets ``val = test``; its ``best_param.py`` stores ``*_test_weights``).
-CLIP2Point's Eq. 15 replaces the searched weights with the mean (``w_v = 1/V``, :func:`clip2point.evaluate.
-zero_shot_logits`). Here the search is a library function that sees only the split it is given; the pipeline
-gives it a validation split carved from the benchmark's training split, never the test split.
+CLIP2Point's Eq. 15 replaces the searched weights with the mean (equal weights); both are
+:func:`clip2point.evaluate.zero_shot_logits` (its ``weights``, normalised by their sum, so argmax and
+probabilities of equal weights are Eq. 15's). Here the search is a library function that sees only the split it
+is given; the pipeline gives it a validation split carved from the benchmark's training split, never the test
+split (``zeroshot.view_weights: searched``).
 
 Search (:func:`search_view_weights`): an exhaustive grid over 10 views (``G¹⁰`` settings) is out of reach,
 so the search is coordinate ascent over the same grid: start from equal weights (Eq. 15), then, view by view,
@@ -33,15 +35,6 @@ def per_view_cosines(view_feats: Tensor, text: Tensor) -> Tensor:
         raise ValueError(f"need view features (B, V, C) and text (K, C); got {tuple(view_feats.shape)}, "
                          f"{tuple(text.shape)}")
     return torch.einsum("bvc,kc->bvk", F.normalize(view_feats.float(), dim=-1), F.normalize(text.float(), dim=-1))
-
-
-def view_weighted_logits(view_feats: Tensor, text: Tensor, weights: Sequence[float] | Tensor,
-                         logit_scale: float = 1.0) -> Tensor:
-    """``s · Σ_v w_v cos(F_{b,v}, T_k)`` ``(B, K)``; ``w_v = 1/V`` is Eq. 15 (the mean of multi-view logits)."""
-    w = torch.as_tensor(weights, dtype=torch.float32)
-    if w.ndim != 1 or len(w) != view_feats.shape[1]:
-        raise ValueError(f"need one weight per view ({view_feats.shape[1]}), got {tuple(w.shape)}")
-    return logit_scale * torch.einsum("bvk,v->bk", per_view_cosines(view_feats, text), w)
 
 
 def _accuracy(cos: Tensor, labels: Tensor, w: Tensor) -> float:

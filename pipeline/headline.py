@@ -16,8 +16,8 @@ from typing import Any
 
 from pipeline import paths
 
-#: most headline numbers one whole run (every stage instance) declares as metrics (the default run has ~50)
-HEADLINE_LIMIT = 60
+#: most headline numbers one whole run (every stage instance) declares as metrics (the default run has ~66)
+HEADLINE_LIMIT = 80
 #: name of a stage's details file (:func:`pipeline.paths.details_file`)
 DETAILS = "details.json"
 
@@ -29,6 +29,9 @@ def headline(key: str, details: Mapping[str, Any]) -> dict[str, Any]:
     if stage in ("zeroshot", "fewshot", "supervised"):
         return {**{k: details[k] for k in ("n", "n_test", "chance") if k in details},
                 "acc": {row: r["acc"] for row, r in details["rows"].items()}}
+    if stage == "family":  # per row: zero-shot with and without pre-training
+        return {"acc": {row: {col: r[col]["acc"] for col in ("without_pretraining", "with_pretraining") if col in r}
+                        for row, r in details["rows"].items()}}
     if stage == "pretrain":
         return {k: details[k] for k in ("val_zeroshot_best", "sigma_final") if k in details}
     if stage == "clip_bootstrap":  # the RGB zero-shot on the pool's val split, as rgb_zeroshot@<ds> writes it

@@ -23,7 +23,16 @@ from typing import Any
 
 import yaml
 
-from clip2point.configs import FOOTPRINTS, MODES, PROJECTIONS, BootstrapConfig, DepthConfig, PretrainConfig, TrainConfig
+from clip2point.configs import (
+    FOOTPRINTS,
+    MODES,
+    PROJECTIONS,
+    BootstrapConfig,
+    DepthConfig,
+    PretrainConfig,
+    RealisticConfig,
+    TrainConfig,
+)
 from pipeline._env import env_path
 
 _ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
@@ -43,7 +52,7 @@ PRETRAIN_OBJECTIVES = ("intra_cross", "cross_only", "rgb_control")
 #: the same for the view sets (``clip2point.render.views.VIEW_SETS``), the catalogue readers
 #: (``clip2point.io.KINDS``), the optimizers (``clip2point.train.optim.OPTIMIZERS``) and the RGB renderers
 #: (``clip2point.render.rgb.BACKENDS``)
-VIEW_SET_NAMES = ("pretrain10", "zeroshot6")
+VIEW_SET_NAMES = ("pretrain10", "zeroshot6", "realistic10")
 DATASET_KINDS = ("synth", "modelnet40", "modelnet10", "shapenet55", "shapenetcore", "scanobjectnn")
 OPTIMIZER_NAMES = ("lamb", "lamb_released", "adamw", "sgd")
 RGB_BACKENDS = ("pyrender",)
@@ -224,6 +233,8 @@ class DepthParams:
     # centre lies within ``radius`` NDC units of the projected point; dilation unused; docs/parity.md)
     footprint: str = _f(DepthConfig.footprint, choices=FOOTPRINTS)
     radius: float = _f(DepthConfig.radius, gt=0.0, le=1.0)
+    # projection "realistic" (PointCLIP V2): its grid / densify / smooth settings, validated by the library config
+    realistic: RealisticConfig = field(default_factory=RealisticConfig)
 
 
 @dataclass(frozen=True)
@@ -287,6 +298,20 @@ class PretrainParams:
 class ZeroshotParams:
     views: str = _f("zeroshot6", choices=VIEW_SET_NAMES)
     batch_size: int = _f(64, ge=1)
+    # mean: Eq. 15; searched: PointCLIP's per-view weights, searched on a stratified val_fraction of the
+    # benchmark's training split (pipeline.zeroshot_table; never on test)
+    view_weights: str = _f("mean", choices=("mean", "searched"))
+    val_fraction: float = _f(0.2, gt=0.0, lt=1.0)
+
+
+#: the projection family's members (``pipeline.family.FAMILY``; spelled out here so params stays torch-free)
+FAMILY_NAMES = ("pointclip", "pointclip_v2", "clip2point", "clip2point_disc")
+
+
+@dataclass(frozen=True)
+class FamilyParams:
+    # the projection family table (stage family@<ds>, pipeline/family.py); every member on one protocol
+    members: tuple[str, ...] = _f(FAMILY_NAMES, choices=FAMILY_NAMES, nonempty=True, unique=True)
 
 
 @dataclass(frozen=True)
@@ -343,6 +368,7 @@ class Params:
     pretrain: PretrainParams
     zeroshot: ZeroshotParams
     adapter: AdapterParams
+    family: FamilyParams = field(default_factory=FamilyParams)
     launch: LaunchParams = field(default_factory=LaunchParams)
     extra: dict = field(default_factory=dict)
 
@@ -408,7 +434,12 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
             _check_range(kwargs[f.name], f.metadata, key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ParamsError(f"params: missing required key '{key}'")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # a library config's own checks (e.g. depth.realistic): one line naming the section
+        if isinstance(e, ParamsError):
+            raise
+        raise ParamsError(f"params: '{prefix or 'params.yaml'}': {e}") from None
 
 
 def params_from_dict(raw: dict) -> Params:

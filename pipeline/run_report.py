@@ -181,6 +181,7 @@ def _dataset_section(params: Params, name: str, out: Path) -> list[str]:
         fig.savefig(out / f"zeroshot_{name}.png")
         md += [f"![zero-shot](zeroshot_{name}.png)", ""]
         md += _copy_confusions(paths.results_dir("zeroshot") / name, out, f"zeroshot_{name}")
+    md += _family_section(name, out)
     for mode in ("fewshot", "supervised"):
         m = read_details(f"{mode}/{name}")
         if m is None:
@@ -209,6 +210,33 @@ def _dataset_section(params: Params, name: str, out: Path) -> list[str]:
                markdown_table(["finding", "kind", "reproduced", "numbers"],
                               [[f.claim, "checked" if f.checked else "reported", "yes" if f.passed else "**no**",
                                 f.detail] for f in fs]), ""]
+    return md
+
+
+#: published zero-shot ModelNet40 numbers of the family (for the direction only)
+PAPER_FAMILY = ("PointCLIP 20.18 (searched on test), PointCLIP V2 64.22 (ViT-B/16; 55.14 with ViT-B/32), "
+                "CLIP2Point 49.38")
+
+
+def _family_section(name: str, out: Path) -> list[str]:
+    """The projection-family table (stage ``family@<ds>``, :mod:`pipeline.family`)."""
+    fam = read_details(f"family/{name}")
+    if fam is None:
+        return []
+    p = fam["protocol"]
+    rows = [[key, r["label"], f"`{r['views']}`", r["rule"], _cell(r, "without_pretraining"),
+             _cell(r, "with_pretraining")] for key, r in fam["rows"].items()]
+    md = [f"### Projection family, one protocol ({fam['n']} test shapes, chance {fmt_pct(fam.get('chance'))})", "",
+          f"Every row: the same test split, prompts {p['templates']}, and the same rule for anything chosen: searched "
+          f"view weights come from a stratified {p['val_fraction']:g} of the **training** split ({p['n_val']} shapes), "
+          f"never the test split. \"with pre-training\": the run's `{p['pretrain_variant']}` encoders, pre-trained on "
+          f"`{p['pretrained_on']}` maps (mean ± std over seeds).", "",
+          markdown_table(["row", "projection", "views", "view weights", "w/o pre-training", "with pre-training"], rows),
+          "", f"Published, ModelNet40 zero-shot (each under its own protocol): {PAPER_FAMILY}.", ""]
+    chart = paths.results_dir("family") / name / "family.png"
+    if chart.is_file():
+        shutil.copyfile(chart, out / f"family_{name}.png")
+        md += [f"![projection family](family_{name}.png)", ""]
     return md
 
 

@@ -9,6 +9,7 @@ code (1, or the stage's own code for bad input; 130: interrupted), never a trace
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import shutil
@@ -44,7 +45,9 @@ def find_dataset(params: Params, name: str) -> DatasetParams:
 def depth_settings(depth: DepthParams) -> dict[str, Any]:
     """The :class:`~clip2point.render.depth.DepthConfig` fields that the ``depth`` params set (Eq. 12–14:
     image size, dilation R, mode, projection, and any later setting both define), in DepthConfig's order."""
-    return shared_settings(DepthConfig, depth)
+    settings = shared_settings(DepthConfig, depth)
+    settings["realistic"] = dataclasses.asdict(settings["realistic"])  # JSON-ready; DepthConfig takes a mapping
+    return settings
 
 
 def depth_config(depth: DepthParams) -> DepthConfig:

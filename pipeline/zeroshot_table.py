@@ -9,6 +9,11 @@ Rows (:data:`ROWS`):
   control), evaluated on depth.
 
 A row whose encoders are not in the cache is left out (and listed under ``missing_rows``).
+
+View weights (``zeroshot.view_weights``): ``mean`` (Eq. 15, the default) or ``searched`` (PointCLIP's per-view
+weights, :func:`clip2point.view_weights.search_view_weights`, one search per encoder run on a stratified
+``val_fraction`` of the benchmark's **training** split; the test split is never read by the search). The
+details record the rule, the split and the weights.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from clip2point.evaluate import evaluate_zero_shot
+from clip2point.fewshot import stratified_holdout
+from clip2point.view_weights import DEFAULT_GRID, search_view_weights
 from pipeline.feature_store import FeatureStore
 from pipeline.findings import passed, zeroshot_findings
 from pipeline.keys import CLIP, EncoderKey
@@ -39,10 +46,37 @@ def row_encoders(store: FeatureStore, variant: str, seeds: Sequence[int]) -> lis
     return [k for k in keys if str(k) in store.encoders]
 
 
+#: ``zeroshot.view_weights`` choices
+VIEW_WEIGHT_RULES = ("mean", "searched")
+
+
+def searched_weights(store: FeatureStore, encoders: Sequence[EncoderKey], views: str, val_fraction: float,
+                     seed: int, grid: Sequence[float] = DEFAULT_GRID) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Per encoder, view weights searched on a held-out part of the *training* split (never the test split),
+    and the record of the search (rule, split, fraction, seed, size, each run's validation accuracy)."""
+    y = store.labels("train")
+    _, val = stratified_holdout(y, val_fraction, seed)
+    if len(val) == 0:
+        raise ValueError(f"zeroshot.view_weights searched: no validation samples in the training split "
+                         f"(val_fraction {val_fraction}, {len(y)} training samples)")
+    text = store.text()
+    weights: dict[str, list[float]] = {}
+    val_acc: dict[str, float] = {}
+    for k in encoders:
+        w, acc = search_view_weights(store.features(str(k), views, "train")[val], y[val], text, grid)
+        weights[str(k)], val_acc[str(k)] = [float(x) for x in w], acc
+    record = {"rule": "searched", "split": "train", "val_fraction": val_fraction, "seed": seed, "n_val": len(val),
+              "grid": [float(g) for g in grid], "val_acc": val_acc, "weights": weights}
+    return weights, record
+
+
 def zero_shot_table(
-    store: FeatureStore, views: str, seeds: Sequence[int], split: str = "test"
+    store: FeatureStore, views: str, seeds: Sequence[int], split: str = "test", view_weights: str = "mean",
+    val_fraction: float = 0.2, search_seed: int = 0, grid: Sequence[float] = DEFAULT_GRID,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, np.ndarray]]:
     """Metrics dict, prediction rows and summed confusion matrices of every available row."""
+    if view_weights not in VIEW_WEIGHT_RULES:
+        raise ValueError(f"view_weights must be one of {VIEW_WEIGHT_RULES}, got {view_weights!r}")
     names = store.class_names
     text, labels, ids = store.text(), store.labels(split), store.ids(split)
     dataset = store.meta["dataset"]
@@ -55,6 +89,7 @@ def zero_shot_table(
         "chance": 1.0 / len(names),
         "rows": {},
         "missing_rows": [],
+        "view_weights": {"rule": "mean"},
     }
     preds: list[dict[str, Any]] = []
     confusions: dict[str, np.ndarray] = {}
@@ -63,8 +98,16 @@ def zero_shot_table(
         if not encs:
             metrics["missing_rows"].append(row)
             continue
+        weights = None
+        if view_weights == "searched":
+            weights, record = searched_weights(store, encs, views, val_fraction, search_seed, grid)
+            found = metrics["view_weights"]
+            found.update({k: v for k, v in record.items() if k not in ("weights", "val_acc")})
+            found.setdefault("weights", {}).update(record["weights"])
+            found.setdefault("val_acc", {}).update(record["val_acc"])
         runs = ((str(k), store.features(str(k), views, split)) for k in encs)
-        agg, run_preds, confusions[row] = evaluate_zero_shot(runs, text, labels, names, store.logit_scale)
+        agg, run_preds, confusions[row] = evaluate_zero_shot(runs, text, labels, names, store.logit_scale,
+                                                             weights)
         for k in encs:
             pred, prob = run_preds[str(k)]
             seed = -1 if k.seed is None else k.seed

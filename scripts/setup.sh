@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 
-if ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
+LDCONFIG=$(command -v ldconfig || echo /sbin/ldconfig)  # /sbin is not on PATH in a bare shell (env -i)
+if ! "$LDCONFIG" -p 2>/dev/null | grep -q libOSMesa; then
   if [ "$(id -u)" = 0 ]; then
     echo "[setup] installing libosmesa6 (headless OpenGL for pyrender)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q libosmesa6 >/dev/null 2>&1 || {

@@ -3,8 +3,9 @@
 ``python -m stages.zeroshot <dataset>``
 
 Reads the feature cache ``features_dir(dataset)`` (view set ``params.zeroshot.views``) and classifies every
-test cloud with Eq. 15 (the mean of the multi-view logits against the class text features, no view-weight
-search): CLIP's encoder without pre-training, the CLIP2Point encoder, the §5.6 ablation and the RGB-only
+test cloud with Eq. 15 (the mean of the multi-view logits against the class text features; with
+``zeroshot.view_weights: searched``, PointCLIP's per-view weights searched on a held-out part of the training
+split): CLIP's encoder without pre-training, the CLIP2Point encoder, the §5.6 ablation and the RGB-only
 control, mean ± std over pre-training seeds (:mod:`pipeline.zeroshot_table`).
 
 Outputs: ``metrics_file("zeroshot/<dataset>")`` (headline: each row's accuracy), and in
@@ -30,7 +31,9 @@ def run(dataset: str) -> None:
     params = load_params()
     find_dataset(params, dataset)  # a clear error for an unknown name
     store = FeatureStore.open(features_dir(dataset))
-    metrics, preds, confusions = zero_shot_table(store, params.zeroshot.views, params.pretrain.seeds)
+    z = params.zeroshot
+    metrics, preds, confusions = zero_shot_table(store, z.views, params.pretrain.seeds, view_weights=z.view_weights,
+                                                 val_fraction=z.val_fraction, search_seed=params.seed)
     figures = {
         row: (cm, f"zero-shot {dataset} · {row} · acc {100 * metrics['rows'][row]['acc']:.1f}%")
         for row, cm in confusions.items()

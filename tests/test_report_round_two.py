@@ -16,13 +16,14 @@ import yaml
 from pipeline import paths
 from pipeline.adapter_grid import GRID
 from pipeline.artifacts import write_json
+from pipeline.family import FAMILY, row_key
 from pipeline.headline import HEADLINE_LIMIT, headline
 from pipeline.params import load_params
 from pipeline.results import write_outputs
 from pipeline.zeroshot_table import ROWS as ZS_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
-DETAIL_KEYS = {"per_class_acc", "seeds", "val_curve", "val_zeroshot_curve", "sigma_trajectory", "findings"}
+DETAIL_KEYS = {"per_class_acc", "seeds", "val_curve", "val_zeroshot_curve", "sigma_trajectory", "findings", "protocol"}
 
 
 def _row(i: int, classes: list[str], seeds: list[str], **extra: Any) -> dict[str, Any]:
@@ -64,6 +65,20 @@ def finished_run(tmp_path, monkeypatch):
               "rows": {r: _row(i, classes, ["clip"] if v == "clip" else enc, encoder=v)
                        for i, (r, v) in enumerate(ZS_ROWS.items())}}
         write_outputs(f"zeroshot/{ds.name}", zs, [], {}, classes)
+        fam_rows = {}
+        for i, (member, spec) in enumerate(FAMILY.items()):
+            for rule in spec.rules:
+                cols = {c: {"acc": 0.3 + 0.01 * i, "acc_std": s, "n_seeds": len(e),
+                            "seeds": {k: {"acc": 0.3 + 0.01 * i} for k in e}}
+                        for c, e, s in (("without_pretraining", ["clip"], None), ("with_pretraining", enc, 0.02))}
+                fam_rows[row_key(member, rule)] = {"member": member, "label": spec.label, "rule": rule,
+                                                   "views": spec.views, "weights": {}, **cols}
+        fam = {"dataset": ds.name, "n": 200, "chance": 1 / len(classes), "rows": fam_rows,
+               "protocol": {"test_split": "test", "val_split": "train", "val_fraction": 0.2, "val_seed": 0,
+                            "n_val": 80, "templates": ["image of a {}."], "pretrained_on": "orthographic",
+                            "pretrain_variant": "intra_cross"}}
+        write_json(paths.details_file(f"family/{ds.name}"), fam)
+        write_json(paths.metrics_file(f"family/{ds.name}"), headline(f"family/{ds.name}", fam))
         for mode in ("fewshot", "supervised"):
             fs = {"dataset": ds.name, "mode": mode, "views": "pretrain10", "n_views": 10, "k_shot": 16,
                   "n_test": 200, "chance": 1 / len(classes), "epochs": 100, "findings": {f"{mode}_x": True},
@@ -108,6 +123,8 @@ def test_report_of_a_finished_run_has_no_empty_table_and_no_none_or_nan_cell(fin
         for row in body:
             for cell in row:
                 assert cell and not re.search(r"\b(None|nan|NaN)\b", cell), (heading, header, row)
+    family = next(b for h, _, b in tables if h.startswith("### Projection family"))
+    assert [r[0] for r in family] == [row_key(m, rule) for m, spec in FAMILY.items() for rule in spec.rules]
     clip = next(b for h, _, b in tables if h == "## The CLIP of this run")
     assert {r[0] for r in clip} >= {f"{finished_run['params'].data.pretrain.name}/val", "synth_benchmark/test"}
     pre = next((hd, b) for h, hd, b in tables if h == "## Pre-training")

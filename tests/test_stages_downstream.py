@@ -288,3 +288,92 @@ def test_features_stage_removes_a_killed_runs_temporary_folder(run_dir):
     assert features_stage.main([DATASET, "--variants", "intra_cross"]) == 0
     assert not stale.exists() and other.is_dir()
     assert sorted(p.name for p in parent.iterdir()) == sorted([DATASET, other.name])
+
+
+def test_searched_view_weights_never_read_a_test_label(tmp_path):
+    """Issue 19: zeroshot.view_weights searched carves its validation part from the training split; with every
+    test label corrupted the searched weights (and the record of the search) are identical."""
+    store = _write_signal_store(tmp_path / "a")
+    m1, _, _ = zero_shot_table(store, "zeroshot6", [0, 1], view_weights="searched", val_fraction=0.25)
+    rec = m1["view_weights"]
+    assert rec["rule"] == "searched" and rec["split"] == "train" and rec["n_val"] == 4 * round(0.25 * N_TRAIN)
+    assert set(rec["weights"]) == set(ENCODERS) and all(len(w) == 6 for w in rec["weights"].values())
+    corrupt = _write_signal_store(tmp_path / "b")
+    index = pq.read_table(tmp_path / "b" / "index.parquet")
+    labels = index.column("label").to_numpy().copy()
+    test = np.array([s == "test" for s in index.column("split").to_pylist()])
+    labels[test] = (labels[test] + 1) % len(CLASSES)
+    pq.write_table(index.set_column(index.schema.get_field_index("label"), "label", pa.array(labels, pa.int32())),
+                   tmp_path / "b" / "index.parquet")
+    corrupt = FeatureStore.open(tmp_path / "b")
+    m2, _, _ = zero_shot_table(corrupt, "zeroshot6", [0, 1], view_weights="searched", val_fraction=0.25)
+    assert m2["view_weights"] == rec
+    assert m2["rows"]["with_pretraining"]["acc"] < 0.5 < m1["rows"]["with_pretraining"]["acc"]  # test labels read
+
+
+def test_equal_searched_weights_reproduce_eq15(tmp_path):
+    """A grid holding only 1.0 cannot move any weight: searched equals the mean rule, row by row."""
+    store = _write_signal_store(tmp_path / "feats")
+    mean, _, _ = zero_shot_table(store, "zeroshot6", [0, 1])
+    searched, _, _ = zero_shot_table(store, "zeroshot6", [0, 1], view_weights="searched", grid=(1.0,))
+    assert {r: v["acc"] for r, v in mean["rows"].items()} == {r: v["acc"] for r, v in searched["rows"].items()}
+    assert mean["view_weights"] == {"rule": "mean"}
+
+
+def test_family_stage_rows_match_a_direct_recomputation(run_dir):
+    """Issue 19: stage ``family@<ds>``: every member's row is zero-shot (Eq. 15, or searched weights on the
+    training hold-out) of the member's own maps (its depth setting and view set), recomputed here directly."""
+    from clip2point.configs import DepthConfig
+    from clip2point.evaluate import zero_shot_logits
+    from clip2point.fewshot import stratified_holdout
+    from clip2point.models.clip import encode_views, text_features
+    from clip2point.render.depth import render_depth
+    from clip2point.schema import table_points
+    from clip2point.view_weights import search_view_weights
+    from pipeline.family import FAMILY
+    from pipeline.headline import headline
+    from stages import family as family_stage
+
+    assert family_stage.main([DATASET]) == 0
+    details = json_load(ppaths.details_file(f"family/{DATASET}"))
+    assert set(details["rows"]) == {"pointclip", "pointclip_v2", "pointclip_v2+searched", "clip2point",
+                                    "clip2point_disc"}
+    assert details["protocol"]["val_split"] == "train" and details["n"] == 4 * N_TEST
+    assert json_load(ppaths.metrics_file(f"family/{DATASET}")) == headline(f"family/{DATASET}", details)
+    assert (ppaths.results_dir("family") / DATASET / "family.png").stat().st_size > 0
+
+    table = run_dir["table"]
+    split = table.column("split").to_pylist()
+    test = table.filter(pa.compute.equal(table.column("split"), "test"))
+    train = table.filter(pa.compute.equal(table.column("split"), "train"))
+    y_test = test.column("label").to_numpy()
+    y_train = train.column("label").to_numpy()
+    _, val = stratified_holdout(y_train, run_dir["params"]["zeroshot"]["val_fraction"], run_dir["params"]["seed"])
+    clip = run_dir["encoders"]["clip"]
+    from clip2point.models.clip import create_clip
+
+    _, tok = create_clip("c2p-tiny")
+    assert split.count("test") == len(y_test)
+    for name in ("pointclip", "pointclip_v2"):
+        member = FAMILY[name]
+        cfg = DepthConfig(**{**DepthConfig(image_size=16).__dict__, **member.depth})
+        with torch.no_grad():
+            text = text_features(pmodels.load_encoders(["intra_cross"], [0, 1])[1], tok, CLASSES,
+                                 run_dir["params"]["clip"]["templates"])
+            f_test = encode_views(clip, render_depth(torch.from_numpy(table_points(test).copy()), member.views,
+                                                     None, cfg))
+            f_val = encode_views(clip, render_depth(torch.from_numpy(table_points(train).copy()[val]),
+                                                    member.views, None, cfg))
+        for rule in member.rules:
+            w = search_view_weights(f_val, y_train[val], text)[0] if rule == "searched" else None
+            acc = float((zero_shot_logits(f_test, text, weights=w).argmax(-1).numpy() == y_test).mean())
+            key = name if rule == member.rules[0] else f"{name}+{rule}"
+            assert details["rows"][key]["without_pretraining"]["acc"] == pytest.approx(acc, abs=1e-9), key
+            if w is not None:
+                assert details["rows"][key]["weights"]["clip"] == pytest.approx(w.tolist())
+
+
+def json_load(path):
+    import json
+
+    return json.loads(Path(path).read_text())

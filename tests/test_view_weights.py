@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from clip2point.evaluate import zero_shot_logits
-from clip2point.view_weights import search_view_weights, view_weighted_logits
+from clip2point.view_weights import search_view_weights
 
 
 def _problem(seed: int, b: int = 120, v: int = 4, k: int = 5, c: int = 16, noisy: tuple[int, ...] = (2,)):
@@ -21,6 +21,10 @@ def _problem(seed: int, b: int = 120, v: int = 4, k: int = 5, c: int = 16, noisy
     for i in noisy:
         feats[:, i] = 3.0 * torch.randn(b, c, generator=g)
     return feats, labels.numpy(), text
+
+
+def view_weighted_logits(feats, text, w, scale: float = 1.0):
+    return zero_shot_logits(feats, text, scale, weights=w)
 
 
 def _acc(feats, labels, text, w) -> float:
@@ -39,7 +43,7 @@ def test_weighted_logits_transcription() -> None:
     w = [0.2, 0.0, 1.5]
     f = feats / feats.norm(dim=-1, keepdim=True)
     t = text / text.norm(dim=-1, keepdim=True)
-    want = sum(w[i] * (f[:, i] @ t.T) for i in range(3)) * 10.0
+    want = sum(w[i] * (f[:, i] @ t.T) for i in range(3)) * 10.0 / sum(w)
     torch.testing.assert_close(view_weighted_logits(feats, text, w, 10.0), want)
 
 
@@ -90,3 +94,10 @@ def test_label_count_must_match() -> None:
     feats, labels, text = _problem(6, b=10)
     with pytest.raises(ValueError, match="one label per sample"):
         search_view_weights(feats, labels[:5], text)
+
+
+@pytest.mark.parametrize("w", [[1.0, -1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0]])
+def test_bad_weights_are_refused(w) -> None:
+    feats, _, text = _problem(7, b=4)
+    with pytest.raises(ValueError, match="view weights"):
+        zero_shot_logits(feats, text, weights=w)

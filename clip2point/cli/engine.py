@@ -368,7 +368,9 @@ def view_set_for(n_views: int) -> str:
     """The name of the view set with ``n_views`` views (``clip2point.render.views.VIEW_SETS``)."""
     from clip2point.render.views import VIEW_SETS
 
-    by_count = {len(vs.azim): name for name, vs in VIEW_SETS.items()}
+    by_count: dict[int, str] = {}
+    for name, vs in VIEW_SETS.items():  # the first set of each size (pretrain10 before realistic10)
+        by_count.setdefault(len(vs.azim), name)
     if n_views not in by_count:
         known = ", ".join(f"{n} ({name})" for n, name in sorted(by_count.items()))
         raise CliError(f"no view set with {n_views} views (available: {known})")

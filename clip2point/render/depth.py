@@ -48,7 +48,7 @@ import math
 import torch
 
 from clip2point.configs import DepthConfig
-from clip2point.render.views import ViewSet, get_views, view_rotations
+from clip2point.render.views import ViewSet, get_views, view_set_rotations
 
 FOREGROUND_MAX = 200.0 / 255.0
 BACKGROUND = 1.0
@@ -79,26 +79,39 @@ def _distances(distance: float | torch.Tensor | None, views: ViewSet, b: int, de
     return d.expand(b, len(views)) if d.ndim < 2 or d.shape != (b, len(views)) else d
 
 
+def _orthographic(x: torch.Tensor, y: torch.Tensor, s: torch.Tensor,
+                  d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Orthographic camera at distance d (module docstring): NDC ``(x/d, y/d)``, depth ``d − s/d``."""
+    inv = 1.0 / d
+    return x * inv, y * inv, d - s * inv
+
+
+def _perspective(x: torch.Tensor, y: torch.Tensor, s: torch.Tensor,
+                 d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pinhole camera at 2d, focal √3 (module docstring): NDC ``f·(x, y)/z``, depth ``z = 2d − s``."""
+    z = PERSPECTIVE_DISTANCE_FACTOR * d - s
+    k = PERSPECTIVE_FOCAL / torch.where(z > 0, z, torch.ones_like(z))
+    return x * k, y * k, z
+
+
+#: The rasterised projections' camera models: camera coordinates (x, y, s) and distance d → NDC (X, Y), depth z.
+CAMERAS = {"orthographic": _orthographic, "perspective": _perspective}
+
+
 def project(points: torch.Tensor, views: ViewSet | str, distance: float | torch.Tensor | None,
             cfg: DepthConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Continuous pixel coordinates ``(u, v)`` and depth ``z`` of every point in every view, each (B, V, N).
+    """Continuous pixel coordinates ``(u, v)`` and depth ``z`` of every point in every view, each (B, V, N),
+    for a rasterised projection (:data:`CAMERAS`).
 
     Non-finite inputs give ``z = nan`` (dropped by the renderer).
     """
     views = get_views(views)
     b = points.shape[0]
-    rot = view_rotations(views.elev, views.azim, dtype=points.dtype, device=points.device)
+    rot = view_set_rotations(views, dtype=points.dtype, device=points.device)
     cam = torch.einsum("bnk,vjk->bvnj", points, rot)  # (B, V, N, 3): x, y, s
     d = _distances(distance, views, b, points.device).to(points.dtype)[:, :, None]
     x, y, s = cam.unbind(-1)
-    if cfg.projection == "orthographic":
-        inv = 1.0 / d
-        z = d - s * inv
-        px, py = x * inv, y * inv
-    else:
-        z = PERSPECTIVE_DISTANCE_FACTOR * d - s
-        k = PERSPECTIVE_FOCAL / torch.where(z > 0, z, torch.ones_like(z))
-        px, py = x * k, y * k
+    px, py, z = CAMERAS[cfg.projection](x, y, s, d)
     size = cfg.image_size
     u = (px + 1.0) * (0.5 * size)
     v = (1.0 - py) * (0.5 * size)
@@ -117,8 +130,10 @@ def depth_workspace(b: int, v: int, image_size: int,
 def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
                  distance: float | torch.Tensor | None = None, cfg: DepthConfig | None = None,
                  out: torch.Tensor | None = None) -> torch.Tensor:
-    """Depth maps (B, V, H, W) float32 of point clouds (B, N, 3) (Eq. 12–14); see the module docstring.
+    """Depth maps (B, V, H, W) float32 of point clouds (B, N, 3); see the module docstring.
 
+    ``cfg.projection`` picks the renderer from :data:`PROJECTORS`: ``orthographic`` / ``perspective``
+    (Eq. 12–14, rasterised) or ``realistic`` (PointCLIP V2, :mod:`clip2point.render.realistic`).
     ``distance``: a float, a (B, V) / (V,) / (B, 1) tensor, or None (the view set's distances, else 1.0).
     ``out``: optional workspace from :func:`depth_workspace` (``min`` mode); the result is then a view
     into it, overwritten by the next call that uses the same workspace. ``cfg.footprint`` picks Eq. 13's
@@ -128,6 +143,20 @@ def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
     views = get_views(views)
     if points.ndim != 3 or points.shape[-1] != 3:
         raise ValueError(f"points must be (B, N, 3), got {tuple(points.shape)}")
+    return PROJECTORS[cfg.projection](points, views, distance, cfg, out)
+
+
+def _render_realistic(points: torch.Tensor, views: ViewSet, distance: float | torch.Tensor | None,
+                      cfg: DepthConfig, out: torch.Tensor | None) -> torch.Tensor:
+    """PointCLIP V2's realistic projection (distance and workspace unused: each view is re-centred)."""
+    from clip2point.render.realistic import render_realistic
+
+    return render_realistic(points, views, cfg)
+
+
+def _render_rasterised(points: torch.Tensor, views: ViewSet, distance: float | torch.Tensor | None,
+                       cfg: DepthConfig, out: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 12–14 through a camera of :data:`CAMERAS` with the square or disc footprint."""
     points = points.float() if points.dtype not in (torch.float32, torch.float64) else points
     b, n, _ = points.shape
     nv, size, r = len(views), int(cfg.image_size), int(cfg.dilation)
@@ -352,3 +381,8 @@ def jittered_distances(b: int, v: int, base: float = 1.0, jitter: float = 0.1,
     dev = generator.device if generator is not None and device is None else device
     u = torch.rand((b, v), generator=generator, device=dev)
     return base * (1.0 + (2.0 * u - 1.0) * jitter)
+
+
+#: Depth projections by name (``DepthConfig.projection``): renderer(points, views, distance, cfg, out).
+PROJECTORS = {"orthographic": _render_rasterised, "perspective": _render_rasterised,
+              "realistic": _render_realistic}

@@ -4,16 +4,18 @@ The projection family's second member beside :mod:`clip2point.render.depth` (CLI
 Eqs. 12–14). Every number below is transcribed from the public PointCLIP V2 code
 (``yangyangyang127/PointCLIP_V2``, ``zeroshot_cls/trainers/mv_utils_zs.py``: the ``params`` dict,
 ``points2grid``, ``Grid2Image``, ``get3DGaussianKernel``, ``Realistic_Projection``; ``zeroshot.py``:
-``real_proj``) and is a field of :class:`RealisticConfig` with the released value as its default.
+``real_proj``) and is a field of :class:`clip2point.configs.RealisticConfig` (``DepthConfig.realistic``)
+with the released value as its default. It is ``DepthConfig.projection = "realistic"`` of
+:func:`clip2point.render.depth.render_depth`, so it renders any view set.
 
-Per cloud and view (:func:`realistic_rotations` gives the 10 view rotations):
+Per cloud and view:
 
-1. **Rotate**: ``p' = R₂ R₁ p`` with ``R = Rx(a) · Ry(b) · Rz(c)`` for Euler angles ``(a, b, c)``:
-   ``R₁`` from :data:`REALISTIC_VIEWS` (eight views around the object with ``c = π/2``: ``a`` = π/4, 3π/4,
-   5π/4, 7π/4, 0, π/2, π, 3π/2; two with ``(a, b) = (0, ∓π/2)``) and ``R₂`` from :data:`REALISTIC_TILTS`
-   (``b`` = π/9 for the first eight, π/15 for the last two: "a bias to reveal more surface"). The released
-   code also subtracts a translation (−0.5, −0.5, −1.5); step 2 re-centres every cloud, so it cancels
-   exactly and is not applied here.
+1. **Rotate** into the view's frame ``p' = M p``, ``M`` = rows (−up, right, back) of the camera frame
+   (:func:`clip2point.render.views.view_frames`): image rows follow x' (downwards), columns y', the grid's
+   depth axis z' (towards the camera). PointCLIP V2's own 10 views are the view set ``realistic10``
+   (:func:`clip2point.render.views.realistic_rotations`: ``M = R₂ R₁`` from its Euler angles). The released
+   code also subtracts a translation (−0.5, −0.5, −1.5) after rotating; step 2 re-centres every cloud, so
+   it cancels exactly and is not applied here. For the same reason the camera distance has no effect.
 2. **Normalise** (``points2grid``): centre ``(max + min)/2`` per axis, divide by the largest axis extent, ×2
    (the cloud's longest side spans [−1, 1]); ``x, y`` ×= ``obj_ratio`` (0.8).
 3. **Grid** (``resolution`` = 112, ``depth`` = 8): ``gx = ⌈(x + 1)/2 · res⌉``, ``gy = ⌈(y + 1)/2 · res⌉``
@@ -45,88 +47,19 @@ compare with :func:`render_realistic`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: R₁'s Euler angles (a, b, c) in radians, one row per view (``Realistic_Projection._views``).
-REALISTIC_VIEWS: tuple[tuple[float, float, float], ...] = (
-    (1 * math.pi / 4, 0.0, math.pi / 2),
-    (3 * math.pi / 4, 0.0, math.pi / 2),
-    (5 * math.pi / 4, 0.0, math.pi / 2),
-    (7 * math.pi / 4, 0.0, math.pi / 2),
-    (0 * math.pi / 2, 0.0, math.pi / 2),
-    (1 * math.pi / 2, 0.0, math.pi / 2),
-    (2 * math.pi / 2, 0.0, math.pi / 2),
-    (3 * math.pi / 2, 0.0, math.pi / 2),
-    (0.0, -math.pi / 2, math.pi / 2),
-    (0.0, math.pi / 2, math.pi / 2),
-)
-#: R₂'s Euler angles per view (``Realistic_Projection._views_bias``).
-REALISTIC_TILTS: tuple[tuple[float, float, float], ...] = (
-    *((0.0, math.pi / 9, 0.0),) * 8,
-    *((0.0, math.pi / 15, 0.0),) * 2,
-)
+from clip2point.configs import DepthConfig, RealisticConfig
+from clip2point.render.views import ViewSet, get_views, view_frames
 
 
-@dataclass(frozen=True)
-class RealisticConfig:
-    """The realistic projection's settings; defaults are the released ``params`` (see the module docstring)."""
-
-    image_size: int = 224
-    resolution: int = 112
-    depth: int = 8
-    obj_ratio: float = 0.8
-    depth_bias: float = 0.2
-    densify: int = 7
-    densify_pad: int = 2
-    smooth: int = 3
-    smooth_z: int = 1
-    sigma_xy: float = 3.0
-    sigma_z: float = 1.0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "image_size": 1 <= int(self.image_size) <= 8192,
-            "resolution": 4 <= int(self.resolution) <= 2048,
-            "depth": 3 <= int(self.depth) <= 256,
-            "obj_ratio": 0.0 < float(self.obj_ratio) <= 1.0,
-            "depth_bias": 0.0 <= float(self.depth_bias) <= 10.0,
-            "densify": int(self.densify) >= 1 and int(self.densify) % 2 == 1,
-            "densify_pad": 0 <= int(self.densify_pad) <= int(self.densify) // 2,
-            "smooth": int(self.smooth) >= 1 and int(self.smooth) % 2 == 1,
-            "smooth_z": int(self.smooth_z) >= 1 and int(self.smooth_z) % 2 == 1,
-            "sigma_xy": float(self.sigma_xy) > 0.0,
-            "sigma_z": float(self.sigma_z) > 0.0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"realistic projection: invalid {name} = {getattr(self, name)!r}")
-        if self.layer_size < 1:
-            raise ValueError(f"realistic projection: resolution {self.resolution} too small for densify "
-                             f"{self.densify} with padding {self.densify_pad}")
-
-    @property
-    def layer_size(self) -> int:
-        """The side of a densified layer: ``resolution + 2·densify_pad − densify + 1`` (110 by default)."""
-        return int(self.resolution) + 2 * int(self.densify_pad) - int(self.densify) + 1
-
-
-def euler_matrix(a: float, b: float, c: float) -> np.ndarray:
-    """``Rx(a) · Ry(b) · Rz(c)`` (float64), the released ``euler2mat`` convention."""
-    ca, sa, cb, sb, cc, sc = math.cos(a), math.sin(a), math.cos(b), math.sin(b), math.cos(c), math.sin(c)
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, ca, -sa], [0.0, sa, ca]])
-    ry = np.array([[cb, 0.0, sb], [0.0, 1.0, 0.0], [-sb, 0.0, cb]])
-    rz = np.array([[cc, -sc, 0.0], [sc, cc, 0.0], [0.0, 0.0, 1.0]])
-    return rx @ ry @ rz
-
-
-def realistic_rotations() -> np.ndarray:
-    """(10, 3, 3) float64 rotations ``R₂ R₁`` per view: rotated points are ``p' = (R₂ R₁) p``."""
-    return np.stack([euler_matrix(*t) @ euler_matrix(*v) for v, t in zip(REALISTIC_VIEWS, REALISTIC_TILTS,
-                                                                          strict=True)])
+def projection_matrices(views: ViewSet | str) -> np.ndarray:
+    """(V, 3, 3) float64 ``M`` per view: rows (−up, right, back) of its camera frame (step 1)."""
+    f = view_frames(get_views(views))
+    return np.stack([-f[:, 1], f[:, 0], f[:, 2]], axis=1)
 
 
 def smoothing_kernel(cfg: RealisticConfig) -> np.ndarray:
@@ -153,8 +86,10 @@ def _grid(points: torch.Tensor, cfg: RealisticConfig) -> torch.Tensor:
     gz = zv.ceil().clamp(1, dep - 2)
     zv = zv.clamp(1, dep - 2)
     idx = (gz * res * res + gx * res + gy).long()  # (layer, x, y) layout: the released permute folded in
+    finite = torch.isfinite(x) & torch.isfinite(y) & torch.isfinite(zv)
+    idx = torch.where(finite, idx, 0)  # a non-finite point writes nothing (value 0 into slot 0)
     grid = torch.zeros(m, dep * res * res, dtype=points.dtype, device=points.device)
-    grid.scatter_reduce_(1, idx, zv, reduce="amax", include_self=True)
+    grid.scatter_reduce_(1, idx, torch.where(finite, zv, 0.0), reduce="amax", include_self=True)
     return grid.view(m, dep, res, res)
 
 
@@ -174,36 +109,42 @@ def _image(grid: torch.Tensor, cfg: RealisticConfig) -> torch.Tensor:
     return torch.where(peak > 0, 1.0 - img / torch.where(peak > 0, peak, 1.0), torch.ones_like(img))
 
 
-def render_realistic(points: torch.Tensor, cfg: RealisticConfig | None = None) -> torch.Tensor:
-    """(B, 10, image_size, image_size) float32 realistic-projection images of clouds (B, N, 3).
+def render_realistic(points: torch.Tensor, views: ViewSet | str = "realistic10",
+                     cfg: DepthConfig | None = None) -> torch.Tensor:
+    """(B, V, image_size, image_size) float32 realistic-projection images of clouds (B, N, 3).
 
     Values in [0, 1], background 1.0; one channel (three identical channels in the released code). Runs on
-    the points' device; the grid costs B·10·depth·res² floats (4 MB per cloud at the defaults).
+    the points' device; the grid costs B·V·depth·res² floats (4 MB per cloud and view at the defaults).
+    ``cfg``: a :class:`DepthConfig` (``image_size`` and ``realistic`` are used).
     """
-    cfg = cfg or RealisticConfig()
+    cfg = cfg or DepthConfig(projection="realistic")
     if points.ndim != 3 or points.shape[-1] != 3 or points.shape[1] == 0:
         raise ValueError(f"points must be (B, N, 3) with N > 0, got {tuple(points.shape)}")
     pts = points.float()
-    b, nv = pts.shape[0], len(REALISTIC_VIEWS)
-    rot = torch.as_tensor(realistic_rotations(), dtype=pts.dtype, device=pts.device)
-    rotated = torch.einsum("bnk,vjk->bvnj", pts, rot).reshape(b * nv, -1, 3)
-    img = _image(_grid(rotated, cfg), cfg)
-    size = int(cfg.image_size)
-    if img.shape[-1] != size:
-        img = F.interpolate(img[:, None], size=(size, size), mode="bilinear", align_corners=True)[:, 0]
+    rot = torch.as_tensor(projection_matrices(views), dtype=pts.dtype, device=pts.device)
+    b, nv = pts.shape[0], rot.shape[0]
+    with torch.autocast(pts.device.type, enabled=False):  # geometry at full precision
+        rotated = torch.einsum("bnk,vjk->bvnj", pts, rot).reshape(b * nv, -1, 3)
+        img = _image(_grid(rotated, cfg.realistic), cfg.realistic)
+        size = int(cfg.image_size)
+        if img.shape[-1] != size:
+            img = F.interpolate(img[:, None], size=(size, size), mode="bilinear", align_corners=True)[:, 0]
     return img.reshape(b, nv, size, size)
 
 
-def render_realistic_python(points: np.ndarray, cfg: RealisticConfig | None = None) -> np.ndarray:
-    """The slow twin of :func:`render_realistic` for one cloud (N, 3): plain loops in float64, (10, S, S)."""
-    cfg = cfg or RealisticConfig()
-    res, dep, size = int(cfg.resolution), int(cfg.depth), int(cfg.image_size)
-    k, pad, ks, kz = int(cfg.densify), int(cfg.densify_pad), int(cfg.smooth), int(cfg.smooth_z)
-    lay = cfg.layer_size
-    gauss = smoothing_kernel(cfg)
+def render_realistic_python(points: np.ndarray, views: ViewSet | str = "realistic10",
+                            cfg: DepthConfig | None = None) -> np.ndarray:
+    """The slow twin of :func:`render_realistic` for one cloud (N, 3): plain loops in float64, (V, S, S)."""
+    cfg = cfg or DepthConfig(projection="realistic")
+    rc = cfg.realistic
+    res, dep, size = int(rc.resolution), int(rc.depth), int(cfg.image_size)
+    k, pad, ks, kz = int(rc.densify), int(rc.densify_pad), int(rc.smooth), int(rc.smooth_z)
+    lay = rc.layer_size
+    gauss = smoothing_kernel(rc)
     pts = [tuple(float(c) for c in p) for p in np.asarray(points, dtype=np.float64)]
-    out = np.empty((len(REALISTIC_VIEWS), size, size))
-    for view, rot in enumerate(realistic_rotations()):
+    mats = projection_matrices(views)
+    out = np.empty((len(mats), size, size))
+    for view, rot in enumerate(mats):
         rotated = [tuple(sum(rot[i][j] * p[j] for j in range(3)) for i in range(3)) for p in pts]
         hi = [max(p[a] for p in rotated) for a in range(3)]
         lo = [min(p[a] for p in rotated) for a in range(3)]
@@ -211,12 +152,12 @@ def render_realistic_python(points: np.ndarray, cfg: RealisticConfig | None = No
         extent = max(max(hi[a] - lo[a] for a in range(3)), 1e-300)
         grid = [[[0.0] * res for _ in range(res)] for _ in range(dep)]  # [layer][x][y]
         for p in rotated:
-            x = (p[0] - centre[0]) / extent * 2 * cfg.obj_ratio
-            y = (p[1] - centre[1]) / extent * 2 * cfg.obj_ratio
+            x = (p[0] - centre[0]) / extent * 2 * rc.obj_ratio
+            y = (p[1] - centre[1]) / extent * 2 * rc.obj_ratio
             z = (p[2] - centre[2]) / extent * 2
             gx = min(max(math.ceil((x + 1) / 2 * res), 1), res - 2)
             gy = min(max(math.ceil((y + 1) / 2 * res), 1), res - 2)
-            zv = ((z + 1) / 2 + cfg.depth_bias) / (1 + cfg.depth_bias) * (dep - 2)
+            zv = ((z + 1) / 2 + rc.depth_bias) / (1 + rc.depth_bias) * (dep - 2)
             gz = min(max(math.ceil(zv), 1), dep - 2)
             zv = min(max(zv, 1.0), dep - 2.0)
             grid[gz][gx][gy] = max(grid[gz][gx][gy], zv)

@@ -64,11 +64,17 @@ _POLE_COS = 1e-6  # |cos(elev)| below this is a pole view (see module docstring)
 
 @dataclass(frozen=True)
 class ViewSet:
-    """V views: elevation and azimuth in degrees (y-up frame), optional per-view distances."""
+    """V views: elevation and azimuth in degrees (y-up frame), optional per-view distances.
+
+    ``frames`` (optional): explicit (V, 3, 3) camera frames, rows (right, up, back), for views that are not
+    upright cameras (PointCLIP V2's tilted views, :data:`VIEW_SETS` ``realistic10``); then ``elev`` / ``azim``
+    are the camera's position angles (informative only) and :func:`view_frames` returns ``frames``.
+    """
 
     elev: tuple[float, ...]
     azim: tuple[float, ...]
     dist: tuple[float, ...] | None = None
+    frames: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "elev", tuple(float(e) for e in self.elev))
@@ -76,6 +82,12 @@ class ViewSet:
         if len(self.elev) != len(self.azim) or not self.elev:
             raise ValueError(f"ViewSet needs as many elevations as azimuths (>0), got {len(self.elev)}, "
                              f"{len(self.azim)}")
+        if self.frames is not None:
+            f = np.asarray(self.frames, dtype=np.float64).reshape(len(self.elev), 3, 3)
+            if not np.allclose(f @ np.transpose(f, (0, 2, 1)), np.eye(3), atol=1e-9) or not np.allclose(
+                    np.linalg.det(f), 1.0, atol=1e-9):
+                raise ValueError("ViewSet frames must be proper rotations (rows right, up, back)")
+            object.__setattr__(self, "frames", tuple(tuple(float(x) for x in m.reshape(-1)) for m in f))
         if self.dist is not None:
             object.__setattr__(self, "dist", tuple(float(d) for d in self.dist))
             if len(self.dist) != len(self.elev):
@@ -98,8 +110,22 @@ class ViewSet:
         return cls(tuple(r[0] for r in rows), tuple(r[1] for r in rows), dist)
 
     def as_dict(self) -> dict:
-        return {"elev": list(self.elev), "azim": list(self.azim), "dist": None if self.dist is None else
-                list(self.dist)}
+        d = {"elev": list(self.elev), "azim": list(self.azim), "dist": None if self.dist is None else
+             list(self.dist)}
+        if self.frames is not None:
+            d["frames"] = [list(f) for f in self.frames]
+        return d
+
+    @classmethod
+    def from_frames(cls, frames: np.ndarray) -> ViewSet:
+        """Views given by their (V, 3, 3) camera frames (rows right, up, back); ``elev`` / ``azim`` are the
+        position angles of ``back`` (``c ∝ (cos e · sin a, sin e, cos e · cos a)``)."""
+        f = np.asarray(frames, dtype=np.float64).reshape(-1, 3, 3)
+        back = f[:, 2]
+        elev = np.degrees(np.arcsin(np.clip(back[:, 1], -1.0, 1.0)))
+        azim = np.degrees(np.arctan2(back[:, 0], back[:, 2]))
+        return cls(tuple(np.round(elev, 6)), tuple(np.round(azim, 6)), None,
+                   tuple(tuple(m.reshape(-1)) for m in f))
 
 
 #: The released implementation's view sets (degrees, y-up): 10 views for pretraining and adapters, the 6
@@ -109,6 +135,52 @@ VIEW_SETS: dict[str, ViewSet] = {
                           azim=(0, 0, 0, 0, -45, 45, -45, 45, -90, 90)),
     "zeroshot6": ViewSet(elev=(0, 0, 0, 0, 90, -90), azim=(0, 90, 180, 270, 0, 180)),
 }
+
+
+#: R₁'s Euler angles (a, b, c) in radians, one row per view (``Realistic_Projection._views``).
+REALISTIC_VIEWS: tuple[tuple[float, float, float], ...] = (
+    (1 * math.pi / 4, 0.0, math.pi / 2),
+    (3 * math.pi / 4, 0.0, math.pi / 2),
+    (5 * math.pi / 4, 0.0, math.pi / 2),
+    (7 * math.pi / 4, 0.0, math.pi / 2),
+    (0 * math.pi / 2, 0.0, math.pi / 2),
+    (1 * math.pi / 2, 0.0, math.pi / 2),
+    (2 * math.pi / 2, 0.0, math.pi / 2),
+    (3 * math.pi / 2, 0.0, math.pi / 2),
+    (0.0, -math.pi / 2, math.pi / 2),
+    (0.0, math.pi / 2, math.pi / 2),
+)
+#: R₂'s Euler angles per view (``Realistic_Projection._views_bias``).
+REALISTIC_TILTS: tuple[tuple[float, float, float], ...] = (
+    *((0.0, math.pi / 9, 0.0),) * 8,
+    *((0.0, math.pi / 15, 0.0),) * 2,
+)
+
+
+def euler_matrix(a: float, b: float, c: float) -> np.ndarray:
+    """``Rx(a) · Ry(b) · Rz(c)`` (float64), the released ``euler2mat`` convention."""
+    ca, sa, cb, sb, cc, sc = math.cos(a), math.sin(a), math.cos(b), math.sin(b), math.cos(c), math.sin(c)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, ca, -sa], [0.0, sa, ca]])
+    ry = np.array([[cb, 0.0, sb], [0.0, 1.0, 0.0], [-sb, 0.0, cb]])
+    rz = np.array([[cc, -sc, 0.0], [sc, cc, 0.0], [0.0, 0.0, 1.0]])
+    return rx @ ry @ rz
+
+
+def realistic_rotations() -> np.ndarray:
+    """(10, 3, 3) float64 rotations ``R₂ R₁`` per view: rotated points are ``p' = (R₂ R₁) p``."""
+    return np.stack([euler_matrix(*t) @ euler_matrix(*v) for v, t in zip(REALISTIC_VIEWS, REALISTIC_TILTS,
+                                                                          strict=True)])
+
+
+def _realistic10() -> ViewSet:
+    """PointCLIP V2's 10 views (:func:`realistic_rotations`: ``p' = M p`` with image rows along x', columns
+    along y', depth along z'), as camera frames: right = y', up = −x', back = z' (a proper rotation: the rows
+    (−up, right, back) of a right-handed frame). The released angles are applied to this project's y-up frame."""
+    m = realistic_rotations()
+    return ViewSet.from_frames(np.stack([m[:, 1], -m[:, 0], m[:, 2]], axis=1))
+
+
+VIEW_SETS["realistic10"] = _realistic10()
 
 
 def get_views(views: str | ViewSet | Sequence[Sequence[float]]) -> ViewSet:
@@ -121,6 +193,19 @@ def get_views(views: str | ViewSet | Sequence[Sequence[float]]) -> ViewSet:
         except KeyError:
             raise ValueError(f"unknown view set {views!r}; known: {sorted(VIEW_SETS)}") from None
     return ViewSet.from_list(views)
+
+
+def view_frames(views: ViewSet) -> np.ndarray:
+    """(V, 3, 3) float64 camera frames of a view set: its explicit ``frames``, else :func:`camera_frames`."""
+    if views.frames is not None:
+        return np.asarray(views.frames, dtype=np.float64).reshape(len(views), 3, 3)
+    return camera_frames(views.elev, views.azim)
+
+
+def view_set_rotations(views: ViewSet, dtype: torch.dtype = torch.float32,
+                       device: torch.device | str | None = None) -> torch.Tensor:
+    """(V, 3, 3) world → camera rotations of a view set (rows: right, up, back); see :func:`view_frames`."""
+    return torch.as_tensor(view_frames(views), dtype=dtype, device=device)
 
 
 def camera_frames(elev_deg: Sequence[float], azim_deg: Sequence[float]) -> np.ndarray:
@@ -150,7 +235,7 @@ def camera_frames(elev_deg: Sequence[float], azim_deg: Sequence[float]) -> np.nd
 
 def _view_keys(view_set: ViewSet, distance: float) -> list[tuple[float, ...]]:
     """One hashable key per view: its rounded camera frame and distance (equal keys render equal maps)."""
-    frames = camera_frames(view_set.elev, view_set.azim)
+    frames = view_frames(view_set)
     dists = view_set.dist or (distance,) * len(view_set)
     return [
         tuple(np.round(f.reshape(-1), 9).tolist()) + (round(float(d), 9),)
@@ -169,18 +254,23 @@ def union_views(view_sets: Mapping[str, ViewSet], distance: float) -> tuple[View
     elev: list[float] = []
     azim: list[float] = []
     dist: list[float] = []
+    frames: list[np.ndarray] = []
     where: dict[str, list[int]] = {}
     for name, vs in view_sets.items():
         pos = []
+        vf = view_frames(vs)
         for i, key in enumerate(_view_keys(vs, distance)):
             if key not in keys:
                 keys.append(key)
                 elev.append(vs.elev[i])
                 azim.append(vs.azim[i])
                 dist.append(vs.dist[i] if vs.dist else distance)
+                frames.append(vf[i])
             pos.append(keys.index(key))
         where[name] = pos
-    return ViewSet(tuple(elev), tuple(azim), tuple(dist)), where
+    explicit = any(vs.frames is not None for vs in view_sets.values())
+    return ViewSet(tuple(elev), tuple(azim), tuple(dist),
+                   tuple(tuple(f.reshape(-1)) for f in frames) if explicit else None), where
 
 
 def view_rotations(
@@ -193,7 +283,7 @@ def view_rotations(
 
 def camera_poses(views: ViewSet, distances: Sequence[float]) -> np.ndarray:
     """(V, 4, 4) camera-to-world poses (OpenGL: columns right, up, back, position) at ``distances``."""
-    frames = camera_frames(views.elev, views.azim)
+    frames = view_frames(views)
     poses = np.tile(np.eye(4), (len(views), 1, 1))
     poses[:, :3, :3] = np.transpose(frames, (0, 2, 1))
     poses[:, :3, 3] = frames[:, 2, :] * np.asarray(distances, dtype=np.float64)[:, None]

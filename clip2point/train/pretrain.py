@@ -850,12 +850,12 @@ class ViewDepthRenderer:
     """
 
     def __init__(self, view_set: Any, depth_cfg: Any) -> None:
-        from clip2point.render.views import ViewSet, view_rotations
+        from clip2point.render.views import ViewSet, get_views, view_set_rotations
 
         self.cfg = depth_cfg
         self.front = ViewSet(elev=(0.0,), azim=(0.0,))
-        r_views = view_rotations(view_set.elev, view_set.azim)  # (V, 3, 3)
-        r_front = view_rotations(self.front.elev, self.front.azim)[0]
+        r_views = view_set_rotations(get_views(view_set))  # (V, 3, 3)
+        r_front = view_set_rotations(self.front)[0]
         self.rot = r_front.t() @ r_views  # (V, 3, 3): R_front · (this) = R_v
         self._rot_on: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
