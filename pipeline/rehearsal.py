@@ -41,6 +41,7 @@ from pipeline.params import load_params
 COARSE = 8
 MIN_IOU_Z_VS_Y = 0.85  # the same shapes, once z-up and converted, once stored y-up
 MIN_IOU_RGB_VS_DEPTH = 0.6  # RGB silhouette vs depth silhouette of the same views
+MIN_IOU_FAMILY, ORIENTATION_MARGIN = 0.6, 0.03  # a family member vs clip2point's maps (box-normalised mean IoU)
 MIN_TEXTURE_SHARE = 0.005  # share of foreground pixels in the checkerboard's hues (magenta, cyan)
 MIN_TEXTURED_SHOWING = 0.9  # of the textured models; the textured part can be small or hidden in a few
 
@@ -177,11 +178,64 @@ def check_textures(c: Checks, expected: dict[str, Any]) -> None:
             f"{max(without, default=1):.3f})")
 
 
+def bbox_silhouette(mask: np.ndarray, k: int = COARSE) -> np.ndarray:
+    """``(H, W)`` bool → ``(k, k)``: the mask cropped to its bounding box, a block foreground when any pixel
+    is. Projections frame an object differently (the realistic projection re-centres and rescales every view,
+    the rasterisers keep the unit sphere), so silhouettes are compared in their own boxes."""
+    import torch.nn.functional as F
+
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return np.zeros((k, k), dtype=bool)
+    box = torch.from_numpy(np.ascontiguousarray(mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], np.float32))
+    return F.adaptive_max_pool2d(box[None, None], (k, k))[0, 0].numpy() > 0.5
+
+
+#: the seven other orientations of an image (flips, transposes, quarter turns)
+REORIENT = {"flip rows": lambda a: a[::-1], "flip columns": lambda a: a[:, ::-1], "turn 180°": lambda a: a[::-1, ::-1],
+            "transpose": lambda a: a.T, "turn 90°": np.rot90, "turn 270°": lambda a: np.rot90(a, 3),
+            "anti-transpose": lambda a: np.rot90(a, 2).T}
+
+
+def silhouette_agreement(ref: np.ndarray, maps: np.ndarray) -> tuple[float, str, float]:
+    """Mean box-normalised IoU of ``maps`` (B, V, H, W bool) against ``ref``, and the best of the seven other
+    orientations (its name and mean IoU): a member drawn the right way round agrees best as it is."""
+    def mean_iou(f):
+        return float(np.mean([iou(bbox_silhouette(ref[i, v]), bbox_silhouette(np.ascontiguousarray(f(maps[i, v]))))
+                              for i in range(ref.shape[0]) for v in range(ref.shape[1])]))
+
+    other = {name: mean_iou(f) for name, f in REORIENT.items()}
+    worst = max(other, key=other.get)
+    return mean_iou(lambda a: a), worst, other[worst]
+
+
+def check_family_silhouettes(c: Checks) -> None:
+    """Each projection-family member renders the benchmark shapes with the silhouette of CLIP2Point's square
+    ``min`` maps (same views, box-normalised IoU), and agrees better as it is than flipped, transposed or
+    turned (on the embedded benchmark: 0.91–0.98 as drawn, ≤ 0.82 for the best other orientation)."""
+    from pipeline.family import member_depth
+    from pipeline.stage import depth_config
+
+    params = load_params()
+    base = depth_config(params.depth)
+    for ds in params.data.benchmarks:
+        pts = table_points(pq.read_table(paths.points_table(ds.name)))
+        pts = torch.from_numpy(np.ascontiguousarray(pts[:: max(1, len(pts) // 12)]))
+        ref = render_depth(pts, "pretrain10", 1.0, member_depth("clip2point", base)).numpy() < 1
+        for name in params.family.members:
+            maps = render_depth(pts, "pretrain10", 1.0, member_depth(name, base)).numpy() < 1
+            agree, other, other_iou = silhouette_agreement(ref, maps)
+            c.check(agree >= MIN_IOU_FAMILY and agree >= other_iou + ORIENTATION_MARGIN,
+                    f"{ds.name}: {name} silhouettes vs clip2point's (box-normalised): mean IoU {agree:.3f} "
+                    f"(>= {MIN_IOU_FAMILY}), best other orientation ({other}) {other_iou:.3f} "
+                    f"(at least {ORIENTATION_MARGIN} lower)")
+
+
 def check_outputs(c: Checks) -> None:
     params = load_params()
     for ds in params.data.benchmarks:
         for key in (f"zeroshot/{ds.name}", f"fewshot/{ds.name}", f"supervised/{ds.name}",
-                    f"rgb_zeroshot/{ds.name}"):
+                    f"rgb_zeroshot/{ds.name}", f"family/{ds.name}"):
             c.check(paths.metrics_file(key).is_file(), f"metrics {key} written")
     report = (paths.report_dir() / "report.md")
     text = report.read_text() if report.is_file() else ""
@@ -196,11 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     fab = Path(argv[0] if argv else "fab")
     expected = json.loads((fab / "expected.json").read_text())
     c = Checks()
-    for fn in (check_contents, check_prepared_only, check_z_up, check_textures, check_outputs):
+    for fn in (check_contents, check_prepared_only, check_z_up, check_textures, check_family_silhouettes,
+               check_outputs):
         try:
             if fn in (check_z_up, check_prepared_only):
                 fn(c, fab, expected)
-            elif fn is check_outputs:
+            elif fn in (check_outputs, check_family_silhouettes):
                 fn(c)
             else:
                 fn(c, expected)

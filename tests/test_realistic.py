@@ -166,3 +166,30 @@ def test_union_keeps_explicit_frames() -> None:
 def test_a_frame_that_is_not_a_rotation_is_refused() -> None:
     with pytest.raises(ValueError, match="proper rotations"):
         ViewSet.from_frames(np.eye(3)[None] * 2)
+
+
+def test_family_silhouette_check_passes_members_and_catches_a_flip() -> None:
+    """The rehearsal's check (pipeline.rehearsal.check_family_silhouettes): every member agrees with
+    CLIP2Point's square min maps better as drawn than in any other orientation; realistic maps flipped upside
+    down (a row-order bug) or transposed (a swapped grid layout) do not."""
+    from pipeline.family import FAMILY, member_depth
+    from pipeline.rehearsal import MIN_IOU_FAMILY, ORIENTATION_MARGIN, silhouette_agreement
+
+    rng = np.random.default_rng(0)
+    shapes = []
+    for _ in range(6):  # corner tetrahedra: asymmetric in every view (V2's densify blurs an L into a blob)
+        q = rng.uniform(0, 1, size=(6000, 3))
+        p = q[q.sum(1) < 1][:600]
+        p = p - p.mean(0)
+        shapes.append(p / np.linalg.norm(p, axis=1).max())
+    pts = torch.from_numpy(np.stack(shapes).astype(np.float32))
+    base = DepthConfig(image_size=64)
+    ref = render_depth(pts, "pretrain10", 1.0, member_depth("clip2point", base)).numpy() < 1
+    for name in FAMILY:
+        agree, _, other = silhouette_agreement(ref, render_depth(pts, "pretrain10", 1.0,
+                                                                 member_depth(name, base)).numpy() < 1)
+        assert agree >= MIN_IOU_FAMILY and agree >= other + ORIENTATION_MARGIN, (name, agree, other)
+    real = render_depth(pts, "pretrain10", 1.0, member_depth("pointclip_v2", base)).numpy() < 1
+    for wrong in (real[:, :, ::-1, :], real.transpose(0, 1, 3, 2)):
+        agree, _, other = silhouette_agreement(ref, np.ascontiguousarray(wrong))
+        assert agree < other + ORIENTATION_MARGIN
