@@ -1,8 +1,8 @@
-"""WebDataset shards of rendered samples, their manifest, and readers (single process, DDP, DataLoader
-workers).
+"""WebDataset-layout shards of rendered samples, their manifest, and their two readers: streaming
+(:func:`iter_shards`, :func:`load_split`) and random access (:func:`index_split`).
 
-A shard is a plain POSIX tar in WebDataset layout (readable by ``webdataset.WebDataset`` too): the files
-of one sample are consecutive and share the basename up to the first dot, ``__key__``.
+A shard is a plain POSIX (USTAR) tar in WebDataset layout: the files of one sample are consecutive members
+that share the basename up to the first dot, ``__key__``.
 
 ==================  =====================================================================================
 file                content
@@ -10,7 +10,6 @@ file                content
 ``<key>.points.npy``  (N, 3) float32 points, y-up, unit sphere
 ``<key>.cls``          class index, ASCII decimal
 ``<key>.rgb.VV.png``   RGB view VV (00, 01, …) uint8 PNG; absent for point-only datasets
-``<key>.depth.npy``    optional (V, H, W) float16 depth maps cached at the default distance
 ``<key>.pool.npy``     optional (P, 3) float32 resampling pool, in the frame of the points
 ``<key>.json``         metadata: id, split, label, label_name, source, …
 ==================  =====================================================================================
@@ -18,11 +17,22 @@ file                content
 ``key`` is the sample id with ``.`` and ``/`` replaced (WebDataset splits keys at the first dot); the
 true id is in the json. Shards hold at most ``maxcount`` samples.
 
+Why not the ``webdataset`` package (issue 20): its ``TarWriter`` writes a sample's members in sorted name
+order (these shards: points.npy, cls, rgb.*.png, pool.npy, json, as :func:`encode_sample` lists them), so
+shards written through it would differ byte for byte from the ones the render stage has written (and DVC
+would re-run everything downstream); its streaming reader and
+``wids`` index do not check what this module's readers check (a shard's sample count against the manifest,
+the end-of-archive marker, the members of a sample against each other and the manifest, below), and random
+access needs each member's byte offset, which only a header scan gives. So shards are written and read with
+the standard library's :mod:`tarfile` alone: one writer (:func:`write_shards`) and one header parser
+(:func:`_scan_tar`, any tar format, pax and GNU included); the files stay readable by ``webdataset``.
+
 Errors: a missing, truncated or corrupt tar raises :class:`ShardError` naming the shard. Every read checks
 that the tar ends with its end-of-archive marker (a tar cut at a member boundary or inside a header is an
 error, never a shorter shard) and, given the manifest's per-shard counts, that the shard holds exactly that
 many samples (the error names the shard and both counts). A sample whose files do not decode (or lacks
-points / cls) is skipped, counted in :class:`ReadStats` and logged with its shard and key.
+points / cls) is skipped by the streaming reader, counted in :class:`ReadStats` and logged with its shard
+and key.
 
 Cross-checks (issue 22, item 4): the members of a sample must agree with each other and with the manifest
 (:class:`Expect`, from :func:`expectation`), or the read raises :class:`ShardError` naming the shard, the
@@ -36,18 +46,14 @@ Random access: :func:`index_split` scans the tar headers of a split once (no mem
 :class:`ShardIndex`, a few numpy arrays (shard number, byte offset and size of each member) in the order of
 the sorted sample keys: independent of how the samples were laid out in shards, or of how many ranks
 rendered them. :meth:`ShardIndex.read` then reads one sample's members on demand (a seek and a read per
-member), so memory does not grow with the pool's RGB.
-
-Distribution: :func:`split_urls` gives a rank its shards ``urls[rank::world_size]`` and then a DataLoader
-worker its share of those, ``[worker::num_workers]``; every shard goes to exactly one (rank, worker).
-Ranks come from ``torch.distributed`` when initialised, else ``RANK`` / ``WORLD_SIZE``. Balance needs ≥
-world_size × workers shards; ranks may see different sample counts (drop the remainder or use
-``max_steps`` in DDP loops).
+member), so memory does not grow with the pool's RGB; the index pickles cheaply into DataLoader workers,
+which is how pre-training spreads reading over processes (shards are not split between ranks or workers).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -59,6 +65,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from clip2point.files import atomic_file, json_default
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +116,7 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def encode_sample(sample: dict[str, Any]) -> dict[str, bytes]:
     """Files of one sample. ``sample``: id, points (N,3), label, optional rgb (V,H,W,3) uint8 or ``rgb_png``
-    (list of PNG bytes), optional depth (V,H,W), optional pool (P,3), optional meta dict."""
+    (list of PNG bytes), optional pool (P,3), optional meta dict."""
     files: dict[str, bytes] = {
         "points.npy": _npy_bytes(np.asarray(sample["points"], dtype=np.float32)),
         "cls": str(int(sample["label"])).encode(),
@@ -118,8 +126,6 @@ def encode_sample(sample: dict[str, Any]) -> dict[str, bytes]:
         pngs = [png_bytes(v) for v in np.asarray(sample["rgb"], dtype=np.uint8)]
     for i, data in enumerate(pngs or []):
         files[f"rgb.{i:02d}.png"] = data
-    if sample.get("depth") is not None:
-        files["depth.npy"] = _npy_bytes(np.asarray(sample["depth"], dtype=np.float16))
     if sample.get("pool") is not None:
         files["pool.npy"] = _npy_bytes(np.asarray(sample["pool"], dtype=np.float32))
     meta = dict(sample.get("meta") or {})
@@ -212,9 +218,8 @@ def decode_sample(key: str, files: dict[str, bytes]) -> dict[str, Any]:
     meta = json.loads(files["json"].decode()) if "json" in files else {}
     rgb_names = sorted((int(m.group(1)), k) for k in files if (m := _RGB_RE.match(k)))
     rgb = np.stack([decode_png(files[k]) for _, k in rgb_names]) if rgb_names else None
-    depth = np.load(io.BytesIO(files["depth.npy"]), allow_pickle=False) if "depth.npy" in files else None
     out = {"id": meta.get("id", key), "key": key, "points": points.astype(np.float32, copy=False),
-           "label": label, "rgb": rgb, "depth": depth, "meta": meta}
+           "label": label, "rgb": rgb, "meta": meta}
     if "pool.npy" in files:  # only when present: samples without a pool decode as before
         pool = np.load(io.BytesIO(files["pool.npy"]), allow_pickle=False)
         if pool.ndim != 2 or pool.shape[1] != 3:
@@ -235,46 +240,26 @@ def write_shards(samples: Iterable[dict[str, Any]], out_dir: str | os.PathLike, 
                  maxcount: int = 256) -> list[dict[str, Any]]:
     """Write samples into ``out_dir/<prefix>-NNNNNN.tar`` shards of at most ``maxcount`` samples each.
 
-    Each shard is written to a temporary name and renamed when complete. Returns ``[{"url", "count"}]`` with
-    urls relative to ``out_dir``.
+    Each shard is written atomically (:func:`clip2point.files.atomic_file`): a shard whose samples fail to
+    come leaves nothing behind, the ones before it stay complete. Returns ``[{"url", "count"}]`` with urls
+    relative to ``out_dir``.
     """
     if maxcount < 1:
         raise ValueError("maxcount must be >= 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[dict[str, Any]] = []
-    tar: tarfile.TarFile | None = None
-    tmp: Path | None = None
-    count = 0
-
-    def close() -> None:
-        nonlocal tar, tmp
-        if tar is not None and tmp is not None:
-            tar.close()
-            final = out_dir / written[-1]["url"]
-            os.replace(tmp, final)
-        tar, tmp = None, None
-
-    try:
-        for sample in samples:
-            if tar is None or count == maxcount:
-                close()
-                name = f"{prefix}-{len(written):06d}.tar"
-                tmp = out_dir / f".{name}.tmp"
-                tar = tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT)
-                written.append({"url": name, "count": 0})
-                count = 0
-            key = sample_key(sample["id"])
-            for ext, data in encode_sample(sample).items():
-                _add(tar, f"{key}.{ext}", data)
-            count += 1
-            written[-1]["count"] = count
-        close()
-    finally:
-        if tar is not None:
-            tar.close()
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
+    it = iter(samples)
+    for first in it:  # a shard is opened only when a sample for it has come
+        name = f"{prefix}-{len(written):06d}.tar"
+        count = 0
+        with atomic_file(out_dir / name) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for sample in itertools.chain([first], itertools.islice(it, maxcount - 1)):
+                key = sample_key(sample["id"])
+                for ext, data in encode_sample(sample).items():
+                    _add(tar, f"{key}.{ext}", data)
+                count += 1
+        written.append({"url": name, "count": count})
     return written
 
 
@@ -285,73 +270,30 @@ class _Member:
     size: int
 
 
-class _NotPlainUstar(Exception):
-    """A header the fast scanner leaves to :mod:`tarfile` (pax, GNU long names, base-256 sizes, …)."""
-
-
-def _ustar_headers(url: str, fsize: int) -> tuple[list[_Member], int]:
-    """Regular-file members of a plain USTAR tar (as :func:`write_shards` writes) from their headers, and
-    the offset where the header after the last member starts. About 5× faster than :mod:`tarfile`."""
-    members: list[_Member] = []
-    off = 0
-    with open(url, "rb") as f:
-        while True:
-            f.seek(off)
-            b = f.read(tarfile.BLOCKSIZE)
-            if len(b) < tarfile.BLOCKSIZE or b.count(0) == tarfile.BLOCKSIZE:
-                return members, off  # end marker, or a cut: judged by the caller
-            try:
-                chk = int(b[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
-                size = int(b[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
-            except ValueError:
-                raise _NotPlainUstar from None
-            if chk != sum(b[:148]) + 256 + sum(b[156:]) or b[156:157] not in (b"0", b"\0", b"5"):
-                raise _NotPlainUstar
-            name = b[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            prefix = b[345:500].split(b"\0", 1)[0] if b[257:262] == b"ustar" else b""
-            if prefix:
-                name = prefix.decode("utf-8", "surrogateescape") + "/" + name
-            data = off + tarfile.BLOCKSIZE
-            if data + size > fsize:
-                raise ShardError(f"shard {url}: truncated inside member {name} ({max(0, fsize - data)} of {size} "
-                                 "bytes)")
-            if b[156:157] != b"5":
-                members.append(_Member(name, data, size))
-            off = data + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-
-
-def _tarfile_headers(url: str, fsize: int) -> tuple[list[_Member], int]:
-    """As :func:`_ustar_headers`, through :mod:`tarfile` (any tar format)."""
-    members: list[_Member] = []
-    end = 0
-    try:
-        with tarfile.open(url, "r:") as tar:
-            for m in tar:
-                if m.offset_data + m.size > fsize:
-                    raise ShardError(f"shard {url}: truncated inside member {m.name} "
-                                     f"({max(0, fsize - m.offset_data)} of {m.size} bytes)")
-                end = m.offset_data + -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-                if m.isfile():
-                    members.append(_Member(m.name, m.offset_data, m.size))
-    except ShardError:
-        raise
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise ShardError(f"shard {url}: truncated or not a readable tar ({e})") from None
-    return members, end
-
-
 def _scan_tar(url: str) -> list[tuple[str, dict[str, _Member]]]:
-    """(key, {ext: member}) groups of a shard from its tar headers alone (no data is read).
+    """(key, {ext: member}) groups of a shard from its tar headers alone (no data is read): the one tar
+    parser of this module (:mod:`tarfile`, any tar format).
 
     Raises :class:`ShardError` naming the shard if the tar is missing, not a tar, cut inside a header or
-    inside a member's data, cut at a member boundary (no end-of-archive marker), or has a corrupt header.
+    inside a member's data (naming the member), cut at a member boundary (no end-of-archive marker), or has a
+    corrupt header. (:mod:`tarfile` itself stops quietly at any of these after the first member, so the
+    block where it stopped is checked to be the end-of-archive marker.)
     """
+    members: list[_Member] = []
+    end = 0  # where the header after the last member starts
     try:
         fsize = os.path.getsize(url)
         try:
-            members, end = _ustar_headers(url, fsize)
-        except _NotPlainUstar:
-            members, end = _tarfile_headers(url, fsize)
+            with tarfile.open(url, "r:") as tar:
+                for m in tar:
+                    if m.offset_data + m.size > fsize:
+                        raise ShardError(f"shard {url}: truncated inside member {m.name} "
+                                         f"({max(0, fsize - m.offset_data)} of {m.size} bytes)")
+                    end = m.offset_data + -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                    if m.isfile():
+                        members.append(_Member(m.name, m.offset_data, m.size))
+        except (tarfile.TarError, EOFError) as e:
+            raise ShardError(f"shard {url}: truncated or not a readable tar ({e})") from None
         with open(url, "rb") as f:
             f.seek(end)
             block = f.read(tarfile.BLOCKSIZE)
@@ -406,40 +348,9 @@ def _iter_tar_groups(url: str, expected: int | None = None) -> Iterator[tuple[st
         raise ShardError(f"shard {url}: cannot be read ({e})") from None
 
 
-def node_info() -> tuple[int, int]:
-    """(rank, world_size): torch.distributed if initialised, else ``RANK`` / ``WORLD_SIZE``, else (0, 1)."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-    except ImportError:  # pragma: no cover
-        pass
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def worker_info() -> tuple[int, int]:
-    """(worker_id, num_workers) of the current torch DataLoader worker, (0, 1) outside one."""
-    try:
-        from torch.utils.data import get_worker_info
-    except ImportError:  # pragma: no cover
-        return 0, 1
-    info = get_worker_info()
-    return (info.id, info.num_workers) if info is not None else (0, 1)
-
-
-def split_urls(urls: list[str], rank: int = 0, world_size: int = 1, worker: int = 0,
-               num_workers: int = 1) -> list[str]:
-    """Shards of one (rank, worker): ``urls[rank::world_size][worker::num_workers]`` (a partition)."""
-    if not (0 <= rank < world_size and 0 <= worker < num_workers):
-        raise ValueError(f"bad split: rank {rank}/{world_size}, worker {worker}/{num_workers}")
-    return list(urls)[rank::world_size][worker::num_workers]
-
-
-def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bool = True,
-                stats: ReadStats | None = None, rank: int | None = None, world_size: int | None = None,
-                counts: list[int] | None = None, expect: Expect | None = None) -> Iterator[dict[str, Any]]:
-    """Decoded samples ``dict(id, key, points, label, rgb, depth, meta)`` of this node's / worker's shards.
+def iter_shards(urls: list[str], *, stats: ReadStats | None = None, counts: list[int] | None = None,
+                expect: Expect | None = None) -> Iterator[dict[str, Any]]:
+    """Decoded samples ``dict(id, key, points, label, rgb, meta)`` of the shards ``urls``, in order.
 
     Corrupt samples are skipped and counted in ``stats``; an unreadable shard raises :class:`ShardError`,
     and so does a shard holding another number of samples than its entry in ``counts`` (the manifest's
@@ -450,13 +361,7 @@ def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bo
         raise ValueError(f"counts has {len(counts)} entries for {len(urls)} shards")
     expected = dict(zip(urls, counts, strict=True)) if counts is not None else {}
     stats = stats if stats is not None else ReadStats()
-    r, w = node_info() if split_by_node else (0, 1)
-    if rank is not None:
-        r = rank
-    if world_size is not None:
-        w = world_size
-    wid, nw = worker_info() if split_by_worker else (0, 1)
-    for url in split_urls(urls, r, w, wid, nw):
+    for url in urls:
         for key, files in _iter_tar_groups(url, expected.get(url)):
             check_layout(url, key, files, expect)
             try:
@@ -474,19 +379,9 @@ def iter_shards(urls: list[str], split_by_node: bool = True, split_by_worker: bo
 
 def write_manifest(path: str | os.PathLike, manifest: dict[str, Any]) -> None:
     """Write a manifest (atomically); keys: dataset, class_names, splits {split: {count, shards}}."""
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     data = {"format": MANIFEST_FORMAT, **manifest}
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -538,20 +433,18 @@ def merge_manifests(parts: list[dict[str, Any]]) -> dict[str, Any]:
 def load_split(manifest: dict[str, Any] | str | os.PathLike, split: str, with_rgb: bool = True,
                ) -> dict[str, Any]:
     """A whole split in memory (small datasets only: pre-training streams through :func:`index_split`): ids,
-    points (M,N,3), labels (M,), rgb (M,V,H,W,3) or None, depth (M,V,H,W) or None, meta list, and
+    points (M,N,3), labels (M,), rgb (M,V,H,W,3) or None, meta list, and
     ``skipped`` / ``errors`` of corrupt samples. Shard order; shard counts checked against the manifest."""
     stats = ReadStats()
     m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
-    rows = list(iter_shards(manifest_urls(m, split), split_by_node=False, split_by_worker=False,
-                            stats=stats, counts=manifest_counts(m, split), expect=expectation(m, split)))
+    rows = list(iter_shards(manifest_urls(m, split), stats=stats, counts=manifest_counts(m, split),
+                            expect=expectation(m, split)))
     have_rgb = with_rgb and rows and all(r["rgb"] is not None for r in rows)
-    have_depth = rows and all(r["depth"] is not None for r in rows)
     return {
         "ids": [r["id"] for r in rows],
         "points": np.stack([r["points"] for r in rows]) if rows else np.zeros((0, 0, 3), np.float32),
         "labels": np.array([r["label"] for r in rows], dtype=np.int64),
         "rgb": np.stack([r["rgb"] for r in rows]) if have_rgb else None,
-        "depth": np.stack([r["depth"] for r in rows]) if have_depth else None,
         "meta": [r["meta"] for r in rows],
         "skipped": stats.skipped,
         "errors": stats.errors,
@@ -704,24 +597,3 @@ def index_split(manifest: dict[str, Any] | str | os.PathLike, split: str,
     return ShardIndex(urls=urls, keys=np.array([r[0] for r in rows], dtype=str),
                       shard=np.array([r[1] for r in rows], dtype=np.int32), columns=columns, offset=offset,
                       size=size, skipped=skipped, errors=errors, expect=expect)
-
-
-try:  # a torch IterableDataset wrapper when torch is present
-    import torch.utils.data as _tud
-
-    class ShardDataset(_tud.IterableDataset):
-        """Samples of a manifest split, split by node and DataLoader worker (see :func:`iter_shards`)."""
-
-        def __init__(self, manifest: dict[str, Any] | str | os.PathLike, split: str) -> None:
-            super().__init__()
-            m = manifest if isinstance(manifest, dict) else read_manifest(manifest)
-            self.urls = manifest_urls(m, split)
-            self.counts = manifest_counts(m, split)
-            self.expect = expectation(m, split)
-            self.stats = ReadStats()
-
-        def __iter__(self) -> Iterator[dict[str, Any]]:
-            return iter_shards(self.urls, stats=self.stats, counts=self.counts, expect=self.expect)
-
-except ImportError:  # pragma: no cover
-    pass

@@ -2,7 +2,8 @@
 and a damaged one is one line naming the file.
 
 Every stage writes through these helpers: content goes to a temporary sibling ``.<name>.<random>.tmp`` and is
-renamed into place only when complete (``os.replace`` is atomic on POSIX within one filesystem). Outputs get
+renamed into place only when complete (``os.replace`` is atomic on POSIX within one filesystem; the file case is
+the library's one primitive, :func:`clip2point.files.atomic_file`, JSON through its ``json_default``). Outputs get
 the modes any tool gives under the current umask (0o666 / 0o777 ``& ~umask``), not the temporaries' 0600 /
 0700. A run killed mid-write leaves its temporary behind: the next write of the same output removes every
 temporary of that output (``.<name>.*.tmp``, ``.<name>.old``, ``.<name>.staging-*``) older than this process
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from clip2point.files import umask_mode
+from clip2point.files import atomic_file, json_default, umask_mode
 
 #: when this process started its stage (this module is imported at start-up): temporaries older than this
 #: are leftovers of killed runs
@@ -59,16 +60,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, umask_mode(0o666))
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with atomic_file(path) as tmp:
+        yield tmp
 
 
 @contextlib.contextmanager
@@ -108,7 +101,7 @@ def replace_dir(staging: str | os.PathLike, final: str | os.PathLike) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -133,21 +126,6 @@ def load_torch(path: str | os.PathLike, what: str = "artifact") -> Any:
         msg = " ".join(str(e).split())[:160]
         raise ArtifactError(f"{what} {p} is truncated or corrupt ({type(e).__name__}: {msg}); "
                             "rerun the stage that writes it") from None
-
-
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def torch_bytes(obj: Any) -> bytes:

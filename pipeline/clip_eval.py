@@ -53,8 +53,8 @@ def stream_rgb_zero_shot(model: nn.Module, tokenizer: Any, dataset: str, split: 
         batch.clear()
 
     urls = shards.manifest_urls(m, split)
-    for sample in shards.iter_shards(urls, split_by_node=False, split_by_worker=False, stats=stats,
-                                     counts=shards.manifest_counts(m, split), expect=shards.expectation(m, split)):
+    for sample in shards.iter_shards(urls, stats=stats, counts=shards.manifest_counts(m, split),
+                                     expect=shards.expectation(m, split)):
         if stats.skipped:
             break
         batch.append(sample)

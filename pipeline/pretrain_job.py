@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from clip2point.configs import PretrainConfig, config_from
+from clip2point.files import json_default
 from clip2point.models.clip import text_features
 from clip2point.train.distributed import DistInfo
 from pipeline import paths
@@ -46,14 +47,6 @@ def _sha256_file(path: Path) -> str | None:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):  # numpy / torch scalars
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def run_tag(params: Params, variant: str, seed: int) -> str:
@@ -79,7 +72,7 @@ def run_tag(params: Params, variant: str, seed: int) -> str:
         "clip_weights": _sha256_file(clip_dir / weights) if weights else None,
         "manifest": _sha256_file(paths.manifest(params.data.pretrain.name)),
     }
-    blob = json.dumps(parts, sort_keys=True, default=_json_default)
+    blob = json.dumps(parts, sort_keys=True, default=json_default)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -87,7 +80,7 @@ def write_json(path: Path, obj: Any, variant: str, seed: int) -> None:
     """``obj`` as indented JSON at ``path``, atomically, its temporary file in the run's checkpoint folder."""
     from clip2point.train.checkpoint import write_bytes_atomic
 
-    data = (json.dumps(obj, indent=2, default=_json_default) + "\n").encode()
+    data = (json.dumps(obj, indent=2, default=json_default) + "\n").encode()
     write_bytes_atomic(data, path, tmp_dir=paths.checkpoint_dir(variant, seed))
 
 

@@ -140,8 +140,7 @@ def check_z_up(c: Checks, fab: Path, expected: dict[str, Any]) -> None:
                 f"{ds.name}: depth silhouettes of the z-up data vs the same shapes stored y-up: min IoU "
                 f"{min(ious):.3f}, mean {np.mean(ious):.3f} (>= {MIN_IOU_Z_VS_Y})")
         sample = next(iter(shards.iter_shards(shards.manifest_urls(shards.read_manifest(paths.manifest(ds.name)),
-                                                                   "test"), split_by_node=False,
-                                              split_by_worker=False)))
+                                                                   "test"))))
         if sample["rgb"] is not None:
             d = coarse(_maps(sample["points"][None], sample["rgb"].shape[1])[0] < 1)
             rgb_iou = [iou(coarse(foreground_mask(sample["rgb"][v])), d[v]) for v in range(d.shape[0])]
@@ -166,7 +165,7 @@ def check_textures(c: Checks, expected: dict[str, Any]) -> None:
     m = shards.read_manifest(paths.manifest(pool))
     with_tex, without = [], []
     for split in m["splits"]:
-        for s in shards.iter_shards(shards.manifest_urls(m, split), split_by_node=False, split_by_worker=False):
+        for s in shards.iter_shards(shards.manifest_urls(m, split)):
             if s["rgb"] is not None:
                 (with_tex if s["id"] in textured else without).append(_texture_share(s["rgb"]))
     showing = sum(x >= MIN_TEXTURE_SHARE for x in with_tex)

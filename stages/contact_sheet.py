@@ -31,8 +31,7 @@ from pipeline.stage import depth_config, run_main
 def pick(manifest: dict[str, Any], split: str, per_class: int) -> dict[int, list[dict[str, Any]]]:
     """Up to ``per_class`` samples of each class from one split (in shard order)."""
     taken: dict[int, list[dict[str, Any]]] = {}
-    for s in shards.iter_shards(shards.manifest_urls(manifest, split), split_by_node=False,
-                                split_by_worker=False, counts=shards.manifest_counts(manifest, split),
+    for s in shards.iter_shards(shards.manifest_urls(manifest, split), counts=shards.manifest_counts(manifest, split),
                                 expect=shards.expectation(manifest, split)):
         row = taken.setdefault(s["label"], [])
         if len(row) < per_class:

@@ -1,49 +1,12 @@
-"""What the depth-projector tests share: the foreground scale, the plain-loop twins' projection and depth
-reduction (Eq. 12 / 14) and normalisation, and seeded test clouds."""
+"""What the depth-projector tests share: seeded test clouds and the batched / degenerate-cloud checks (the
+plain-loop twins live beside the kernel, in :mod:`clip2point.render.depth_python`)."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
 from clip2point.render.depth import FOREGROUND_MAX, DepthConfig, depth_workspace, jittered_distances, render_depth
 from clip2point.render.views import ViewSet
-
-K = 200.0 / 255.0
-
-
-def project_point(p: np.ndarray, frame: np.ndarray, d: float, cfg: DepthConfig) -> tuple[float, float, float] | None:
-    """``(X, Y, z)`` of object point ``p`` seen by camera ``frame`` (right, up, back) at distance ``d``:
-    image-plane coordinates in [-1, 1] (X right, Y up) and depth; ``None`` where ``z <= 0`` (dropped)."""
-    right, up, back = frame
-    x, y, s = p @ right, p @ up, p @ back
-    if cfg.projection == "orthographic":
-        z, px, py = d - s / d, x / d, y / d
-    else:
-        z = 2 * d - s
-        if not z > 0:
-            return None
-        f = 1 / math.tan(math.radians(30))
-        px, py = f * x / z, f * y / z
-    return (px, py, z) if z > 0 else None
-
-
-def pixel_depth(zs: list[float], cfg: DepthConfig) -> float:
-    """One pixel's depth from the depths that reach it: the minimum (Eq. 14) or the weighted mean (Eq. 12)."""
-    if cfg.mode == "min":
-        return min(zs)  # Eq. 14
-    return sum(z / (z + cfg.eps) for z in zs) / sum(1 / z for z in zs)  # Eq. 12
-
-
-def write_normalised(img: np.ndarray, vals: dict[tuple[int, int], float]) -> None:
-    """Write ``(z - z_min) / z_max * K`` at every covered pixel ``(row, col)`` of one view image."""
-    if not vals:
-        return
-    zmin, zmax = min(vals.values()), max(vals.values())
-    for (row, col), val in vals.items():
-        img[row, col] = (val - zmin) / zmax * K
 
 
 def unit_clouds(b: int, n: int, seed: int) -> torch.Tensor:

@@ -1,15 +1,15 @@
-"""Depth projector (Eq. 12–14) and view conventions: hand-computed cases, plain-loop twin, edge cases."""
+"""Depth projector (Eq. 12–14) and view conventions: hand-computed cases, the plain-loop twin
+(:mod:`clip2point.render.depth_python`), edge cases."""
 
 from __future__ import annotations
 
 import math
 
-import depth_support as twin
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from depth_support import K, check_batched_equals_per_cloud, check_degenerate_clouds, unit_clouds
+from depth_support import check_batched_equals_per_cloud, check_degenerate_clouds, unit_clouds
 
 from clip2point.render.depth import (
     FOREGROUND_MAX,
@@ -17,6 +17,7 @@ from clip2point.render.depth import (
     jittered_distances,
     render_depth,
 )
+from clip2point.render.depth_python import K, render_depth_python, render_depth_square_python
 from clip2point.render.views import (
     VIEW_SETS,
     ViewSet,
@@ -26,35 +27,6 @@ from clip2point.render.views import (
     view_rotations,
     y_up_matrix,
 )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# slow, obviously-correct twin: loops over clouds, views, points and candidate pixels, Eq. 13 literally
-# ----------------------------------------------------------------------------------------------------------
-def reference_depth(points: np.ndarray, views: ViewSet, dist: np.ndarray, cfg: DepthConfig) -> np.ndarray:
-    b, n, _ = points.shape
-    size, r = cfg.image_size, cfg.dilation
-    frames = camera_frames(views.elev, views.azim)
-    out = np.ones((b, len(views), size, size))
-    for bi in range(b):
-        for vi in range(len(views)):
-            d = float(dist[bi, vi])
-            cells: dict[tuple[int, int], list[float]] = {}
-            for p in points[bi].astype(np.float64):
-                projected = twin.project_point(p, frames[vi], d, cfg)
-                if projected is None:
-                    continue
-                px, py, z = projected
-                pc = math.floor((px + 1) * size / 2)  # the point's pixel (column)
-                pr = math.floor((1 - py) * size / 2)  # (row)
-                for hr in range(pr - r, pr + r + 1):
-                    for hc in range(pc - r, pc + r + 1):
-                        # Eq. 13: x̂ − R/2 <= p < x̂ + R/2 on both axes
-                        if hr - r / 2 <= pr < hr + r / 2 and hc - r / 2 <= pc < hc + r / 2:
-                            if 0 <= hr < size and 0 <= hc < size:
-                                cells.setdefault((hr, hc), []).append(z)
-            twin.write_normalised(out[bi, vi], {key: twin.pixel_depth(zs, cfg) for key, zs in cells.items()})
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -172,7 +144,7 @@ def test_matches_reference(mode, projection, r):
     dist = jittered_distances(2, 10, 1.0, 0.1, torch.Generator().manual_seed(1))
     cfg = DepthConfig(24, r, mode=mode, projection=projection)
     got = render_depth(pts, views, dist, cfg)
-    ref = reference_depth(pts.numpy(), views, dist.numpy(), cfg)
+    ref = render_depth_square_python(pts.numpy(), views, dist.numpy(), cfg)
     assert got.shape == (2, 10, 24, 24) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), ref, atol=2e-6)
 
@@ -183,7 +155,15 @@ def test_matches_reference_with_points_outside_the_frame():
     dist = np.full((1, 6), 0.9)
     cfg = DepthConfig(20, 2)
     got = render_depth(pts, views, torch.tensor(dist), cfg)
-    np.testing.assert_allclose(got.numpy(), reference_depth(pts.numpy(), views, dist, cfg), atol=2e-6)
+    np.testing.assert_allclose(got.numpy(), render_depth_square_python(pts.numpy(), views, dist, cfg), atol=2e-6)
+
+
+def test_the_twin_follows_the_footprint():
+    """``render_depth_python`` is the twin of ``render_depth`` whatever ``cfg.footprint`` says."""
+    pts, views, dist = unit_clouds(1, 40, seed=6), VIEW_SETS["zeroshot6"], np.ones((1, 6))
+    for cfg in (DepthConfig(12, 2), DepthConfig(12, footprint="disc", radius=0.15)):
+        got = render_depth(pts, views, torch.tensor(dist), cfg)
+        np.testing.assert_allclose(got.numpy(), render_depth_python(pts.numpy(), views, dist, cfg), atol=2e-6)
 
 
 def test_batched_equals_per_cloud_and_workspace_reuse():

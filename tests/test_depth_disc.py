@@ -1,12 +1,12 @@
-"""Disc footprint of the depth projector (the released pytorch3d rasterizer): plain-loop twin, hand cases."""
+"""Disc footprint of the depth projector (the released pytorch3d rasterizer): the plain-loop twin
+(:mod:`clip2point.render.depth_python`), hand cases."""
 
 from __future__ import annotations
 
-import depth_support as twin
 import numpy as np
 import pytest
 import torch
-from depth_support import K, check_batched_equals_per_cloud, check_degenerate_clouds, unit_clouds
+from depth_support import check_batched_equals_per_cloud, check_degenerate_clouds, unit_clouds
 
 import clip2point.render.depth as depth_mod
 from clip2point.render.depth import (
@@ -16,34 +16,10 @@ from clip2point.render.depth import (
     jittered_distances,
     render_depth,
 )
-from clip2point.render.views import VIEW_SETS, ViewSet, camera_frames
+from clip2point.render.depth_python import K, render_depth_disc_python
+from clip2point.render.views import VIEW_SETS, ViewSet
 
 FRONT = ViewSet((0,), (0,))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# slow, obviously-correct twin: pytorch3d's rasterize_points_python, pixel by pixel over every point
-# ----------------------------------------------------------------------------------------------------------
-def reference_disc(points: np.ndarray, views: ViewSet, dist: np.ndarray, cfg: DepthConfig) -> np.ndarray:
-    b = points.shape[0]
-    size, r2 = cfg.image_size, cfg.radius ** 2
-    frames = camera_frames(views.elev, views.azim)
-    out = np.ones((b, len(views), size, size))
-    for bi in range(b):
-        for vi in range(len(views)):
-            d = float(dist[bi, vi])
-            # (X, Y, z) of the kept points (the module drops z <= 0; pytorch3d: z < 0)
-            proj = [q for p in points[bi].astype(np.float64) if (q := twin.project_point(p, frames[vi], d, cfg))]
-            vals = {}
-            for yi in range(size):  # row 0 at the top
-                yf = 1 - (2 * yi + 1) / size  # pixel-centre Y (pytorch3d's PixToNonSquareNdc of row H-1-yi)
-                for xi in range(size):
-                    xf = (2 * xi + 1) / size - 1  # pixel-centre X, X pointing right
-                    hits = [z for (px, py, z) in proj if (px - xf) ** 2 + (py - yf) ** 2 < r2]
-                    if hits:
-                        vals[yi, xi] = twin.pixel_depth(hits, cfg)  # Eq. 14: pytorch3d z-buffer, points_per_pixel 1
-            twin.write_normalised(out[bi, vi], vals)
-    return out
 
 
 def disc(size: int, radius: float, **kw) -> DepthConfig:
@@ -124,7 +100,7 @@ def test_matches_reference(mode, projection, size, radius):
     dist = jittered_distances(1, 6, 1.0, 0.1, torch.Generator().manual_seed(size))
     cfg = disc(size, radius, mode=mode, projection=projection)
     got = render_depth(pts, views, dist, cfg)
-    ref = reference_disc(pts.numpy(), views, dist.numpy(), cfg)
+    ref = render_depth_disc_python(pts.numpy(), views, dist.numpy(), cfg)
     assert got.shape == (1, 6, size, size) and got.dtype == torch.float32
     np.testing.assert_array_equal(got.numpy() < 1, ref < 1)
     np.testing.assert_allclose(got.numpy(), ref, atol=2e-6)
@@ -137,7 +113,7 @@ def test_matches_reference_pretrain_views_batch(mode):
     dist = jittered_distances(2, 10, 1.0, 0.1, torch.Generator().manual_seed(8))
     cfg = disc(18, 0.15, mode=mode)
     got = render_depth(pts, views, dist, cfg)
-    np.testing.assert_allclose(got.numpy(), reference_disc(pts.numpy(), views, dist.numpy(), cfg), atol=2e-6)
+    np.testing.assert_allclose(got.numpy(), render_depth_disc_python(pts.numpy(), views, dist.numpy(), cfg), atol=2e-6)
 
 
 @pytest.mark.parametrize("mode", ["min", "weighted"])
@@ -148,7 +124,7 @@ def test_matches_reference_with_points_outside_the_frame(mode, projection):
     dist = np.full((1, 6), 0.9)
     cfg = disc(20, 0.12, mode=mode, projection=projection)
     got = render_depth(pts, views, torch.tensor(dist), cfg)
-    np.testing.assert_allclose(got.numpy(), reference_disc(pts.numpy(), views, dist, cfg), atol=2e-6)
+    np.testing.assert_allclose(got.numpy(), render_depth_disc_python(pts.numpy(), views, dist, cfg), atol=2e-6)
 
 
 @pytest.mark.parametrize("mode", ["min", "weighted"])
@@ -156,7 +132,7 @@ def test_matches_reference_radius_wider_than_the_frame(mode):
     pts = unit_clouds(1, 12, seed=3)
     cfg = disc(10, 1.5, mode=mode)  # 7.5 px: the candidate window (15) is wider than the image
     got = render_depth(pts, VIEW_SETS["zeroshot6"], 1.0, cfg)
-    ref = reference_disc(pts.numpy(), VIEW_SETS["zeroshot6"], np.ones((1, 6)), cfg)
+    ref = render_depth_disc_python(pts.numpy(), VIEW_SETS["zeroshot6"], np.ones((1, 6)), cfg)
     np.testing.assert_allclose(got.numpy(), ref, atol=2e-6)
 
 

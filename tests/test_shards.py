@@ -1,12 +1,16 @@
-"""WebDataset shards: round trip, manifest, node/worker splitting, truncated shard, corrupt sample."""
+"""WebDataset-layout shards: round trip, the bytes written, manifest, DataLoader workers, truncated shard, corrupt
+sample."""
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import tarfile
 
 import numpy as np
 import pytest
+import torch
 
 from clip2point import shards
 
@@ -19,7 +23,6 @@ def make_samples(n: int, views: int = 2, size: int = 8, seed: int = 0) -> list[d
             "points": rng.standard_normal((16, 3)).astype(np.float32),
             "label": i % 3,
             "rgb": rng.integers(0, 256, (views, size, size, 3), dtype=np.uint8),
-            "depth": rng.random((views, size, size)).astype(np.float16),
             "meta": {"split": "train", "source": f"/m/{i}.off"},
         }
         for i in range(n)
@@ -45,44 +48,79 @@ def test_round_trip_and_bounded_shards(tmp_path):
     np.testing.assert_array_equal(data["points"], np.stack([s["points"] for s in samples]))
     np.testing.assert_array_equal(data["labels"], [s["label"] for s in samples])
     np.testing.assert_array_equal(data["rgb"], np.stack([s["rgb"] for s in samples]))  # PNG is lossless
-    np.testing.assert_array_equal(data["depth"], np.stack([s["depth"] for s in samples]))
     assert data["meta"][3]["source"] == "/m/3.off"
     m = shards.read_manifest(tmp_path / "manifest.json")
     assert m["format"] == shards.MANIFEST_FORMAT and m["class_names"] == ["a", "b", "c"]
 
 
-def test_shards_are_webdataset_readable(tmp_path):
-    wds = pytest.importorskip("webdataset")
-    write_split(tmp_path, make_samples(5), maxcount=10)
-    url = str(tmp_path / "train-r000-000000.tar")
-    rows = list(wds.WebDataset(url, shardshuffle=False))
-    assert len(rows) == 5
-    assert {"points.npy", "cls", "rgb.00.png", "rgb.01.png", "depth.npy", "json"} <= set(rows[0])
+def test_shard_bytes_are_a_plain_ustar_tar_of_the_encoded_members(tmp_path):
+    """The render stage's shards must not change by a byte (DVC would re-run everything downstream): each
+    shard is a USTAR tar of every sample's members in :func:`encode_sample` order, mtime 0, mode 0644,
+    owner 0 and no owner names, closed with the end-of-archive marker; transcribed here with tarfile."""
+    samples = make_samples(7)
+    samples[3]["pool"] = np.ones((5, 3), np.float32)
+    written = shards.write_shards(samples, tmp_path, "train-r000", maxcount=3)
+    assert [w["count"] for w in written] == [3, 3, 1]
+    for n, w in enumerate(written):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for smp in samples[3 * n: 3 * n + 3]:
+                for ext, data in shards.encode_sample(smp).items():
+                    info = tarfile.TarInfo(f"{shards.sample_key(smp['id'])}.{ext}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    tar.addfile(info, io.BytesIO(data))
+        assert (tmp_path / w["url"]).read_bytes() == buf.getvalue(), w["url"]
+    assert list(shards.encode_sample(samples[3])) == ["points.npy", "cls", "rgb.00.png", "rgb.01.png", "pool.npy",
+                                                      "json"]
 
 
-def test_split_by_node_and_worker_partitions_shards(tmp_path):
-    written = write_split(tmp_path, make_samples(23), maxcount=2)  # 12 shards
-    urls = shards.manifest_urls(tmp_path / "manifest.json", "train")
-    assert len(urls) == len(written) == 12
-    seen: list[str] = []
-    for rank in range(2):
-        for worker in range(3):
-            seen += shards.split_urls(urls, rank, 2, worker, 3)
-    assert sorted(seen) == sorted(urls)  # every shard exactly once
-    ids: list[str] = []
-    for rank in range(3):
-        ids += [s["id"] for s in shards.iter_shards(urls, rank=rank, world_size=3, split_by_worker=False)]
-    assert sorted(ids) == sorted(s["id"] for s in make_samples(23)) and len(set(ids)) == 23
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_shards_and_manifest_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        written = write_split(tmp_path, make_samples(2))
+    finally:
+        os.umask(old)
+    for name in (written[0]["url"], "manifest.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
 
 
-def test_dataloader_workers_split(tmp_path):
-    torch = pytest.importorskip("torch")
-    write_split(tmp_path, make_samples(12), maxcount=2)
-    ds = shards.ShardDataset(tmp_path / "manifest.json", "train")
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2,
-                                         collate_fn=lambda s: s["id"])
-    ids = list(loader)
-    assert sorted(ids) == sorted(s["id"] for s in make_samples(12))
+def test_a_failed_write_leaves_the_complete_shards_and_no_temporary(tmp_path):
+    def samples():
+        yield from make_samples(5)
+        raise RuntimeError("renderer died")
+
+    with pytest.raises(RuntimeError, match="renderer died"):
+        shards.write_shards(samples(), tmp_path, "train-r000", maxcount=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-r000-000000.tar"]
+    ids = [s["id"] for s in shards.iter_shards([str(tmp_path / "train-r000-000000.tar")], counts=[4])]
+    assert ids == [s["id"] for s in make_samples(4)]
+
+
+class _Keys(torch.utils.data.Dataset):
+    """Sample keys and labels read through a :class:`shards.ShardIndex` (as pre-training's source does)."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        s = self.index.sample(i, with_rgb=False)
+        return s["key"], s["label"]
+
+
+def test_dataloader_workers_read_every_sample_through_the_index(tmp_path):
+    """DataLoader workers get the pickled index and read their samples on demand, each exactly once."""
+    samples = make_samples(12)
+    write_split(tmp_path, samples, maxcount=2)
+    index = shards.index_split(tmp_path / "manifest.json", "train")
+    loader = torch.utils.data.DataLoader(_Keys(index), batch_size=None, num_workers=2)
+    got = sorted((key, int(label)) for key, label in loader)
+    assert got == sorted((shards.sample_key(s["id"]), s["label"]) for s in samples)
 
 
 def test_truncated_shard_names_the_shard(tmp_path):
@@ -92,9 +130,9 @@ def test_truncated_shard_names_the_shard(tmp_path):
     bad.write_bytes(raw[: len(raw) // 3])
     urls = shards.manifest_urls(tmp_path / "manifest.json", "train")
     with pytest.raises(shards.ShardError, match="train-r000-000001.tar"):
-        list(shards.iter_shards(urls, split_by_node=False, split_by_worker=False))
+        list(shards.iter_shards(urls))
     with pytest.raises(shards.ShardError, match="missing.tar"):
-        list(shards.iter_shards([str(tmp_path / "missing.tar")], split_by_node=False, split_by_worker=False))
+        list(shards.iter_shards([str(tmp_path / "missing.tar")]))
 
 
 def test_corrupt_sample_is_skipped_and_counted(tmp_path):
@@ -114,7 +152,7 @@ def test_corrupt_sample_is_skipped_and_counted(tmp_path):
             m.size = len(data)
             tar.addfile(m, io.BytesIO(data))
     stats = shards.ReadStats()
-    got = list(shards.iter_shards([str(path)], split_by_node=False, split_by_worker=False, stats=stats))
+    got = list(shards.iter_shards([str(path)], stats=stats))
     assert [g["id"] for g in got] == [s["id"] for i, s in enumerate(samples) if i != 2]
     assert stats.skipped == 1 and stats.samples == 4
     assert key2 in stats.errors[0] and "train-r000-000000.tar" in stats.errors[0]
@@ -140,18 +178,7 @@ def _members(path):
         return tar.getmembers()
 
 
-@pytest.fixture(params=["ustar", "tarfile"])
-def scanner(request, monkeypatch):
-    """Run a test with the fast USTAR header scan and with the tarfile fallback (pax / GNU tars)."""
-    if request.param == "tarfile":
-        def no_fast_path(*_a):
-            raise shards._NotPlainUstar
-
-        monkeypatch.setattr(shards, "_ustar_headers", no_fast_path)
-    return request.param
-
-
-def test_cut_at_member_boundary_is_an_error_not_a_shorter_shard(tmp_path, scanner):
+def test_cut_at_member_boundary_is_an_error_not_a_shorter_shard(tmp_path):
     write_split(tmp_path, make_samples(8), maxcount=4)
     bad = tmp_path / "train-r000-000000.tar"
     members = _members(bad)
@@ -159,12 +186,12 @@ def test_cut_at_member_boundary_is_an_error_not_a_shorter_shard(tmp_path, scanne
     bad.write_bytes(bad.read_bytes()[: first_of_sample_3.offset])  # three whole samples, then nothing
     for read in (lambda: shards.load_split(tmp_path / "manifest.json", "train"),
                  lambda: shards.index_split(tmp_path / "manifest.json", "train"),
-                 lambda: list(shards.iter_shards([str(bad)], split_by_node=False, split_by_worker=False))):
+                 lambda: list(shards.iter_shards([str(bad)]))):
         with pytest.raises(shards.ShardError, match="train-r000-000000.tar.*member boundary"):
             read()
 
 
-def test_shard_with_fewer_samples_than_the_manifest_names_both_counts(tmp_path, scanner):
+def test_shard_with_fewer_samples_than_the_manifest_names_both_counts(tmp_path):
     samples = make_samples(8)
     write_split(tmp_path, samples, maxcount=4)
     # a complete, valid tar that holds 3 samples where the manifest says 4
@@ -177,7 +204,7 @@ def test_shard_with_fewer_samples_than_the_manifest_names_both_counts(tmp_path, 
             read()
 
 
-def test_cut_inside_a_header_names_the_shard(tmp_path, scanner):
+def test_cut_inside_a_header_names_the_shard(tmp_path):
     write_split(tmp_path, make_samples(8), maxcount=4)
     bad = tmp_path / "train-r000-000001.tar"
     fifth = _members(bad)[5]
@@ -191,7 +218,7 @@ def test_cut_inside_a_header_names_the_shard(tmp_path, scanner):
         shards.index_split(tmp_path / "manifest.json", "train")
 
 
-def test_cut_inside_member_data_names_the_member(tmp_path, scanner):
+def test_cut_inside_member_data_names_the_member(tmp_path):
     write_split(tmp_path, make_samples(4), maxcount=4)
     bad = tmp_path / "train-r000-000000.tar"
     m = _members(bad)[2]
@@ -212,7 +239,7 @@ def _layout(root, samples, ranks: int, maxcount: int):
     return root / "manifest.json"
 
 
-def test_index_is_sorted_by_key_and_independent_of_layout(tmp_path, scanner):
+def test_index_is_sorted_by_key_and_independent_of_layout(tmp_path):
     samples = make_samples(11, views=3)
     a = shards.index_split(_layout(tmp_path / "a", samples, 1, 4), "train")
     b = shards.index_split(_layout(tmp_path / "b", samples, 3, 2), "train")
@@ -245,7 +272,7 @@ def test_index_duplicate_key_and_undecodable_sample(tmp_path):
         index.sample(i)
 
 
-def test_corrupt_header_in_the_middle_names_the_shard(tmp_path, scanner):
+def test_corrupt_header_in_the_middle_names_the_shard(tmp_path):
     write_split(tmp_path, make_samples(4), maxcount=4)
     bad = tmp_path / "train-r000-000000.tar"
     raw = bytearray(bad.read_bytes())
@@ -256,7 +283,7 @@ def test_corrupt_header_in_the_middle_names_the_shard(tmp_path, scanner):
         shards.index_split(tmp_path / "manifest.json", "train")
 
 
-def test_pax_tar_with_long_names_is_indexed_through_the_fallback(tmp_path):
+def test_pax_tar_with_long_names_is_indexed(tmp_path):
     samples = make_samples(3)
     long_id = "x" * 120  # a key longer than USTAR's 100-character name field: pax headers
     samples[1]["id"] = long_id

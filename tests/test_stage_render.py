@@ -182,7 +182,7 @@ def test_pool_column_becomes_a_shard_member(workspace):
     assert render_stage.main(["scan", "--no-progress"]) == 0
     m = shards.read_manifest(paths.manifest("scan"))
     assert m["pool_points"] == 52
-    rows = list(shards.iter_shards(shards.manifest_urls(m, "train"), split_by_node=False, split_by_worker=False))
+    rows = list(shards.iter_shards(shards.manifest_urls(m, "train")))
     for r in rows:
         i = int(r["id"].split("_")[1])
         np.testing.assert_array_equal(r["pool"], pools[i])

@@ -22,6 +22,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from clip2point.files import atomic_file
+
 EXIT_OK = 0
 EXIT_USER = 1
 EXIT_INTERNAL = 2
@@ -245,12 +247,8 @@ def atomic_output(path: Path, option: str = "--out") -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CliError(f"cannot create the folder of {option} {path}: {os_error_text(e)}") from None
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            yield tmp
     except OSError as e:
         raise CliError(f"cannot write {path}: {os_reason(e)} (nothing written)") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)

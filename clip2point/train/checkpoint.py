@@ -12,16 +12,15 @@ name ``archive``), so identical objects give identical bytes, wherever they are 
 
 Temporary files: :func:`write_bytes_atomic` writes ``.<name>.<random>.tmp`` in ``tmp_dir`` (default: the
 target's folder; pass a folder outside an output directory so that even a kill leaves nothing inside the
-output), and :func:`remove_stale_temps` removes such leftovers of earlier killed runs.
+output) through the library's one atomic primitive, :func:`clip2point.files.atomic_file` (fsync'ed), and
+:func:`remove_stale_temps` removes such leftovers of earlier killed runs.
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import random
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,7 +28,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from clip2point.files import umask_mode
+from clip2point.files import atomic_file
 
 
 def rng_state() -> dict[str, Any]:
@@ -59,25 +58,8 @@ def to_bytes(obj: Any) -> bytes:
 
 
 def _write_atomic(write: Callable[[BinaryIO], Any], path: Path, tmp_dir: str | os.PathLike | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tdir = Path(tmp_dir) if tmp_dir is not None else path.parent
-    tdir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tdir)
-    try:
-        os.fchmod(fd, umask_mode(0o666))
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            if e.errno != errno.EXDEV or tdir == path.parent:
-                raise
-            _write_atomic(write, path, None)  # tmp_dir on another filesystem: fall back to path's folder
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path, tmp_dir=tmp_dir, fsync=True) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def write_bytes_atomic(data: bytes, path: str | os.PathLike, tmp_dir: str | os.PathLike | None = None) -> None:
