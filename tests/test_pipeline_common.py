@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from clip2point.configs import DepthConfig
 from pipeline import paths
 from pipeline.keys import CLIP, DPA, VARIANTS, EncoderKey, RowKey
 from pipeline.params import DepthParams, load_params
@@ -58,7 +59,15 @@ def test_depth_config_carries_every_shared_field():
     assert (cfg.image_size, cfg.dilation, cfg.mode, cfg.projection) == (40, 3, "weighted", "perspective")
     assert (cfg.footprint, cfg.radius) == ("disc", 0.05)
     # every renderer setting params defines, in DepthConfig's order; no distance, no jitter (pre-training's)
-    assert list(depth_settings(d)) == ["image_size", "dilation", "mode", "projection", "footprint", "radius"]
+    assert list(depth_settings(d)) == ["image_size", "dilation", "mode", "projection", "footprint", "radius",
+                                       "realistic"]
+    # the realistic projection's settings as a JSON-ready mapping that DepthConfig takes back
+    from clip2point.configs import RealisticConfig
+
+    r = DepthParams(realistic=RealisticConfig(resolution=64, densify=5))
+    assert depth_settings(r)["realistic"]["resolution"] == 64
+    assert depth_config(r).realistic == RealisticConfig(resolution=64, densify=5)
+    assert DepthConfig(**depth_settings(r)).realistic.densify == 5
 
 
 def test_run_main_one_line_codes_and_debug(monkeypatch, capsys):
