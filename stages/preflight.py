@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params()
         check_clip_weights(params.clip.model, params.clip.pretrained)
+        for name, path in params.pretrain.external.items():
+            check_external_checkpoint(name, path, params.clip.model)
         generated = [paths.synth_root(pool) for pool in SYNTH_POOLS]
         for ds in (params.data.pretrain, *params.data.benchmarks):
             if Path(ds.root).exists():
@@ -49,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"dataset '{ds.name}': root {ds.root} does not exist, and the synth stage does not write it "
                     f"(it writes {' and '.join(map(str, generated))}) (params data)"
                 )
-        for name, path in params.pretrain.external.items():
-            check_external_checkpoint(name, path, params.clip.model)
         write_json(paths.preflight_file(), {"ok": True})
 
     return run_main("preflight", body)
