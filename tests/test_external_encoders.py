@@ -218,3 +218,93 @@ def test_released_checkpoint_refused_by_its_stage_in_one_line(tiny_run, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("external_encoder: pretrain.external.rel") and "\n" not in err
     assert not ppaths.external_dir(NAME).exists()
+
+
+# ---------------------------------------------------------------- through dvc
+
+
+def _sh(cmd: list[str], cwd: Path, env: dict) -> str:
+    import subprocess
+
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{' '.join(cmd)}: {res.stdout[-2000:]}{res.stderr[-2000:]}"
+    return res.stdout
+
+
+@pytest.mark.slow
+def test_released_checkpoint_through_dvc_repro(tmp_path, monkeypatch):
+    """A copy of the repository with ``pretrain.external: {rel: ck/best_eval.pth}``: ``dvc repro`` of
+    preflight → external_encoder@rel → features → zeroshot gives the checkpoint its own row; a changed
+    checkpoint file reruns external_encoder@rel and then features (through ``data/models``); an empty mapping
+    has no external stage and no such row."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    register_tiny_quickgelu(monkeypatch)
+    from clip2point.models.clip import MINI_CONFIGS
+
+    repo = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file() and not f.startswith(("data/", "docs/")):
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / f, repo / f)
+    (repo / "clip2point/models/configs" / f"{TINY_QUICK}.json").write_text(
+        json.dumps({**MINI_CONFIGS["c2p-tiny"], "quick_gelu": True}))  # a shipped config in this copy only
+    raw = _raw()
+    raw["clip"]["model"] = TINY_QUICK
+    raw["depth"]["image_size"] = 16
+    raw["pretrain"].update({"variants": ["intra_cross"], "seeds": [0], "external": {NAME: "ck/best_eval.pth"}})
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    # what the skipped upstream stages would write: the run's CLIP, one pre-trained encoder, the benchmark's points
+    (repo / "ck").mkdir()
+    ck = _released_file(repo / "ck/best_eval.pth", TINY_QUICK, seed=3)
+    monkeypatch.setattr(ppaths, "DATA", repo / "data")
+    torch.manual_seed(0)
+    import open_clip
+
+    clip_model = open_clip.create_model(TINY_QUICK)
+    d = ppaths.clip_dir()
+    d.mkdir(parents=True)
+    torch.save(clip_model.state_dict(), d / pmodels.CLIP_WEIGHTS)
+    (d / pmodels.CLIP_POINTER).write_text(json.dumps({"model": TINY_QUICK, "pretrained": "",
+                                                      "weights": pmodels.CLIP_WEIGHTS}))
+    enc = ppaths.pretrain_dir("intra_cross", 0)
+    enc.mkdir(parents=True)
+    torch.save(randomised(copy.deepcopy(clip_model.visual), 9, std=(0.02, 0.5)).state_dict(), enc / "encoder.pt")
+    bench = raw["data"]["benchmarks"]
+    ds = next(iter(bench))
+    ppaths.points_table(ds).parent.mkdir(parents=True)
+    pq.write_table(_points_table(), ppaths.points_table(ds))
+
+    env = {**os.environ, "PYTHONPATH": str(repo), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PYOPENGL_PLATFORM": "osmesa", "OMP_NUM_THREADS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("CLIP2POINT_DATA", None)
+    env.pop("CLIP2POINT_PARAMS", None)
+    _sh(["git", "init", "-q"], repo, env)
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-qm", "copy"], repo, env)
+    dvc = [str(Path(sys.executable).parent / "dvc")]
+    stages = ["preflight", f"external_encoder@{NAME}", f"features@{ds}", f"zeroshot@{ds}"]
+    _sh([*dvc, "repro", "-s", *stages], repo, env)
+    key = str(EncoderKey.released(NAME))
+    metrics = json.loads((repo / "data/metrics/zeroshot" / f"{ds}.json").read_text())
+    assert set(metrics["acc"]) == {"without_pretraining", "with_pretraining", key}
+    assert "up to date" in _sh([*dvc, "status", *stages[1:]], repo, env)
+
+    _released_file(ck, TINY_QUICK, seed=4)  # another checkpoint at the same path
+    status = _sh([*dvc, "status", stages[1]], repo, env)
+    assert "modified" in status and "ck/best_eval.pth" in status
+    _sh([*dvc, "repro", "-s", stages[1]], repo, env)
+    status = _sh([*dvc, "status", stages[2]], repo, env)
+    assert "modified" in status and "data/models" in status
+
+    raw["pretrain"]["external"] = {}
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert "external_encoder" not in _sh([*dvc, "stage", "list"], repo, env)
+    _sh([*dvc, "repro", "-s", stages[0], *stages[2:]], repo, env)
+    metrics = json.loads((repo / "data/metrics/zeroshot" / f"{ds}.json").read_text())
+    assert set(metrics["acc"]) == {"without_pretraining", "with_pretraining"}
