@@ -201,6 +201,9 @@ def test_released_checkpoint_gets_its_own_rows(tiny_run, capsys):
     assert {single, dual} <= set(fs["rows"])
     assert fs["rows"][dual]["seeds"]["seed1"]["encoders"] == ["clip", key]
     assert "released checkpoint (rel)" in fs["rows"][single]["note"]
+    assert fewshot.main(["--mode", "supervised", DATASET]) == 0
+    sup = json.loads((ppaths.results_dir("supervised") / DATASET / "details.json").read_text())
+    assert {single, dual} <= set(sup["rows"]) and sup["rows"][single]["seeds"]["seed0"]["n_train"] == 4 * 10
 
     out = tiny_run["tmp"] / "report"
     out.mkdir()
