@@ -20,6 +20,10 @@ Grid (:class:`pipeline.keys.RowKey` ``<adapter>@<paths>``; ``intra_cross`` = the
 ``dual_path@clip+cross_only``               §5.6 ablation encoder in the DPA
 ==========================================  ==============================================================
 
+Each released checkpoint in the cache (encoder ``released-<name>``, ``pretrain.external``) adds two rows
+(:func:`released_grid`): ``global_view@released-<name>`` (single path) and ``dual_path@clip+released-<name>``
+(the DPA with the released encoder as its pre-trained path).
+
 Each row runs over the adapter seeds; adapter seed number ``i`` uses the pretrained encoder of
 ``pretrain_seeds[i % n]``, so the spread covers both. Rows whose encoders are not cached are skipped (listed
 under ``missing_rows``). Adapter logits are cosine similarities times a learnable scale, initialised at the
@@ -44,7 +48,7 @@ from clip2point.models.adapters import adapter_spec, adapter_state, create_adapt
 from clip2point.predict import AdapterCheckpoint
 from pipeline.feature_store import FeatureStore
 from pipeline.findings import adapter_findings, passed
-from pipeline.keys import CLIP, DPA, EncoderKey, RowKey
+from pipeline.keys import CLIP, DPA, RELEASED, EncoderKey, RowKey
 from pipeline.params import AdapterParams
 from pipeline.results import prediction_rows
 from pipeline.stage import StageError
@@ -81,10 +85,25 @@ GRID: tuple[Row, ...] = (
 )
 
 
+def released_grid(store: FeatureStore) -> tuple[Row, ...]:
+    """The rows of every released checkpoint's encoder in the cache: single path and DPA (second path)."""
+    rows: list[Row] = []
+    for enc in store.encoders:
+        try:
+            key = EncoderKey.parse(enc)
+        except ValueError:
+            continue
+        if key.is_released:
+            rows += [Row("global_view", (enc,), f"released checkpoint ({key.name}): single path, global-view"),
+                     Row("dual_path", (CLIP, enc), f"released checkpoint ({key.name}) as the DPA's pre-trained path")]
+    return tuple(rows)
+
+
 def path_encoder(variant: str, seed_index: int, pretrain_seeds: Sequence[int]) -> str:
-    """Encoder key of one path for adapter seed number ``seed_index``."""
-    if variant == CLIP:
-        return CLIP
+    """Encoder key of one path for adapter seed number ``seed_index`` (CLIP and a released checkpoint's
+    encoder ``released-<name>`` have no pre-training seed)."""
+    if variant == CLIP or variant.startswith(RELEASED + "-"):
+        return variant
     return str(EncoderKey(variant, pretrain_seeds[seed_index % len(pretrain_seeds)]))
 
 
@@ -102,13 +121,15 @@ def run_grid(
     mode: str,
     adapter_params: AdapterParams,
     pretrain_seeds: Sequence[int],
-    grid: Sequence[Row] = GRID,
+    grid: Sequence[Row] | None = None,
     log: Any = print,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, np.ndarray], AdapterCheckpoint | None]:
     """Train and evaluate every available row × seed; returns metrics, prediction rows, the DPA's summed
-    confusion and the checkpoint of the DPA with the best held-out accuracy."""
+    confusion and the checkpoint of the DPA with the best held-out accuracy. ``grid``: default :data:`GRID`
+    and the rows of the cache's released checkpoints (:func:`released_grid`)."""
     if mode not in MODES:
         raise StageError(f"--mode must be one of {MODES}, got {mode!r}")
+    grid = (*GRID, *released_grid(store)) if grid is None else grid
     ap = adapter_params
     views = ap.views
     names, text = store.class_names, store.text()

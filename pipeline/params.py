@@ -34,6 +34,7 @@ from clip2point.configs import (
     TrainConfig,
 )
 from pipeline._env import env_path
+from pipeline.keys import CLIP, EXTERNAL_NAME
 
 _ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
 #: the params file as the environment gave it at import; replace it (monkeypatch) to pin another file.
@@ -292,6 +293,23 @@ class PretrainParams:
     # true: a fresh random num_points subset of each shape's pool per epoch (the released code; needs
     # sample.pool_points > 0)
     resample: bool = False
+    # name -> path of a released CLIP2Point checkpoint (best_eval.pth / best_test.pth): its depth encoder joins
+    # the run's encoders as ``released-<name>`` (stage external_encoder@<name>; README "Real data and real weights")
+    external: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, path in self.external.items():
+            key = f"pretrain.external.{name}"
+            if not isinstance(name, str) or not EXTERNAL_NAME.fullmatch(name):
+                raise ParamsError(f"params: 'pretrain.external' name {name!r} must be letters, digits and "
+                                  "underscores (a DVC stage key)")
+            if name == CLIP or name in PRETRAIN_OBJECTIVES:
+                owner = "the run's CLIP" if name == CLIP else "a pre-training variant"
+                raise ParamsError(f"params: '{key}': the name {name!r} is taken by {owner}; pick another")
+            if not isinstance(path, str) or not path:
+                raise ParamsError(f"params: '{key}' must be the path of a checkpoint file; got {path!r}")
+            if not Path(path).is_file():
+                raise ParamsError(f"params: '{key}': checkpoint file not found: {path}")
 
 
 @dataclass(frozen=True)

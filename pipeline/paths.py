@@ -66,6 +66,12 @@ def pretrain_dir(variant: str, seed: int) -> Path:
     return pretrain_root() / str(EncoderKey(variant, seed))
 
 
+def external_dir(name: str) -> Path:
+    """The depth encoder of the released checkpoint ``pretrain.external.<name>``, checked against the run's
+    CLIP and stored like a pre-training run's (stage ``external_encoder@<name>``)."""
+    return data_root() / "models" / "external" / name
+
+
 def pretrain_key(variant: str, seed: int) -> str:
     """The metrics / plots key of one pre-training run: ``pretrain/<variant>-seed<seed>``."""
     return f"pretrain/{EncoderKey(variant, seed)}"

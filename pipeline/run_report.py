@@ -37,6 +37,23 @@ ZS_ROWS = [
     ("cross_only", "ablation §5.6: cross-modality only"),
     ("rgb_control", "control: CLIP image encoder trained further on RGB only (equal compute)"),
 ]
+
+
+def released_label(encoder: str) -> str | None:
+    """``"released checkpoint (<name>)"`` for a released checkpoint's encoder key ``released-<name>``
+    (``pretrain.external``), else ``None``."""
+    try:
+        key = EncoderKey.parse(encoder)
+    except ValueError:
+        return None
+    return f"released checkpoint ({key.name})" if key.is_released else None
+
+
+def zs_rows(rows: dict[str, Any]) -> list[tuple[str, str]]:
+    """The zero-shot table's rows: :data:`ZS_ROWS`, then one per released checkpoint in ``rows``."""
+    return ZS_ROWS + [(k, label) for k in rows if (label := released_label(k)) is not None]
+
+
 TABLE4 = [("single path", str(RowKey("inter_view", ("intra_cross",))), str(RowKey("global_view", ("intra_cross",)))),
           ("dual path", str(RowKey("dual_path_inter_view", (CLIP, "intra_cross"))), str(DPA))]
 
@@ -172,11 +189,11 @@ def _dataset_section(params: Params, name: str, out: Path) -> list[str]:
                f"{fmt_pct(zs.get('chance'))})", "",
                markdown_table(["row", "accuracy", "mean class acc."],
                               [[label, _cell(r, key),
-                                fmt_pct(r[key]["mean_class_acc"]) if key in r else "–"] for key, label in ZS_ROWS]),
+                                fmt_pct(r[key]["mean_class_acc"]) if key in r else "–"] for key, label in zs_rows(r)]),
                "", "Paper (Table 1, w/o → w/ pre-training): " + ", ".join(
                    f"{k} {a:.2f} → {b:.2f}" for k, (a, b) in PAPER_TABLE1.items())
                + f"; cross-only ablation on ModelNet40: {PAPER_CROSS_ONLY}.", ""]
-        groups = {key: _seed_accs(r[key]) for key, _ in ZS_ROWS if key in r}
+        groups = {key: _seed_accs(r[key]) for key, _ in zs_rows(r) if key in r}
         fig = bar_figure(groups, f"zero-shot on {name}", chance=zs.get("chance"))
         fig.savefig(out / f"zeroshot_{name}.png")
         md += [f"![zero-shot](zeroshot_{name}.png)", ""]

@@ -6,9 +6,11 @@ Rows (:data:`ROWS`):
 * ``with_pretraining``: the intra + cross pretrained depth encoder (CLIP2Point, Eq. 11),
 * ``cross_only``: the §5.6 ablation (cross-modality loss only, Eq. 10),
 * ``rgb_control``: CLIP's image encoder trained further on RGB only for the same steps (equal-compute
-  control), evaluated on depth.
+  control), evaluated on depth;
+* ``released-<name>``: the depth encoder of a released CLIP2Point checkpoint (``pretrain.external.<name>``),
+  one row per checkpoint that the cache holds (one run: it has no seed).
 
-A row whose encoders are not in the cache is left out (and listed under ``missing_rows``).
+A row of :data:`ROWS` whose encoders are not in the cache is left out (and listed under ``missing_rows``).
 
 View weights (``zeroshot.view_weights``): ``mean`` (Eq. 15, the default) or ``searched`` (PointCLIP's per-view
 weights, :func:`clip2point.view_weights.search_view_weights`, one search per encoder run on a stratified
@@ -28,7 +30,7 @@ from clip2point.fewshot import stratified_holdout
 from clip2point.view_weights import DEFAULT_GRID, search_view_weights
 from pipeline.feature_store import FeatureStore
 from pipeline.findings import passed, zeroshot_findings
-from pipeline.keys import CLIP, EncoderKey
+from pipeline.keys import CLIP, RELEASED, EncoderKey
 from pipeline.results import prediction_rows
 
 #: Table 1 rows (and the controls): row name → pretraining variant (``clip``: CLIP's own visual encoder).
@@ -41,8 +43,14 @@ ROWS: dict[str, str] = {
 
 
 def row_encoders(store: FeatureStore, variant: str, seeds: Sequence[int]) -> list[EncoderKey]:
-    """The encoders of a row that the cache holds (CLIP's one, or one per pre-training seed)."""
-    keys = [EncoderKey(CLIP)] if variant == CLIP else [EncoderKey(variant, s) for s in seeds]
+    """The encoders of a row that the cache holds (CLIP's one, a released checkpoint's one (``variant`` =
+    ``released-<name>``), or one per pre-training seed)."""
+    if variant == CLIP:
+        keys = [EncoderKey(CLIP)]
+    elif variant.startswith(RELEASED + "-"):
+        keys = [EncoderKey.parse(variant)]
+    else:
+        keys = [EncoderKey(variant, s) for s in seeds]
     return [k for k in keys if str(k) in store.encoders]
 
 
@@ -70,6 +78,19 @@ def searched_weights(store: FeatureStore, encoders: Sequence[EncoderKey], views:
     return weights, record
 
 
+def released_rows(store: FeatureStore) -> dict[str, str]:
+    """Row name → encoder key of every released checkpoint's encoder in the cache (both ``released-<name>``)."""
+    out = {}
+    for enc in store.encoders:
+        try:
+            key = EncoderKey.parse(enc)
+        except ValueError:
+            continue
+        if key.is_released:
+            out[str(key)] = str(key)
+    return out
+
+
 def zero_shot_table(
     store: FeatureStore, views: str, seeds: Sequence[int], split: str = "test", view_weights: str = "mean",
     val_fraction: float = 0.2, search_seed: int = 0, grid: Sequence[float] = DEFAULT_GRID,
@@ -93,7 +114,7 @@ def zero_shot_table(
     }
     preds: list[dict[str, Any]] = []
     confusions: dict[str, np.ndarray] = {}
-    for row, variant in ROWS.items():
+    for row, variant in {**ROWS, **released_rows(store)}.items():
         encs = row_encoders(store, variant, seeds)
         if not encs:
             metrics["missing_rows"].append(row)

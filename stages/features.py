@@ -5,8 +5,9 @@
 Reads ``points_table(dataset)`` (all its splits), renders depth maps (Eq. 12–14, ``params.depth``) for the
 view sets the downstream stages use (``params.adapter.views``, ``params.zeroshot.views``; shared views once),
 encodes them with the run's CLIP visual encoder (key ``clip``: "without pretraining") and with every
-pretrained depth encoder ``<variant>-seed<seed>`` (``params.pretrain.seeds``), and caches the view features
-plus the class text features (``params.clip.templates``) under ``features_dir(dataset)``
+pretrained depth encoder ``<variant>-seed<seed>`` (``params.pretrain.seeds``) and with the depth encoder of
+every released checkpoint ``released-<name>`` (``params.pretrain.external``, stage ``external_encoder``), and
+caches the view features plus the class text features (``params.clip.templates``) under ``features_dir(dataset)``
 (:mod:`pipeline.feature_store`). The only downstream stage that runs encoders: adapter parameters never
 trigger a re-encode, except ``adapter.resample_epochs`` R > 0: then it also encodes, for ``adapter.views``,
 R random draws of each training cloud from its point pool (``sample.pool_points``), which the adapter
@@ -47,7 +48,8 @@ def run(dataset: str, variants: list[str] | None, batch_size: int | None, device
     d, cfg = params.depth, depth_config(params.depth)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoders, clip_model, tokenizer = models.load_encoders(variants, params.pretrain.seeds, device)
+    encoders, clip_model, tokenizer = models.load_encoders(variants, params.pretrain.seeds, device,
+                                                           external=list(params.pretrain.external))
     bs = batch_size or params.zeroshot.batch_size
     prec = params.pretrain.precision
 

@@ -1,8 +1,9 @@
 """Stage ``preflight``: checks that take seconds, before any stage that takes hours.
 
 Validates ``params.yaml`` (every key, type and range), that the CLIP weights ``clip.pretrained`` names
-can be loaded on this machine (without loading them), and that every dataset root exists (a ``synth`` root
-may be missing only when it is one the ``synth`` stage writes). Every
+can be loaded on this machine (without loading them), that every dataset root exists (a ``synth`` root
+may be missing only when it is one the ``synth`` stage writes), and that every released checkpoint of
+``pretrain.external`` is readable, has the released key layout and fits ``clip.model``. Every
 expensive stage depends on its output, whose content is constant: a change of ``clip`` or ``data`` reruns
 this check (seconds) and nothing else.
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from clip2point.models.clip import check_clip_weights
 from pipeline import paths
 from pipeline.artifacts import write_json
+from pipeline.models import check_external_checkpoint
 from pipeline.params import load_params
 from pipeline.stage import StageError, run_main
 
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params()
         check_clip_weights(params.clip.model, params.clip.pretrained)
+        for name, path in params.pretrain.external.items():
+            check_external_checkpoint(name, path, params.clip.model)
         generated = [paths.synth_root(pool) for pool in SYNTH_POOLS]
         for ds in (params.data.pretrain, *params.data.benchmarks):
             if Path(ds.root).exists():

@@ -82,7 +82,7 @@ def run_dir(tmp_path, monkeypatch):
                 p.add_(0.05 * torch.randn_like(p))
         encoders[f"intra_cross-seed{seed}"] = other
 
-    def fake_load(variants, seeds, device="cpu"):
+    def fake_load(variants, seeds, device="cpu", external=()):
         chosen = {k: v for k, v in encoders.items() if k == "clip" or k.split("-")[0] in variants}
         return chosen, clip_model, tokenizer
 

@@ -140,6 +140,19 @@ def released_encoder_state(state: Mapping[str, Tensor], prefix: str | None = Non
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def visual_architecture(state: Mapping[str, Tensor]) -> dict[str, int] | None:
+    """``{"width", "patch", "layers", "image_size"}`` of a ViT visual state dict (open_clip / OpenAI CLIP key
+    names, as :func:`released_encoder_state` returns them), read from its shapes; ``None`` when the keys are
+    not a ViT tower's (no ``conv1.weight`` / ``positional_embedding``)."""
+    conv, pos = state.get("conv1.weight"), state.get("positional_embedding")
+    if conv is None or pos is None or conv.ndim != 4 or pos.ndim != 2:
+        return None
+    patch = int(conv.shape[-1])
+    grid = round((int(pos.shape[0]) - 1) ** 0.5)
+    blocks = {k.split(".")[2] for k in state if k.startswith("transformer.resblocks.")}
+    return {"width": int(conv.shape[0]), "patch": patch, "layers": len(blocks), "image_size": grid * patch}
+
+
 def uses_quick_gelu(visual: nn.Module) -> bool:
     """Whether a CLIP visual tower uses QuickGELU (``x · sigmoid(1.702 x)``), OpenAI CLIP's activation."""
     return any(type(m).__name__ == "QuickGELU" for m in visual.modules())
