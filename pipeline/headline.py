@@ -30,7 +30,7 @@ def headline(key: str, details: Mapping[str, Any]) -> dict[str, Any]:
         return {**{k: details[k] for k in ("n", "n_test", "chance") if k in details},
                 "acc": {row: r["acc"] for row, r in details["rows"].items()}}
     if stage == "family":  # per row: zero-shot with and without pre-training
-        return {"acc": {row: {col: r[col]["acc"] for col in ("without_pretraining", "with_pretraining") if col in r}
+        return {"acc": {row: {col: v["acc"] for col, v in r.items() if isinstance(v, dict) and "acc" in v}
                         for row, r in details["rows"].items()}}
     if stage == "pretrain":
         return {k: details[k] for k in ("val_zeroshot_best", "sigma_final") if k in details}

@@ -241,14 +241,17 @@ def _family_section(name: str, out: Path) -> list[str]:
     if fam is None:
         return []
     p = fam["protocol"]
+    released = sorted({c for r in fam["rows"].values() for c in r if c.startswith("released-")})
     rows = [[key, r["label"], f"`{r['views']}`", r["rule"], _cell(r, "without_pretraining"),
-             _cell(r, "with_pretraining")] for key, r in fam["rows"].items()]
+             _cell(r, "with_pretraining"), *(_cell(r, c) for c in released)] for key, r in fam["rows"].items()]
+    heads = ["row", "projection", "views", "view weights", "w/o pre-training", "with pre-training",
+             *(f"released checkpoint ({c.removeprefix('released-')})" for c in released)]
     md = [f"### Projection family, one protocol ({fam['n']} test shapes, chance {fmt_pct(fam.get('chance'))})", "",
           f"Every row: the same test split, prompts {p['templates']}, and the same rule for anything chosen: searched "
           f"view weights come from a stratified {p['val_fraction']:g} of the **training** split ({p['n_val']} shapes), "
           f"never the test split. \"with pre-training\": the run's `{p['pretrain_variant']}` encoders, pre-trained on "
           f"`{p['pretrained_on']}` maps (mean ± std over seeds).", "",
-          markdown_table(["row", "projection", "views", "view weights", "w/o pre-training", "with pre-training"], rows),
+          markdown_table(heads, rows),
           "", f"Published, ModelNet40 zero-shot (each under its own protocol): {PAPER_FAMILY}.", ""]
     chart = paths.results_dir("family") / name / "family.png"
     if chart.is_file():

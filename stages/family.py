@@ -4,9 +4,10 @@
 
 For every member of ``params.family.members`` renders the benchmark's test split and a stratified
 ``zeroshot.val_fraction`` of its training split (the only data a view-weight search reads) with the member's
-depth setting and view set, encodes them with the run's CLIP (``without_pretraining``) and the pre-trained
-``intra_cross`` encoders (``with_pretraining``, one per ``pretrain.seeds``), and classifies the test split
-zero-shot with each of the member's view-weight rules.
+depth setting and view set, encodes them with the run's CLIP (``without_pretraining``), the pre-trained
+``intra_cross`` encoders (``with_pretraining``, one per ``pretrain.seeds``) and every released checkpoint of
+``pretrain.external`` (``released-<name>``), and classifies the test split zero-shot with each of the member's
+view-weight rules.
 
 Outputs: ``metrics_file("family/<dataset>")`` (headline: each row's accuracy with and without pre-training),
 ``details_file("family/<dataset>")`` (per row: label, rule, views, per-seed accuracies, searched weights; the
@@ -74,9 +75,15 @@ def run(dataset: str, device: str) -> None:
         raise StageError(f"family: no validation samples in the training split of '{dataset}'")
     split_clouds = {"val": clouds["train"][torch.as_tensor(val)], "test": clouds["test"]}
     labels = {"val": labels_all["train"][val], "test": labels_all["test"]}
-    encoders, clip_model, tokenizer = models.load_encoders(["intra_cross"], params.pretrain.seeds, device)
-    groups = {"without_pretraining": [CLIP],
-              "with_pretraining": [str(EncoderKey("intra_cross", s)) for s in params.pretrain.seeds]}
+    external = list(params.pretrain.external)
+    variants = [v for v in params.pretrain.variants if v == "intra_cross"]
+    encoders, clip_model, tokenizer = models.load_encoders(variants, params.pretrain.seeds, device,
+                                                           external=external)
+    wanted = {"without_pretraining": [CLIP],
+              "with_pretraining": [str(EncoderKey("intra_cross", s)) for s in params.pretrain.seeds],
+              **{str(EncoderKey.released(n)): [str(EncoderKey.released(n))] for n in external}}
+    groups = {col: [k for k in keys if k in encoders] for col, keys in wanted.items()}
+    groups = {col: keys for col, keys in groups.items() if keys}  # e.g. no intra_cross in pretrain.variants
     bs, prec = params.zeroshot.batch_size, params.pretrain.precision
 
     def at_precision(m: torch.nn.Module, depth: torch.Tensor) -> torch.Tensor:
@@ -99,8 +106,8 @@ def run(dataset: str, device: str) -> None:
             rows.update(family_rows(name, per_split, groups, text, labels, class_names, scale))
             for key, r in rows.items():
                 if r["member"] == name:
-                    print(f"family {dataset} {key:>24}: w/o pre-training {100 * r['without_pretraining']['acc']:.2f}"
-                          f", with {100 * r['with_pretraining']['acc']:.2f}", file=sys.stderr)
+                    cols = ", ".join(f"{c} {100 * r[c]['acc']:.2f}" for c in groups)
+                    print(f"family {dataset} {key:>24}: {cols}", file=sys.stderr)
     details = {
         "dataset": dataset, "n": int(len(labels["test"])), "chance": 1.0 / len(class_names),
         "protocol": {"test_split": "test", "val_split": "train", "val_fraction": params.zeroshot.val_fraction,

@@ -205,9 +205,20 @@ def test_released_checkpoint_gets_its_own_rows(tiny_run, capsys):
     sup = json.loads((ppaths.results_dir("supervised") / DATASET / "details.json").read_text())
     assert {single, dual} <= set(sup["rows"]) and sup["rows"][single]["seeds"]["seed0"]["n_train"] == 4 * 10
 
+    from stages import family
+
+    raw = copy.deepcopy(tiny_run["raw"])
+    raw["pretrain"]["variants"] = ["cross_only"]  # this tiny run pre-trains nothing: no intra_cross column
+    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    assert family.main([DATASET]) == 0  # the projection family gets a released-checkpoint column
+    fam = json.loads(ppaths.details_file(f"family/{DATASET}").read_text())
+    assert all(key in r and "without_pretraining" in r for r in fam["rows"].values())
+
     out = tiny_run["tmp"] / "report"
     out.mkdir()
     md = "\n".join(run_report._dataset_section(pparams.load_params(), DATASET, out))
+    fam_head = next(line for line in md.splitlines() if line.startswith("| row | projection"))
+    assert "released checkpoint (rel)" in fam_head
     zs_line = next(line for line in md.splitlines() if line.startswith("| released checkpoint (rel)"))
     assert f"{100 * zs['rows'][key]['acc']:.2f}" in zs_line
     assert any(single in line and "released checkpoint (rel)" in line for line in md.splitlines())
