@@ -64,7 +64,10 @@ def _dvc_param_keys(dvc: dict, raw: dict) -> set[str]:
         if "foreach" in stage:
             ref = re.fullmatch(r"\$\{(.+)\}", stage["foreach"])
             keys.add(ref.group(1))
-            found = look(ref.group(1))
+            try:
+                found = look(ref.group(1))
+            except (KeyError, TypeError):  # reported as missing below
+                found = []
             items = list(found) if isinstance(found, (dict, list)) else []
             body = stage["do"]
         text = yaml.safe_dump(body)
