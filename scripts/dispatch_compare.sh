@@ -47,4 +47,4 @@ echo
 echo "Best dispatch: $CHECKOUT; default dispatch: $WORK ($(python -c 'import platform; print(platform.processor() \
   or platform.machine())'), $(nproc) cores)"
 echo
-python "$HERE/dispatch_table.py" "$CHECKOUT/data/metrics" data/metrics
+python "$HERE/dispatch_table.py" "$CHECKOUT/data/results" data/results

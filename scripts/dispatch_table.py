@@ -1,9 +1,10 @@
 """Markdown table of the headline rows of two finished runs: best dispatch vs ``ATEN_CPU_CAPABILITY=default``.
 
-    python scripts/dispatch_table.py BEST_METRICS_DIR DEFAULT_METRICS_DIR
+    python scripts/dispatch_table.py BEST_RESULTS_DIR DEFAULT_RESULTS_DIR
 
-Reads every ``<stage>/<dataset>.json`` under both folders (``data/metrics`` of a run: ``zeroshot``, ``fewshot``,
-``supervised``, each with ``rows``: name → ``acc``, ``acc_std``, ``n_seeds``) and prints one line per row found
+Reads every ``<stage>/<dataset>/details.json`` under both folders (``data/results`` of a run: ``zeroshot``,
+``fewshot``, ``supervised``, each with ``rows``: name → ``acc``, ``acc_std``, ``n_seeds``; the metrics files hold
+only the headline accuracies since issue 22.17) and prints one line per row found
 in either run: accuracy under each dispatch (%), their difference in points, the row's seed spread (std over
 the seeds of the best-dispatch run; "-" for a row without seeds) and the difference in units of that spread.
 Used by scripts/dispatch_compare.sh (issue 18, item 3).
@@ -18,15 +19,15 @@ from pathlib import Path
 STAGES = ("zeroshot", "fewshot", "supervised")
 
 
-def headline_rows(metrics: Path) -> dict[tuple[str, str, str], dict]:
-    """``{(stage, dataset, row): row dict}`` of the stages in :data:`STAGES` under a metrics folder."""
+def headline_rows(results: Path) -> dict[tuple[str, str, str], dict]:
+    """``{(stage, dataset, row): row dict}`` of the stages in :data:`STAGES` under a results folder."""
     rows: dict[tuple[str, str, str], dict] = {}
     for stage in STAGES:
-        for f in sorted((metrics / stage).glob("*.json")):
+        for f in sorted((results / stage).glob("*/details.json")):
             data = json.loads(f.read_text())
             for name, row in (data.get("rows") or {}).items():
                 if isinstance(row, dict) and "acc" in row:
-                    rows[(stage, f.stem, name)] = row
+                    rows[(stage, f.parent.name, name)] = row
     return rows
 
 
@@ -54,7 +55,7 @@ def table(best: dict[tuple[str, str, str], dict], default: dict[tuple[str, str, 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python scripts/dispatch_table.py BEST_METRICS_DIR DEFAULT_METRICS_DIR", file=sys.stderr)
+        print("usage: python scripts/dispatch_table.py BEST_RESULTS_DIR DEFAULT_RESULTS_DIR", file=sys.stderr)
         return 2
     best, default = (headline_rows(Path(p)) for p in argv)
     if not best or not default:
