@@ -48,7 +48,7 @@ from clip2point.models.adapters import adapter_spec, adapter_state, create_adapt
 from clip2point.predict import AdapterCheckpoint
 from pipeline.feature_store import FeatureStore
 from pipeline.findings import adapter_findings, passed
-from pipeline.keys import CLIP, DPA, RELEASED, EncoderKey, RowKey
+from pipeline.keys import CLIP, DPA, RELEASED, EncoderKey, RowKey, released_keys
 from pipeline.params import AdapterParams
 from pipeline.results import prediction_rows
 from pipeline.stage import StageError
@@ -88,14 +88,10 @@ GRID: tuple[Row, ...] = (
 def released_grid(store: FeatureStore) -> tuple[Row, ...]:
     """The rows of every released checkpoint's encoder in the cache: single path and DPA (second path)."""
     rows: list[Row] = []
-    for enc in store.encoders:
-        try:
-            key = EncoderKey.parse(enc)
-        except ValueError:
-            continue
-        if key.is_released:
-            rows += [Row("global_view", (enc,), f"released checkpoint ({key.name}): single path, global-view"),
-                     Row("dual_path", (CLIP, enc), f"released checkpoint ({key.name}) as the DPA's pre-trained path")]
+    for key in released_keys(store.encoders):
+        enc = str(key)
+        rows += [Row("global_view", (enc,), f"released checkpoint ({key.name}): single path, global-view"),
+                 Row("dual_path", (CLIP, enc), f"released checkpoint ({key.name}) as the DPA's pre-trained path")]
     return tuple(rows)
 
 

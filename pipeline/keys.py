@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,3 +120,17 @@ class RowKey:
 
 #: the Dual-Path Adapter on CLIP and the CLIP2Point encoder: the paper's main model (Table 4)
 DPA = RowKey("dual_path", (CLIP, "intra_cross"))
+
+
+def released_keys(encoders: Iterable[str]) -> list[EncoderKey]:
+    """The released checkpoints' encoder keys (``released-<name>``) among ``encoders``, in their order; names
+    that are not encoder keys are skipped."""
+    out: list[EncoderKey] = []
+    for enc in encoders:
+        try:
+            key = EncoderKey.parse(enc)
+        except ValueError:
+            continue
+        if key.is_released:
+            out.append(key)
+    return out

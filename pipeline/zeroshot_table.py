@@ -30,7 +30,7 @@ from clip2point.fewshot import stratified_holdout
 from clip2point.view_weights import DEFAULT_GRID, search_view_weights
 from pipeline.feature_store import FeatureStore
 from pipeline.findings import passed, zeroshot_findings
-from pipeline.keys import CLIP, RELEASED, EncoderKey
+from pipeline.keys import CLIP, RELEASED, EncoderKey, released_keys
 from pipeline.results import prediction_rows
 
 #: Table 1 rows (and the controls): row name → pretraining variant (``clip``: CLIP's own visual encoder).
@@ -80,15 +80,7 @@ def searched_weights(store: FeatureStore, encoders: Sequence[EncoderKey], views:
 
 def released_rows(store: FeatureStore) -> dict[str, str]:
     """Row name → encoder key of every released checkpoint's encoder in the cache (both ``released-<name>``)."""
-    out = {}
-    for enc in store.encoders:
-        try:
-            key = EncoderKey.parse(enc)
-        except ValueError:
-            continue
-        if key.is_released:
-            out[str(key)] = str(key)
-    return out
+    return {str(k): str(k) for k in released_keys(store.encoders)}
 
 
 def zero_shot_table(

@@ -322,3 +322,10 @@ def test_released_checkpoint_through_dvc_repro(tmp_path, monkeypatch):
     _sh([*dvc, "repro", "-s", stages[0], *stages[2:]], repo, env)
     metrics = json.loads((repo / "data/metrics/zeroshot" / f"{ds}.json").read_text())
     assert set(metrics["acc"]) == {"without_pretraining", "with_pretraining"}
+
+
+def test_released_keys_picks_released_encoders_in_order():
+    from pipeline.keys import released_keys
+
+    keys = released_keys(["clip", "released-b", "intra_cross-seed0", "not a key!", "released-a"])
+    assert [str(k) for k in keys] == ["released-b", "released-a"] and all(k.is_released for k in keys)
