@@ -1,0 +1,1 @@
+"""Developer and study tools: applications beside ``stages/`` that are not part of the DVC DAG."""
