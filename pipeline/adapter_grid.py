@@ -47,7 +47,7 @@ from clip2point.fewshot import fit_adapter, fit_adapter_best_test, predict_logit
 from clip2point.models.adapters import adapter_spec, adapter_state, create_adapter
 from clip2point.predict import AdapterCheckpoint
 from pipeline.feature_store import FeatureStore
-from pipeline.findings import adapter_findings, passed
+from pipeline.findings import adapter_findings, correct_by_row, passed
 from pipeline.keys import CLIP, DPA, RELEASED, EncoderKey, RowKey, released_keys
 from pipeline.params import AdapterParams
 from pipeline.results import prediction_rows
@@ -221,7 +221,7 @@ def run_grid(
         log(f"{mode} {store.meta['dataset']} {row.key:>42}: acc {100 * agg['acc']:.2f} ± "
             f"{100 * agg['acc_std']:.2f} (mean class {100 * agg['mean_class_acc']:.2f}) "
             f"[{time.perf_counter() - t0:.1f} s]")
-    metrics["findings"] = passed(adapter_findings(mode, metrics))
+    metrics["findings"] = passed(adapter_findings(mode, metrics, correct_by_row(preds)))
     return metrics, preds, ({"dpa": dpa_cm} if MAIN_ROW in metrics["rows"] else {}), best
 
 

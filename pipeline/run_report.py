@@ -223,11 +223,25 @@ def _dataset_section(params: Params, name: str, out: Path) -> list[str]:
     fs = evaluate(name, params.data.pretrain.name)
     if fs:
         md += ["### Findings", "", "Checked findings fail CI (`python -m pipeline.findings --strict`); the others "
-               "are the paper's directions, reported whether or not this run reproduces them.", "",
-               markdown_table(["finding", "kind", "reproduced", "numbers"],
+               "are the paper's directions, reported whether or not this run reproduces them. Comparisons are "
+               "paired on the same test shapes (bootstrap over shapes and seeds, 95 % interval; "
+               "`pipeline.findings`); *power* is this run's chance to see the paper's effect (ModelNet40) "
+               "if it were the true one, *MDE* the smallest effect seen with 80 % power.", "",
+               markdown_table(["finding", "kind", "reproduced", "effect [95 % CI]", "p", "paper", "power", "MDE",
+                               "numbers"],
                               [[f.claim, "checked" if f.checked else "reported", "yes" if f.passed else "**no**",
-                                f.detail] for f in fs]), ""]
+                                *_finding_stats(f), f.detail] for f in fs]), ""]
     return md
+
+
+def _finding_stats(f: Any) -> list[str]:
+    """Effect with interval, p, the paper's effect, power and MDE of a paired finding (points; – when unpaired)."""
+    if f.effect is None:
+        return ["–"] * 5
+    pts = lambda x: f"{100 * x:+.1f}"  # noqa: E731
+    return [f"{pts(f.effect)} [{pts(f.lo)}, {pts(f.hi)}]", f"{f.p:.3f}",
+            "–" if f.paper_effect is None else pts(f.paper_effect),
+            "–" if f.power is None else f"{100 * f.power:.0f} %", f"{100 * f.mde:.1f}"]
 
 
 #: published zero-shot ModelNet40 numbers of the family (for the direction only)

@@ -29,7 +29,7 @@ from clip2point.evaluate import evaluate_zero_shot
 from clip2point.fewshot import stratified_holdout
 from clip2point.view_weights import DEFAULT_GRID, search_view_weights
 from pipeline.feature_store import FeatureStore
-from pipeline.findings import passed, zeroshot_findings
+from pipeline.findings import correct_by_row, passed, zeroshot_findings
 from pipeline.keys import CLIP, RELEASED, EncoderKey, released_keys
 from pipeline.results import prediction_rows
 
@@ -126,5 +126,5 @@ def zero_shot_table(
             seed = -1 if k.seed is None else k.seed
             preds += prediction_rows(ids, labels, pred, prob, row, seed, str(k), dataset, names)
         metrics["rows"][row] = {"encoder": variant, **agg}
-    metrics["findings"] = passed(zeroshot_findings(metrics["rows"]))
+    metrics["findings"] = passed(zeroshot_findings(metrics["rows"], correct_by_row(preds)))
     return metrics, preds, confusions

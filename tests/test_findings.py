@@ -109,3 +109,78 @@ def test_compare_profiles_puts_two_runs_side_by_side(tmp_path, monkeypatch, caps
     assert line.count("yes:") == 1 and line.count("no:") == 1
     assert paths.DATA is before  # the data root is restored after reading each run
     assert compare_profiles.main(["a=/no/such"]) == 1
+
+
+def _write_predictions(root, key, correct: dict[str, list[list[bool]]], seeds: dict[str, list[int]] | None = None):
+    """``predictions.parquet`` in the real schema: per method and run, label 0 and pred 0 (right) or 1."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from pipeline.results import prediction_rows, predictions_table
+
+    rows = []
+    for method, runs in correct.items():
+        for i, run in enumerate(runs):
+            n = len(run)
+            ids = [f"s{j:04d}" for j in range(n)][::-1]  # not in id order: the reader must align by id
+            ok = np.asarray(run[::-1])
+            seed = (seeds or {}).get(method, list(range(len(runs))))[i]
+            rows += prediction_rows(ids, np.zeros(n, int), np.where(ok, 0, 1), np.ones(n), method, seed, method,
+                                    "ds", ["a", "b"])
+    f = root / "results" / key / "predictions.parquet"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(predictions_table(rows), f)
+
+
+def test_paired_finding_uses_the_predictions(data_root):
+    """Paired on the same shapes: a gain of 12 of 400 shapes, every run agreeing, is resolved (the unpaired
+    margin on these rows would not), and the finding carries effect, interval, paper effect and power."""
+    import numpy as np
+
+    from clip2point.stats import paired_bootstrap, power
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400) < 0.5
+    better = base.copy()
+    better[np.flatnonzero(~base)[:12]] = True
+    rows = {"without_pretraining": _row([base.mean()]),
+            "with_pretraining": {**_row([better.mean()] * 3), "acc_std": 0.03}}  # a spread that hides 3 points
+    _write(data_root, "zeroshot/ds", {"rows": rows})
+    (unpaired,) = [x for x in findings.evaluate("ds", "pool") if x.key == "zeroshot_pretraining_helps"]
+    assert not unpaired.passed and unpaired.effect is None
+    _write_predictions(data_root, "zeroshot/ds", {"without_pretraining": [base.tolist()],
+                                                  "with_pretraining": [better.tolist()] * 3})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "zeroshot_pretraining_helps"]
+    assert f.passed and f.effect == pytest.approx(12 / 400) and f.lo > 0
+    d = paired_bootstrap(np.stack([better] * 3), base[None], n_boot=findings.N_BOOT, seed=0)
+    assert (f.lo, f.hi) == pytest.approx((d.lo, d.hi))
+    assert f.paper_effect == pytest.approx((49.38 - 29.71) / 100)
+    assert f.power == pytest.approx(power(f.paper_effect, d.se))
+    assert "paired difference 3.0%" in f.detail and "400 shapes × 3 / 1 runs" in f.detail
+
+
+def test_paired_at_least_fails_only_when_significantly_worse(data_root):
+    import numpy as np
+
+    from pipeline.keys import DPA, RowKey
+
+    rng = np.random.default_rng(1)
+    single = rng.random(300) < 0.7
+    worse = single.copy()
+    worse[np.flatnonzero(single)[:40]] = False  # 40 of 300 shapes lost: significantly worse
+    dpa, gv = str(DPA), str(RowKey("global_view", ("intra_cross",)))
+    metrics = {"rows": {dpa: _row([worse.mean()]), gv: _row([single.mean()])}, "n_test": 300, "chance": 0.5}
+    _write(data_root, "fewshot/ds", metrics)
+    _write_predictions(data_root, "fewshot/ds", {dpa: [worse.tolist()], gv: [single.tolist()]})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "fewshot_dpa_vs_single"]
+    assert not f.passed and f.hi < 0
+    _write_predictions(data_root, "fewshot/ds", {dpa: [single.tolist()], gv: [single.tolist()]})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "fewshot_dpa_vs_single"]
+    assert f.passed and f.effect == 0.0
+
+
+def test_predictions_of_other_shapes_are_refused():
+    rows = [{"method": "m", "seed": 0, "id": "a", "label": 0, "pred": 0},
+            {"method": "m", "seed": 1, "id": "b", "label": 0, "pred": 0}]
+    with pytest.raises(ValueError, match="predictions of 'm' seed 1 score other shapes than its first run"):
+        findings.correct_by_row(rows)

@@ -139,7 +139,7 @@ def knee(budgets: list[int], gains: list[float], fraction: float) -> int | None:
     best = max(gains, default=-math.inf)
     if not best > 0:
         return None
-    return next(b for b, g in sorted(zip(budgets, gains)) if g >= fraction * best)
+    return next(b for b, g in sorted(zip(budgets, gains, strict=True)) if g >= fraction * best)
 
 
 def collect(root: Path, cfg: StudyConfig) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def figure(study: dict[str, Any], path: Path) -> None:
         longest = max(r["epochs"] for r in rows)
         for run in study["runs"]:
             if run["variant"] == v and run["epochs"] == longest:
-                xs, ys = zip(*run["curve"])
+                xs, ys = zip(*run["curve"], strict=True)
                 b.plot(xs, [100 * y for y in ys], color=a.lines[-1].get_color(), alpha=0.6,
                        label=f"{v} seed {run['seed']}")
     a.set_xscale("log", base=2)
