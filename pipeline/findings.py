@@ -12,7 +12,8 @@ Rules (not picked to pass):
   three binomial standard errors of a chance-level classifier on the same n;
 * "A above B": both rows score the same test shapes, so the comparison is **paired**
   (:func:`clip2point.stats.paired_bootstrap`: shapes resampled once for both arms, runs (seeds) within each
-  arm); A is above B when the 95 % interval of mean_A − mean_B lies above 0. "A at least as good as the best
+  arm); A is above B when the 95 % interval of mean_A − mean_B lies above 0 (the p-value: the bootstrap's,
+  or the exact McNemar test when each arm is one run). "A at least as good as the best
   of Bs": the interval's upper end is ≥ 0. Each such finding carries its effect, interval and p-value, the
   paper's effect (:data:`PAPER_EFFECT`, ModelNet40) and the power of this run to see an effect that large
   (:func:`clip2point.stats.power` at the bootstrap's standard error);
@@ -26,6 +27,7 @@ These are the only rules: the ``zeroshot`` / ``fewshot`` / ``supervised`` stages
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -36,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from clip2point.stats import PairedDifference, min_detectable_effect, paired_bootstrap, power
+from clip2point.stats import PairedDifference, mcnemar_exact, min_detectable_effect, paired_bootstrap, power
 from pipeline import paths
 from pipeline.headline import read_details
 from pipeline.keys import CLIP, DPA, RowKey
@@ -112,6 +114,8 @@ def _paired(key: str, a: np.ndarray, b: np.ndarray) -> tuple[PairedDifference, d
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"finding {key}: the rows score {a.shape[1]} and {b.shape[1]} test shapes")
     d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
+    if a.shape[0] == 1 and b.shape[0] == 1:  # one run per arm: the exact test instead of the bootstrap's tail
+        d = dataclasses.replace(d, p=mcnemar_exact(a[0], b[0]))
     pe = PAPER_EFFECT.get(key)
     extra = {"effect": d.effect, "lo": d.lo, "hi": d.hi, "p": d.p,
              "paper_effect": None if pe is None else pe / 100, "mde": min_detectable_effect(d.se),

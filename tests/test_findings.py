@@ -184,3 +184,20 @@ def test_predictions_of_other_shapes_are_refused():
             {"method": "m", "seed": 1, "id": "b", "label": 0, "pred": 0}]
     with pytest.raises(ValueError, match="predictions of 'm' seed 1 score other shapes than its first run"):
         findings.correct_by_row(rows)
+
+
+def test_single_runs_get_the_exact_mcnemar_p(data_root):
+    import numpy as np
+
+    from clip2point.stats import mcnemar_exact
+
+    rng = np.random.default_rng(2)
+    a = rng.random(200) < 0.6
+    b = a.copy()
+    b[:30] = rng.random(30) < 0.3
+    rows = {"without_pretraining": _row([b.mean()]), "with_pretraining": _row([a.mean()])}
+    _write(data_root, "zeroshot/ds", {"rows": rows})
+    _write_predictions(data_root, "zeroshot/ds",
+                       {"without_pretraining": [b.tolist()], "with_pretraining": [a.tolist()]})
+    (f,) = [x for x in findings.evaluate("ds", "pool") if x.key == "zeroshot_pretraining_helps"]
+    assert f.p == pytest.approx(mcnemar_exact(a, b))
