@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export PYOPENGL_PLATFORM ?= osmesa
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup lock repro test lint ci-repro rehearsal compare-profiles gpu-smoke
+.PHONY: setup lock repro test lint ci-repro rehearsal compare-profiles gpu-smoke study
 
 # The venv: exactly requirements.lock (brought to it whenever the lock changes), then the project, editable
 setup:
@@ -28,6 +28,13 @@ test: setup
 	python scripts/check_lock.py
 	ruff check clip2point pipeline stages tests benchmarks scripts
 	python -m pytest -q
+
+# The learning-curve study (issue 21, not CI): every budget of configs/study.yaml through the real pretrain stage,
+# in data/study/ (about an hour on 2 cores; resumable); docs/results/study.md holds a measured run
+study: setup
+	@[ -d .dvc ] || dvc init -q
+	dvc repro image_features
+	python -m tools.study
 
 # CI-size reproduction with scientific sanity checks (see .ci/run)
 ci-repro: setup
