@@ -24,6 +24,12 @@ def data_root() -> Path:
     return env_path(DATA, _ENV_DEFAULT, "CLIP2POINT_DATA", "data")
 
 
+def study_summary() -> Path:
+    """The learning-curve study's committed summary (``make study``; ``learning_curve.png`` beside it): a
+    measured document in the repository, not a DVC output, that the report quotes."""
+    return Path("docs") / "results" / "study.json"
+
+
 def synth_root(pool: str) -> Path:
     """Meshes of a synthetic pool (``pretrain`` or ``benchmark``) in ModelNet's folder layout."""
     return data_root() / "synth" / pool

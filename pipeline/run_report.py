@@ -169,6 +169,7 @@ def build_report(params: Params, out: Path) -> str:
                "never on a benchmark test split.", ""]
         if _curves_figure(curves, out / "pretrain_curves.png"):
             md += ["![pre-training curves](pretrain_curves.png)", ""]
+    md += _study_section(params, out)
 
     for ds in params.data.benchmarks:
         md += _dataset_section(params, ds.name, out)
@@ -178,6 +179,33 @@ def build_report(params: Params, out: Path) -> str:
            "`configs/released.yaml`, docs/parity.md) come from a second whole run outside this DAG "
            "(`make compare-profiles`), side by side with this profile's: [profiles.md](profiles.md).", ""]
     return "\n".join(md) + "\n"
+
+
+def _study_section(params: Params, out: Path) -> list[str]:
+    """The learning-curve study (``make study``, measured outside the DAG and committed as
+    ``paths.study_summary()``): selected val zero-shot against the budget, this run's budget marked."""
+    study = _load(paths.study_summary())
+    if study is None:
+        return []
+    rows = []
+    for variant, table in study.get("table", {}).items():
+        for r in table:
+            mark = " ← this run" if r["epochs"] == params.pretrain.epochs else ""
+            rows.append([variant, f"{r['epochs']}{mark}", r["steps"], r["n_seeds"],
+                         f"{100 * r['best_mean']:.2f} ± {100 * r['best_std']:.2f}", f"{100 * r['gain_mean']:+.2f}",
+                         f"{r['selected_last']}/{r['n_seeds']}"])
+    md = ["### How long to pre-train (the learning-curve study)", "",
+          f"Measured by `make study` (`tools/study.py`, {paths.study_summary()}); each budget is its own run with its "
+          "own schedule, selected on the pool's validation split. Knee (smallest budget with "
+          f"{100 * study.get('knee_fraction', 0.8):.0f} % of the largest mean gain): "
+          + ", ".join(f"{v} {k} epochs" for v, k in study.get("knee", {}).items()) + ".", "",
+          markdown_table(["variant", "epochs", "steps", "seeds", "selected val zero-shot", "gain",
+                          "selected = last eval"], rows), ""]
+    fig = paths.study_summary().with_name("learning_curve.png")
+    if fig.is_file():
+        shutil.copyfile(fig, out / "learning_curve.png")
+        md += ["![learning curve](learning_curve.png)", ""]
+    return md
 
 
 def _dataset_section(params: Params, name: str, out: Path) -> list[str]:

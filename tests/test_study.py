@@ -91,3 +91,24 @@ def test_collect_tabulates_seeds_and_finds_the_knee(tmp_path: Path) -> None:
     study.write_outputs(tmp_path, s)
     assert json.loads((tmp_path / "study.json").read_text())["knee"] == {"intra_cross": 8}
     assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_quotes_the_committed_study_and_marks_this_runs_budget(tmp_path: Path, monkeypatch) -> None:
+    from pipeline import paths, run_report
+    from pipeline.params import load_params
+
+    params = load_params("params.yaml")
+    cfg = study.StudyConfig(("intra_cross",), (0,), (4, params.pretrain.epochs), 8, 0.8)
+    for e in cfg.epochs:
+        _details(tmp_path / "runs", e, "intra_cross", 0, [(0, 0.3), (e * 12, 0.3 + e / 100)], e * 12)
+    s = study.collect(tmp_path / "runs", cfg)
+    study.write_outputs(tmp_path, s)
+    monkeypatch.setattr(paths, "study_summary", lambda: tmp_path / "study.json")
+    out = tmp_path / "report"
+    out.mkdir()
+    md = "\n".join(run_report._study_section(params, out))
+    assert f"| intra_cross | {params.pretrain.epochs} ← this run |" in md
+    assert "| intra_cross | 4 |" in md and "knee" in md.lower()
+    assert (out / "learning_curve.png").is_file()
+    monkeypatch.setattr(paths, "study_summary", lambda: tmp_path / "absent.json")
+    assert run_report._study_section(params, out) == []

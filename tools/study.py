@@ -218,16 +218,16 @@ def figure(study: dict[str, Any], path: Path) -> None:
         steps = [r["steps"] for r in rows]
         m = [100 * r["best_mean"] for r in rows]
         s = [100 * r["best_std"] for r in rows]
-        a.errorbar(steps, m, yerr=s, marker="o", capsize=3, label=v)
+        color = a.errorbar(steps, m, yerr=s, marker="o", capsize=3, label=v)[0].get_color()
         if study["knee"][v] is not None:
             k = next(r for r in rows if r["epochs"] == study["knee"][v])
-            a.axvline(k["steps"], ls=":", color=a.lines[-1].get_color())
+            a.axvline(k["steps"], ls=":", color=color)
         a.axhline(100 * rows[0]["before"], color="grey", ls="--", lw=1)
         longest = max(r["epochs"] for r in rows)
         for run in study["runs"]:
             if run["variant"] == v and run["epochs"] == longest:
                 xs, ys = zip(*run["curve"], strict=True)
-                b.plot(xs, [100 * y for y in ys], color=a.lines[-1].get_color(), alpha=0.6,
+                b.plot(xs, [100 * y for y in ys], color=color, alpha=0.6,
                        label=f"{v} seed {run['seed']}")
     a.set_xscale("log", base=2)
     a.set_xlabel("pre-training steps (budget)")
