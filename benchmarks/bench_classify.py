@@ -26,7 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clip2point.cli.engine import build_bundle, classify_clouds, load_cloud, load_encoders, run_settings
+from cli.bundle import build_bundle, classify_clouds
+from cli.encoders import load_encoders
+from cli.inputs import load_cloud
+from cli.settings import run_settings
 from clip2point.models.clip import depth_to_clip_input, image_size
 
 LABELS = ["airplane", "bench", "bookshelf", "bottle", "bowl", "chair", "cone", "cup", "lamp", "table"]

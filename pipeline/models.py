@@ -70,8 +70,9 @@ def _load_visual(f: Path, what: str, how: str, device: str | torch.device, clip_
         raise FileNotFoundError(f"no {what} at {f}: run `{how}` first")
     if clip_model is None:
         clip_model, _ = load_clip(device)
-    enc = copy.deepcopy(clip_model.visual)
-    enc.load_state_dict(load_torch(f, what))
+    from clip2point.models.released import load_checked_state
+
+    enc = load_checked_state(copy.deepcopy(clip_model.visual), load_torch(f, what), f"{what} {f}")
     return enc.to(device).eval()
 
 
@@ -165,12 +166,6 @@ def check_external_checkpoint(name: str, path: str | Path, clip_model: str) -> N
         raise ReleasedCheckpointError(
             f"{where}: the released weights were trained with OpenAI CLIP's QuickGELU but clip.model "
             f"'{clip_model}' uses GELU: use its '-quickgelu' form (e.g. ViT-B-32-quickgelu)")
-
-
-def clip_logit_scale(model: nn.Module) -> float:
-    """CLIP's learned logit scale ``exp(t)`` (capped at 100 as in CLIP), or 100 when the model has none."""
-    ls = getattr(model, "logit_scale", None)
-    return float(ls.exp().clamp(max=100.0)) if ls is not None else 100.0
 
 
 def load_split_tensors(dataset: str, split: str, with_rgb: bool = True) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import torch
 
 from clip2point.configs import PretrainConfig, config_from
 from clip2point.files import json_default
-from clip2point.models.clip import text_features
+from clip2point.models.clip import logit_scale, text_features
 from clip2point.train.distributed import DistInfo
 from pipeline import paths
 from pipeline.models import ENCODER_META, ENCODER_WEIGHTS, load_clip, read_clip_pointer
@@ -190,7 +190,7 @@ def train(params: Params, variant: str, seed: int, info: DistInfo, resume: bool 
     cap_templates = list(params.bootstrap.caption_templates)
     caps = torch.cat([text_features(model, tok, class_names, [t]) for t in cap_templates])
     cap_labels = torch.arange(len(class_names)).repeat(len(cap_templates))
-    side = TextSide(classes=text, logit_scale=float(model.logit_scale.detach().exp().clamp(max=100)), captions=caps,
+    side = TextSide(classes=text, logit_scale=logit_scale(model), captions=caps,
                     caption_labels=cap_labels)
     evalset = StreamingEvalSet(ShardPointsSource(val_index), get_views(params.zeroshot.views), dcfg, dp.distance,
                                num_workers=pp.num_workers)

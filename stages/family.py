@@ -24,7 +24,7 @@ import torch
 
 from clip2point.features import encode_splits
 from clip2point.fewshot import stratified_holdout
-from clip2point.models.clip import encode_views, text_features
+from clip2point.models.clip import encode_views, logit_scale, text_features
 from clip2point.precision import encoder_precision
 from clip2point.render.depth import render_depth
 from clip2point.render.views import get_views
@@ -95,7 +95,7 @@ def run(dataset: str, device: str) -> None:
     rows: dict = {}
     with torch.no_grad():
         text = text_features(clip_model, tokenizer, class_names, params.clip.templates)
-        scale = models.clip_logit_scale(clip_model)
+        scale = logit_scale(clip_model)
         for name in members:
             cfg = member_depth(name, base)
             vs = FAMILY[name].views

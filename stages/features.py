@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-from clip2point.models.clip import encode_views, text_features
+from clip2point.models.clip import encode_views, logit_scale, text_features
 from clip2point.precision import encoder_precision
 from clip2point.render.depth import render_depth
 from clip2point.render.views import get_views
@@ -63,7 +63,7 @@ def run(dataset: str, variants: list[str] | None, batch_size: int | None, device
         extra = {
             "templates": list(params.clip.templates),
             "clip_model": params.clip.model,
-            "logit_scale": models.clip_logit_scale(clip_model),
+            "logit_scale": logit_scale(clip_model),
             "depth": {**depth_settings(d), "distance": d.distance},
             "up_axis": ds.up_axis,
             "pretrain_seeds": list(params.pretrain.seeds),

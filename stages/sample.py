@@ -24,7 +24,7 @@ from clip2point.io import ReadError
 from pipeline.artifacts import atomic_path
 from pipeline.params import load_params
 from pipeline.paths import points_table, rejected_table
-from pipeline.sample_job import sample_dataset, sample_item  # noqa: F401 - sample_item: pipeline.rehearsal
+from pipeline.sample_job import sample_dataset
 from pipeline.stage import StageError, find_dataset, run_main
 
 

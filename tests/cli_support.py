@@ -8,7 +8,7 @@ import pytest
 from released_support import randomised
 from typer.testing import CliRunner
 
-from clip2point.cli import app
+from cli import app
 
 TINY = ["--clip", "c2p-tiny"]
 

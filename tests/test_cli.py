@@ -17,7 +17,7 @@ import trimesh
 import yaml
 from cli_support import TINY, TINY_QUICK, isolated, released_args, released_dpa_files, run  # noqa: F401 (autouse)
 
-from clip2point.cli.prepare import edit_params_text
+from cli.params_edit import edit_params_text
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def test_adapter_checkpoint(files: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_internal_errors_exit_2_and_debug_shows_the_traceback(files, monkeypatch) -> None:
-    import clip2point.cli.classify as cls
+    import cli.classify as cls
 
     def boom(*a, **k):
         raise RuntimeError("kaboom\nsecond line")
@@ -584,7 +584,7 @@ def _released_by_hand(paths: dict[str, Path], spec: Path, names: list[str], up_a
     import open_clip
     import torch.nn.functional as F
 
-    from clip2point.cli.engine import load_cloud
+    from cli.inputs import load_cloud
     from clip2point.models.adapters import SimplifiedAdapter
     from clip2point.models.clip import depth_to_clip_input, image_size
     from clip2point.predict import unit_sphere

@@ -121,7 +121,7 @@ def test_usage_errors_are_one_line_naming_the_value(args: list[str], message: st
 def test_usage_error_of_the_installed_command() -> None:
     """The real entry point (sys.argv, not the test runner): one line, exit 1."""
     exe = Path(sys.executable).with_name("clip2point")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from clip2point.cli import app; app()"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli"]
     proc = subprocess.run([*cmd, "classify", "x.ply", "--top-k", "0"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
@@ -444,7 +444,7 @@ def test_render_keeps_the_previous_png_on_failure(
 
 
 def test_classify_ctrl_c_is_one_line_and_130(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    import clip2point.cli.classify as cls
+    import cli.classify as cls
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -701,7 +701,7 @@ def test_prepare_unreadable_download_folder(tmp_path: Path, monkeypatch: pytest.
 
 def test_a_bug_is_still_an_internal_error(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """OS errors are user errors; anything else stays exit 2, so real bugs are not hidden."""
-    import clip2point.cli.classify as cls
+    import cli.classify as cls
 
     def bug(*a, **k):
         raise ZeroDivisionError("division by zero")
@@ -791,13 +791,13 @@ def test_render_out_of_memory_names_the_size_asked_for(
 def test_an_allocation_failure_anywhere_is_a_user_error_not_a_bug(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clip2point.cli import engine
+    from cli import bundle
 
     def alloc(*a, **k):
         raise MemoryError
 
-    monkeypatch.setattr(engine, "classify_clouds", alloc)
-    monkeypatch.setattr("clip2point.cli.classify.classify_clouds", alloc)
+    monkeypatch.setattr(bundle, "classify_clouds", alloc)
+    monkeypatch.setattr("cli.classify.classify_clouds", alloc)
     assert one_error(run("classify", files["npy"], *LABELS, *TINY, "-q")) == (
         "error: not enough memory for this command")
 
@@ -840,7 +840,7 @@ def test_no_progress_bar_fragments_when_stderr_is_not_a_terminal(files: dict[str
 def test_a_terminal_still_gets_a_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from clip2point.cli import _common
+    from cli import _common
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

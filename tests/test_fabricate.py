@@ -1,4 +1,4 @@
-"""pipeline.fabricate: stand-ins of the real datasets, read back through the project's real readers."""
+"""tools.fabricate: stand-ins of the real datasets, read back through the project's real readers."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from clip2point.io import (
     scanobjectnn_files,
 )
 from clip2point.sampling import to_y_up
-from pipeline import fabricate as fab
+from tools import fabricate as fab
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +253,7 @@ def test_yup_copy_holds_the_same_shapes_stored_y_up(tmp_path_factory):
     """``ModelNet40_yup`` is what the pipeline must see after converting ``ModelNet40`` with up_axis z."""
     from clip2point.datasets import catalogue, load_item
     from clip2point.sampling import to_y_up
-    from pipeline.fabricate import fabricate
+    from tools.fabricate import fabricate
 
     out = tmp_path_factory.mktemp("fab_yup")
     fabricate(out, per_class=1, seed=3)
@@ -268,7 +268,7 @@ def test_yup_copy_holds_the_same_shapes_stored_y_up(tmp_path_factory):
 def test_split_sizes_can_differ(tmp_path_factory):
     """``test_per_class`` / ``pool_per_class`` shrink the rehearsal; the readers see exactly those counts."""
     from clip2point.io import catalogue
-    from pipeline.fabricate import fabricate
+    from tools.fabricate import fabricate
 
     out = tmp_path_factory.mktemp("fab_sizes")
     exp = fabricate(out, per_class=2, seed=1, test_per_class=1, pool_per_class=1)["datasets"]

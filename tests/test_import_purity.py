@@ -15,7 +15,7 @@ before_env = dict(os.environ)
 tmp = tempfile.gettempdir()
 before_tmp = set(os.listdir(tmp))
 import clip2point
-names = [m.name for m in pkgutil.walk_packages(clip2point.__path__, "clip2point.") if ".cli" not in m.name]
+names = [m.name for m in pkgutil.walk_packages(clip2point.__path__, "clip2point.")]
 for n in names:
     importlib.import_module(n)
 changed = sorted(k for k in set(os.environ) | set(before_env) if os.environ.get(k) != before_env.get(k))

@@ -254,11 +254,11 @@ def test_the_cli_and_prepare_read_params_with_the_same_loader():
     :func:`pipeline.params.parse_yaml`, so a duplicate key is refused by every reader."""
     import inspect
 
-    from clip2point.cli import engine, prepare
+    from cli import params_edit, prepare, settings
 
-    assert "load_params(" in inspect.getsource(engine.run_params)
+    assert "load_params(" in inspect.getsource(settings.run_params)
     assert "parse_yaml(" in inspect.getsource(prepare.read_params)
-    assert "safe_load" not in inspect.getsource(engine) + inspect.getsource(prepare)
+    assert "safe_load" not in "".join(inspect.getsource(m) for m in (settings, prepare, params_edit))
 
 
 def test_a_benchmark_named_like_the_pretraining_pool_is_refused():

@@ -169,11 +169,11 @@ def test_a_frame_that_is_not_a_rotation_is_refused() -> None:
 
 
 def test_family_silhouette_check_passes_members_and_catches_a_flip() -> None:
-    """The rehearsal's check (pipeline.rehearsal.check_family_silhouettes): every member agrees with
+    """The rehearsal's check (tools.rehearsal.check_family_silhouettes): every member agrees with
     CLIP2Point's square min maps better as drawn than in any other orientation; realistic maps flipped upside
     down (a row-order bug) or transposed (a swapped grid layout) do not."""
     from pipeline.family import FAMILY, member_depth
-    from pipeline.rehearsal import MIN_IOU_FAMILY, ORIENTATION_MARGIN, silhouette_agreement
+    from tools.rehearsal import MIN_IOU_FAMILY, ORIENTATION_MARGIN, silhouette_agreement
 
     rng = np.random.default_rng(0)
     shapes = []

@@ -203,6 +203,20 @@ def text_features(
     return F.normalize(feats, dim=-1)
 
 
+#: CLIP's cap on its learned temperature: logits are at most 100 x the cosine similarity.
+MAX_LOGIT_SCALE = 100.0
+
+
+def logit_scale(model: nn.Module) -> float:
+    """CLIP's learned logit scale ``exp(t)``, capped at :data:`MAX_LOGIT_SCALE` as in CLIP; the cap itself for a
+    model without one. The value read out of a model (for zero-shot logits); a training step that learns ``t``
+    keeps the tensor (``model.logit_scale.exp().clamp(...)``) so that the gradient flows."""
+    scale = getattr(model, "logit_scale", None)
+    if isinstance(scale, torch.Tensor):
+        return float(scale.detach().exp().clamp(max=MAX_LOGIT_SCALE))
+    return MAX_LOGIT_SCALE
+
+
 def clip_normalize(x: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1] (B, 3, S, S) → CLIP mean/std normalised."""
     mean = torch.tensor(CLIP_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)

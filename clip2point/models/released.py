@@ -108,6 +108,17 @@ def check_state_keys(expected: Mapping[str, Tensor], got: Mapping[str, Tensor], 
         raise ReleasedCheckpointError(f"{what}: " + "; ".join(parts))
 
 
+def load_checked_state(module: nn.Module, state: Mapping[str, Tensor], what: str, *, key_prefix: str = "") -> nn.Module:
+    """Load ``state`` into ``module`` (in place, strict) and return it, after :func:`check_state_keys`: a missing,
+    unexpected or mis-shaped key raises :class:`ReleasedCheckpointError` naming it as ``key_prefix + key`` (the
+    name it has in the checkpoint file). The one way a set of weights goes into a CLIP visual tower here: the
+    released checkpoints, the run's pre-trained encoders (``pipeline.models``) and the CLI's ``--encoder``."""
+    check_state_keys({key_prefix + k: v for k, v in module.state_dict().items()},
+                     {key_prefix + k: v for k, v in state.items()}, what)  # fmt: skip
+    module.load_state_dict(state, strict=True)
+    return module
+
+
 def _resolve_prefix(state: Mapping[str, Tensor], prefix: str | None) -> str:
     if prefix is None:
         found = [p for p in (PRETRAIN_ENCODER_PREFIX, DPA_DEPTH_PREFIX) if any(k.startswith(p) for k in state)]
@@ -184,11 +195,8 @@ def load_released_depth_encoder(
         _check_top_level(state, "released checkpoint")
         prefix = _resolve_prefix(state, prefix)
     sub = released_encoder_state(state, prefix)
-    # compare under the checkpoint's own names, so an error names the key as it is in the file
-    check_state_keys({prefix + k: v for k, v in visual.state_dict().items()},
-                     {prefix + k: v for k, v in sub.items()}, "released depth encoder")
-    visual.load_state_dict(sub, strict=True)
-    return visual
+    # compared under the checkpoint's own names, so an error names the key as it is in the file
+    return load_checked_state(visual, sub, "released depth encoder", key_prefix=prefix)
 
 
 def _to_released_name(key: str) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from clip2point.cli._common import (
+from cli._common import (
     EXIT_OK,
     EXIT_USER,
     CliError,
@@ -22,7 +22,8 @@ from clip2point.cli._common import (
     handled,
     progress,
 )
-from clip2point.cli.engine import BadInput, Timer, check_input, classify_clouds, expand_input, load_cloud
+from cli.bundle import Timer, classify_clouds
+from cli.inputs import BadInput, check_input, expand_input, load_cloud
 
 
 def parse_labels(text: str) -> list[str]:
@@ -46,7 +47,7 @@ def parse_labels(text: str) -> list[str]:
 
 def dataset_labels(name: str) -> tuple[list[str], str]:
     """Class names and up axis of ``--dataset NAME``: a params.yaml dataset, or a known real dataset."""
-    from clip2point.cli.engine import run_params
+    from cli.settings import run_params
     from clip2point.datasets import DATASETS
     from pipeline.params import ParamsError
 
@@ -148,14 +149,9 @@ def classify(
 def _classify(files: list[str], labels_opt: str | None, dataset: str | None, checkpoint: str | None,
               views: int | None, top_k: int, as_json: bool, clip: str | None, pretrained: str | None,
               encoder: str | None, up_axis: str | None, batch_size: int, quiet: bool) -> int:  # fmt: skip
-    from clip2point.cli.engine import (
-        RELEASED_CLIP,
-        build_bundle,
-        load_encoders,
-        read_released_dpa,
-        run_settings,
-        view_set_for,
-    )
+    from cli.bundle import RELEASED_CLIP, build_bundle, read_released_dpa
+    from cli.encoders import load_encoders
+    from cli.settings import run_settings, view_set_for
 
     if labels_opt is not None and dataset is not None:
         raise CliError("pass either --labels or --dataset, not both")

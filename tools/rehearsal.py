@@ -1,7 +1,7 @@
 """Checks of the paper-profile rehearsal (``make rehearsal``): what random weights can still prove.
 
 Run after ``dvc repro`` in the rehearsal's scratch copy, with the fabricated datasets in ``FAB``
-(``pipeline/fabricate.py``, whose ``expected.json`` says what each dataset holds):
+(``tools/fabricate.py``, whose ``expected.json`` says what each dataset holds):
 
 * every dataset's class names (in label order) and per-split counts reached the points tables and shards;
 * each z-up dataset gives the same depth maps (silhouette IoU) as the same shapes stored y-up
@@ -11,7 +11,7 @@ Run after ``dvc repro`` in the rehearsal's scratch copy, with the fabricated dat
 * every stage wrote its metrics, the report says ``subset: n of N`` for the fabricated subsets, and
   ``dvc status`` is clean.
 
-Usage: ``python -m pipeline.rehearsal FAB``; exit 1 with one line per failed check.
+Usage: ``python -m tools.rehearsal FAB``; exit 1 with one line per failed check.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from clip2point.cli._common import EXIT_INTERRUPTED, EXIT_USER, collapse, err
+from cli._common import EXIT_INTERRUPTED, EXIT_USER, collapse, err
 
 
 def _usage_error_types() -> tuple[type[BaseException], ...]:
@@ -122,10 +122,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from clip2point.cli import classify as _classify  # noqa: E402
-from clip2point.cli import info as _info  # noqa: E402
-from clip2point.cli import prepare as _prepare  # noqa: E402
-from clip2point.cli import render as _render  # noqa: E402
+from cli import classify as _classify  # noqa: E402
+from cli import info as _info  # noqa: E402
+from cli import prepare as _prepare  # noqa: E402
+from cli import render as _render  # noqa: E402
 
 app.command("classify")(_classify.classify)
 app.command("render")(_render.render)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from clip2point.cli._common import Debug, collapse, handled, os_error_text
+from cli._common import Debug, collapse, handled, os_error_text
 
 
 def _version(dist: str) -> str:
@@ -60,7 +60,7 @@ def _raise(e: OSError) -> None:
 
 def collect() -> dict[str, Any]:
     """Everything ``info`` reports, as a JSON-ready dict."""
-    from clip2point.cli.engine import params_path
+    from cli.settings import params_path
     from pipeline import paths
     from pipeline.params import ParamsError, load_params
 

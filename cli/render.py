@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from clip2point.cli._common import (
+from cli._common import (
     CliError,
     Debug,
     Quiet,
@@ -70,7 +70,8 @@ def render(
     with handled(debug):
         import torch
 
-        from clip2point.cli.engine import BadInput, load_cloud, run_settings, view_set_for
+        from cli.inputs import BadInput, load_cloud
+        from cli.settings import run_settings, view_set_for
         from clip2point.configs import MODES, DepthConfig
         from clip2point.render.depth import render_depth
         from clip2point.render.views import VIEW_SETS, to_y_up

@@ -33,7 +33,7 @@ without a generator reuses one cyclically: the content need not match the name):
 Each split has ``per_class`` models per class (``PB_T50_RS``: that many objects, each perturbed
 :data:`SCANOBJECTNN_PERTURBED` times). Output is deterministic per ``seed``.
 
-Usage: ``python -m pipeline.fabricate --out DIR [--per-class N] [--seed S] [--overwrite]`` or
+Usage: ``python -m tools.fabricate --out DIR [--per-class N] [--seed S] [--overwrite]`` or
 :func:`fabricate`. Note that ``clip2point prepare`` compares against the published split sizes, so on
 fabricated data it reports the counts (and only the counts) as incomplete.
 """
@@ -386,7 +386,7 @@ def write_shapenet_model(mesh: trimesh.Trimesh, model_dir: Path, textured: bool)
     models = model_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     mtl = []
-    obj = ["# fabricated in ShapeNetCore.v2's format (clip2point pipeline.fabricate)", "mtllib model_normalized.mtl"]
+    obj = ["# fabricated in ShapeNetCore.v2's format (clip2point tools.fabricate)", "mtllib model_normalized.mtl"]
     obj += _fmt_rows(verts, "v %.6f %.6f %.6f")
     obj += _fmt_rows(normals, "vn %.6f %.6f %.6f")
     vt_base = 0
@@ -551,7 +551,7 @@ def fabricate(out: str | Path, per_class: int = 1, seed: int = 0, overwrite: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.fabricate", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.fabricate", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="output folder (absent or empty)")
     ap.add_argument("--per-class", type=int, default=1, help="models per class and split (default 1)")
     ap.add_argument("--test-per-class", type=int, default=None, help="ModelNet/ScanObjectNN test models per class")
