@@ -26,7 +26,7 @@ repro: setup
 # First: the venv is the lock's (one line naming the differences otherwise)
 test: setup
 	python scripts/check_lock.py
-	ruff check clip2point pipeline stages tests benchmarks scripts
+	ruff check clip2point pipeline stages tests benchmarks scripts cli tools
 	python -m pytest -q
 
 # The learning-curve study (issue 21, not CI): every budget of configs/study.yaml through the real pretrain stage,
