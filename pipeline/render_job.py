@@ -7,9 +7,13 @@ orthographically at distance 1 from the view set. Datasets without meshes (``sca
 are not mesh files) get no RGB: their shards hold points, label and metadata. Depth maps are never stored:
 every consumer renders them from the points (Eq. 12–14) with its own ``depth`` params.
 
-Workers (:func:`iter_rgb`): a ``ProcessPoolExecutor`` (spawn, ``max_tasks_per_child`` recycling) with one
-renderer per worker and a bounded number of tasks in flight, results in order. A worker that dies (e.g.
-killed for memory) fails the stage naming it; a mesh that fails to render fails the stage with its path.
+Workers (:func:`iter_rgb`): a ``ProcessPoolExecutor`` (spawn) with one renderer per worker and a bounded
+number of tasks in flight, results in order. Workers are recycled (bounding pyrender/OSMesa growth) by
+starting a fresh pool every ``workers × MAX_TASKS_PER_CHILD`` tasks, not with the executor's own
+``max_tasks_per_child``: on CPython 3.11–3.13 that option deadlocks or breaks the pool once a worker exits
+at its limit with tasks queued (python/cpython#115634; here it killed the 800-shape benchmark at shape
+736 = the 92nd task). A worker that dies (e.g. killed for memory) fails the stage naming the shapes it was
+rendering; a mesh that fails to render fails the stage with its path.
 
 Several machines (:func:`render`): each rank renders rows ``rank::world_size`` into a staging folder next to
 the output, ``.<name>.staging-<run id>``, with its part manifest; rank 0 waits for all parts (``merge_timeout``
@@ -43,7 +47,7 @@ from pipeline.stage import StageError, find_dataset
 MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".glb", ".gltf")
 POINT_ONLY_KINDS = ("scanobjectnn",)
 CHUNK = 8  # meshes per worker task
-MAX_TASKS_PER_CHILD = 64  # recycle workers (bounds pyrender/OSMesa growth)
+MAX_TASKS_PER_CHILD = 64  # tasks per worker before its pool is replaced (bounds pyrender/OSMesa growth)
 RGB_DISTANCE = 1.0
 
 
@@ -86,24 +90,37 @@ def iter_rgb(rows: list[int], sources: list[str], points: np.ndarray, cfg: dict[
         for t in tasks:
             yield from fn(t)
         return
-    ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                max_tasks_per_child=MAX_TASKS_PER_CHILD)
-    window = 4 * workers  # bounded number of tasks in flight, results yielded in order
-    pending: list[cf.Future] = []
+    per_pool = workers * MAX_TASKS_PER_CHILD  # one pool generation: each worker runs ≈ MAX_TASKS_PER_CHILD
+    for start in range(0, len(tasks), per_pool):
+        yield from _pool_results(tasks[start:start + per_pool], fn, workers)
+
+
+def _pool_results(tasks: list[dict[str, Any]], fn: Callable[[dict[str, Any]], list[list[bytes]]],
+                  workers: int) -> Iterator[list[bytes]]:
+    """Run ``tasks`` on a fresh spawn pool, a bounded window in flight, results yielded in task order."""
+    ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    window = 4 * workers
+    pending: list[tuple[cf.Future, dict[str, Any]]] = []
+    it = iter(tasks)
     try:
-        it = iter(tasks)
         for t in it:
-            pending.append(ex.submit(fn, t))
+            pending.append((ex.submit(fn, t), t))
             if len(pending) >= window:
                 break
         while pending:
-            res = pending.pop(0).result()
+            fut, task = pending[0]
+            try:
+                res = fut.result()
+            except BrokenProcessPool as e:
+                src = task["sources"]
+                more = f" (+{len(src) - 1} more in its task)" if len(src) > 1 else ""
+                raise StageError(f"a worker process died while rendering {src[0]}{more} ({e}); "
+                                 "out of memory? lower render.workers") from None
+            pending.pop(0)
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(ex.submit(fn, nxt))
+                pending.append((ex.submit(fn, nxt), nxt))
             yield from res
-    except BrokenProcessPool as e:
-        raise StageError(f"a worker process died ({e}); out of memory? lower render.workers") from None
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
 

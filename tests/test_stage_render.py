@@ -156,16 +156,46 @@ def test_ranks_write_own_shards_and_rank0_merges(workspace, monkeypatch):
     assert not list(paths.shards_dir("toy").glob("part-*.json"))
 
 
-def _die(task):  # a worker killed mid-task (e.g. by the OOM killer)
-    os._exit(3)
+RECYCLE_SCRIPT = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+import _pool_fakes
+from pipeline import render_job
+render_job.CHUNK, render_job.MAX_TASKS_PER_CHILD = 1, 2
+src = [f"s{{i}}" for i in range(14)]
+out = list(render_job.iter_rgb(list(range(14)), src, np.zeros((14, 4, 3), np.float32), {{}}, 2,
+                               fn=_pool_fakes.pid_per_source))
+assert [o[0].decode() for o in out] == src, out
+print(len({{o[1] for o in out}}))
+"""
 
 
-@pytest.mark.slow  # ~10 s: the spawned worker re-imports this module before dying
-def test_dead_worker_fails_loudly():
-    it = render_job.iter_rgb([0, 1], ["a", "b"], np.zeros((2, 4, 3), np.float32),
-                               {"backend": "pyrender", "views": "zeroshot6", "image_size": 8, "up_axis": "y"},
-                               workers=1, fn=_die)
-    with pytest.raises(StageError, match="worker process died"):
+def test_workers_are_recycled_without_a_hang():
+    """14 one-shape tasks, 2 workers, 2 tasks per worker: 4 pool generations, results in order.
+
+    Regression: with the executor's own ``max_tasks_per_child`` the pool hung (or broke) once a worker
+    exited at its limit with tasks queued (python/cpython#115634), which killed the 800-shape benchmark.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).parent)
+    proc = subprocess.run([sys.executable, "-c", RECYCLE_SCRIPT.format(tests=tests)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) >= 5  # workers were replaced: more pids than the 2 of one pool
+
+
+def test_dead_worker_fails_naming_its_shapes(monkeypatch):
+    import _pool_fakes
+
+    monkeypatch.setattr(render_job, "CHUNK", 1)
+    src = ["a", "b", "bad", "c"]
+    it = render_job.iter_rgb(list(range(4)), src, np.zeros((4, 4, 3), np.float32), {}, workers=1,
+                             fn=_pool_fakes.die_on_bad)
+    with pytest.raises(StageError, match=r"worker process died while rendering bad\b.*lower render.workers"):
         list(it)
 
 
