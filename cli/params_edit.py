@@ -1,7 +1,7 @@
 """``clip2point prepare``'s edit of a params file: the dataset entry (``data.pretrain`` or
 ``data.benchmarks.<name>``) set by a targeted text edit that keeps the rest of the file, comments included
 (a round trip through YAML where the layout does not allow it), checked before and after with the stages'
-own loader (:func:`pipeline.params.parse_yaml`, :func:`pipeline.params.params_from_dict`)."""
+own loader (:func:`pipeline.params_yaml.parse_yaml`, :func:`pipeline.params.params_from_dict`)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def write_params(path: Path, section: str, name: str, entry: dict[str, Any]) -> 
     """
     import shutil
 
-    from pipeline.params import ParamsError, params_from_dict, parse_yaml
+    from pipeline.params import ParamsError, params_from_dict
+    from pipeline.params_yaml import parse_yaml
 
     text, raw = read_params(path)
     expected = _expected_raw(raw, section, name, entry)
@@ -133,7 +134,8 @@ def write_params(path: Path, section: str, name: str, entry: dict[str, Any]) -> 
 def read_params(path: Path) -> tuple[str, dict]:
     """The text and raw mapping of a params file that parses and validates, or a one-line :class:`CliError`
     (missing, a folder, unreadable, not YAML, not a mapping, or invalid: the key named)."""
-    from pipeline.params import ParamsError, params_from_dict, parse_yaml
+    from pipeline.params import ParamsError, params_from_dict
+    from pipeline.params_yaml import YAMLError, parse_yaml
 
     try:
         if path.is_dir():
@@ -145,7 +147,7 @@ def read_params(path: Path) -> tuple[str, dict]:
         raise CliError(f"cannot read {path}: not a text (UTF-8) file") from None
     try:
         raw = parse_yaml(text) or {}
-    except yaml.YAMLError as e:
+    except YAMLError as e:
         raise CliError(f"invalid {path}: not valid YAML ({collapse(str(e))[:200]})") from None
     if not isinstance(raw, dict):
         raise CliError(f"invalid {path}: it does not hold a mapping")

@@ -15,13 +15,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from clip2point.configs import (
     FOOTPRINTS,
@@ -35,6 +31,8 @@ from clip2point.configs import (
 )
 from pipeline._env import env_path
 from pipeline.keys import CLIP, EXTERNAL_NAME
+from pipeline.params_fields import ParamsError, _build, _f
+from pipeline.params_yaml import DuplicateKeyError, YAMLError, parse_yaml
 
 _ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
 #: the params file as the environment gave it at import; replace it (monkeypatch) to pin another file.
@@ -57,71 +55,6 @@ VIEW_SET_NAMES = ("pretrain10", "zeroshot6", "realistic10")
 DATASET_KINDS = ("synth", "modelnet40", "modelnet10", "shapenet55", "shapenetcore", "scanobjectnn")
 OPTIMIZER_NAMES = ("lamb", "lamb_released", "adamw", "sgd")
 RGB_BACKENDS = ("pyrender",)
-
-
-class ParamsError(ValueError):
-    """A parameter is missing, unknown, of the wrong type or out of its range."""
-
-
-def _f(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-       lt: float | None = None, choices: tuple[str, ...] | None = None, nonempty: bool = False,
-       unique: bool = False, template: bool = False) -> Any:
-    """A dataclass field with checks applied at load: a range (``ge``/``gt``/``le``/``lt``) or a set of
-    ``choices`` (each item of a list), and for lists ``nonempty`` (at least one item), ``unique`` (no item
-    twice) and ``template`` (every item a prompt template: :func:`check_template`)."""
-    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items() if v is not None}
-    meta |= {k: True for k, v in dict(nonempty=nonempty, unique=unique, template=template).items() if v}
-    return field(default=default, metadata=meta)
-
-
-def template_problem(template: str) -> str | None:
-    """Why ``template`` is not a prompt template with exactly one ``{}`` (where the class name goes), or
-    ``None`` when it is one. ``{{`` and ``}}`` are literal braces; ``{0}``, ``{name}``, ``{:>9}``, ``{!r}``,
-    two placeholders or none are refused: each would put the class name nowhere, twice, or fail later."""
-    import string
-
-    try:
-        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
-                  if name is not None]  # fmt: skip
-    except ValueError as e:  # an unmatched '{' or '}'
-        return f"is not a format string ({e})"
-    if not fields:
-        return "has no '{}' placeholder (the class name would appear nowhere)"
-    if len(fields) > 1:
-        return f"has {len(fields)} placeholders; it needs exactly one '{{}}'"
-    name, spec, conv = fields[0]
-    if name or spec or conv:
-        shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
-        return f"has the placeholder '{shown}'; it needs a plain '{{}}'"
-    return None
-
-
-def check_template(template: str, key: str) -> None:
-    """:class:`ParamsError` naming ``key`` and ``template`` unless it holds exactly one ``{}``."""
-    problem = template_problem(template)
-    if problem is not None:
-        raise ParamsError(f"params: '{key}' entry {template!r} {problem}")
-
-
-def _check_range(value: Any, meta: Any, key: str) -> None:
-    if isinstance(value, tuple):
-        if meta.get("nonempty") and not value:
-            raise ParamsError(f"params: '{key}' is empty; it needs at least one entry")
-        if meta.get("unique"):
-            twice = sorted({repr(v) for v in value if value.count(v) > 1})
-            if twice:
-                raise ParamsError(f"params: '{key}' lists {', '.join(twice)} more than once")
-        if meta.get("template"):
-            for i, t in enumerate(value):
-                check_template(t, f"{key}[{i}]")
-    items = value if isinstance(value, tuple) else (value,)
-    for v in items:
-        if "choices" in meta and v not in meta["choices"]:
-            raise ParamsError(f"params: '{key}' must be one of {', '.join(meta['choices'])}; got {v!r}")
-        for op, ok, word in (("ge", lambda a, b: a >= b, ">="), ("gt", lambda a, b: a > b, ">"),
-                             ("le", lambda a, b: a <= b, "<="), ("lt", lambda a, b: a < b, "<")):
-            if op in meta and not ok(v, meta[op]):
-                raise ParamsError(f"params: '{key}' must be {word} {meta[op]}; got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -391,150 +324,9 @@ class Params:
     extra: dict = field(default_factory=dict)
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ParamsError(f"params: '{key}' must be a mapping, got {value!r}")
-        return _build(tp, value, key)
-    if origin in (types.UnionType, typing.Union):
-        for arm in typing.get_args(tp):
-            if arm is type(None) and value is None:
-                return None
-        arms = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _coerce(value, arms[0], key)
-    if origin is tuple:
-        (inner, *_rest) = typing.get_args(tp)
-        if isinstance(value, dict) and dataclasses.is_dataclass(inner) and "name" in {
-            f.name for f in dataclasses.fields(inner)
-        }:
-            # a mapping keyed by name (dvc foreach-friendly: stage names like sample@synth_benchmark)
-            value = [{"name": k, **(v or {})} for k, v in value.items()]
-        if not isinstance(value, (list, tuple)):
-            raise ParamsError(f"params: '{key}' must be a list, got {value!r}")
-        return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is dict:
-        if value is not None and not isinstance(value, dict):
-            raise ParamsError(f"params: '{key}' must be a mapping, got {value!r}")
-        return dict(value or {})
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ParamsError(f"params: '{key}' must be true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"params: '{key}' must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"params: '{key}' must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise ParamsError(f"params: '{key}' must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _build(cls: type, raw: dict, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise ParamsError(f"params: unknown key(s) {sorted(unknown)} in '{prefix or 'params.yaml'}'")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}.{f.name}" if prefix else f.name
-        if f.name in raw:
-            kwargs[f.name] = _coerce(raw[f.name], hints[f.name], key)
-            _check_range(kwargs[f.name], f.metadata, key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ParamsError(f"params: missing required key '{key}'")
-    try:
-        return cls(**kwargs)
-    except ValueError as e:  # a library config's own checks (e.g. depth.realistic): one line naming the section
-        if isinstance(e, ParamsError):
-            raise
-        raise ParamsError(f"params: '{prefix or 'params.yaml'}': {e}") from None
-
-
 def params_from_dict(raw: dict) -> Params:
     """Validate a raw params mapping into typed :class:`Params`."""
     return _build(Params, raw, "")
-
-
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A mapping of the YAML text names the same key twice; ``str()`` is one line naming the key (dotted
-    path) and both lines."""
-
-    def __init__(self, key: str, line: int, first_line: int) -> None:
-        super().__init__(problem=f"duplicate key '{key}' at line {line} (first at line {first_line})")
-        self.key, self.line, self.first_line = key, line, first_line
-
-    def __str__(self) -> str:
-        return str(self.problem)
-
-
-def _refuse_duplicate_keys(node: yaml.Node, path: str = "") -> None:
-    """Raise :class:`DuplicateKeyError` for the first mapping in ``node`` (depth first) that repeats a key.
-
-    PyYAML keeps the last of two equal keys without a word; DVC (ruamel) refuses the file. Merge keys
-    (``<<``) are not duplicates: overriding a merged key is what they are for.
-    """
-    if isinstance(node, yaml.MappingNode):
-        first: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
-            dotted = f"{path}.{key}" if path else key
-            line = key_node.start_mark.line + 1
-            if key in first:
-                raise DuplicateKeyError(dotted, line, first[key])
-            first[key] = line
-            _refuse_duplicate_keys(value_node, dotted)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, f"{path}[{i}]")
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans (only ``true``/``false``) that refuses duplicate keys.
-
-    PyYAML follows YAML 1.1, where ``off``, ``on``, ``yes`` and ``no`` are booleans; DVC (ruamel, YAML 1.2)
-    reads them as strings and rewrites params.yaml without quotes on ``dvc exp run -S``. Reading the file the
-    way DVC does keeps ``synth.mesh_format: off`` a string in both. A key written twice in one mapping is a
-    :class:`DuplicateKeyError` (DVC refuses such a file too), not "the last one wins".
-    """
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        _refuse_duplicate_keys(node)
-        return super().construct_document(node)
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-# YAML 1.2 floats: ``2e-3`` and ``1E5`` are numbers (PyYAML's 1.1 resolver wants a dot: "2.0e-3")
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def parse_yaml(text: str) -> Any:
-    """Parse params YAML the way DVC reads it (YAML 1.2 booleans; a duplicate key is a
-    :class:`DuplicateKeyError`)."""
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def load_params(path: str | os.PathLike | None = None) -> Params:
@@ -547,7 +339,7 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
         raise ParamsError(f"params: file not found: {path}") from None
     except DuplicateKeyError as e:
         raise ParamsError(f"params: {path} has a {e}; a key may appear once") from None
-    except yaml.YAMLError as e:
+    except YAMLError as e:
         raise ParamsError(f"params: {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"params: {path} must hold a mapping")
