@@ -1,6 +1,6 @@
 """Readers on files in the real datasets' formats: ShapeNetCore textures (``../images/``) and OFF parsing paths.
 
-The ShapeNetCore fixtures are written by :func:`tools.fabricate.write_shapenet_model` (the release's
+The ShapeNetCore fixtures are written by :func:`tools.fabricate_shapenet.write_shapenet_model` (the release's
 ``<synset>/<id>/models/model_normalized.{obj,mtl}`` + ``images/texture0.jpg`` layout); the OFF fixtures are
 written here from known arrays, and the expected triangles come from a plain-Python fan triangulation.
 """
@@ -16,7 +16,7 @@ import trimesh
 
 from clip2point.io import ReadError, parse_off, read_mesh
 from clip2point.synth import make_shape, shape_rng
-from tools.fabricate import TEXTURE_COLOURS, TEXTURED_KD, write_shapenet_model
+from tools.fabricate_shapenet import TEXTURE_COLOURS, TEXTURED_KD, write_shapenet_model
 
 # ------------------------------------------------------------------------------------------ ShapeNetCore
 

@@ -14,15 +14,15 @@ without a generator reuses one cyclically: the content need not match the name):
 * ``h5_files/main_split{,_nobg}/`` — ScanObjectNN's HDF5 files for ``OBJ_ONLY``, ``OBJ_BG`` and ``PB_T50_RS``
   with datasets ``data`` (float32 ``N×2048×3``), ``label`` (``N``, int64) and ``mask`` (``N×2048``, int64;
   ``-1`` marks background points), 15 classes, y-up. ``OBJ_BG``/``PB_T50_RS`` carry a floor and wall of
-  background points; ``PB_T50_RS`` holds :data:`SCANOBJECTNN_PERTURBED` rotated, scaled and shifted copies
-  of each object.
+  background points; ``PB_T50_RS`` holds ``SCANOBJECTNN_PERTURBED`` rotated, scaled and shifted copies
+  of each object (:mod:`tools.fabricate_scanobjectnn`).
 * ``ShapeNetCore.v2/`` — ``<synset>/<model_id>/models/model_normalized.{obj,mtl,json}`` for the 55 synsets of
-  ShapeNet-55 plus :data:`EXTRA_SYNSET` (named only in ``taxonomy.json``), y-up, normalised to a unit
+  ShapeNet-55 plus ``EXTRA_SYNSET`` (named only in ``taxonomy.json``), y-up, normalised to a unit
   bounding-box diagonal. Every other model is textured: its largest part uses a material with
-  ``map_Kd ../images/texture0.jpg``, the JPEG (a checkerboard of :data:`TEXTURE_COLOURS`, colours no untextured
+  ``map_Kd ../images/texture0.jpg``, the JPEG (a checkerboard of ``TEXTURE_COLOURS``, colours no untextured
   part uses) at ``<synset>/<model_id>/images/texture0.jpg``, and ``vt`` coordinates in the OBJ; the other
   parts, and untextured models, carry a ``Kd`` colour. ``taxonomy.json`` lists
-  ``{synsetId, name, children, numInstances}`` entries.
+  ``{synsetId, name, children, numInstances}`` entries (:mod:`tools.fabricate_shapenet`, also the next item).
 * ``ShapeNet55-34/`` — Point-BERT's release for the same models: ``shapenet_pc/<synset>-<model_id>.npy``
   (8192×3 float32) and the split lists ``ShapeNet-55/{train,test}.txt`` (``<synset>-<model_id>.npy`` lines),
   which also split the ShapeNetCore models (pass the list folder as the ``shapenetcore`` variant).
@@ -31,7 +31,7 @@ without a generator reuses one cyclically: the content need not match the name):
   each OFF style and the textured ShapeNetCore models. Tests compare the readers' output against it.
 
 Each split has ``per_class`` models per class (``PB_T50_RS``: that many objects, each perturbed
-:data:`SCANOBJECTNN_PERTURBED` times). Output is deterministic per ``seed``.
+``SCANOBJECTNN_PERTURBED`` times). Output is deterministic per ``seed``.
 
 Usage: ``python -m tools.fabricate --out DIR [--per-class N] [--seed S] [--overwrite]`` or
 :func:`fabricate`. Note that ``clip2point prepare`` compares against the published split sizes, so on
@@ -41,43 +41,22 @@ fabricated data it reports the counts (and only the counts) as incomplete.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
 import shutil
 import sys
 import zlib
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import trimesh
-from PIL import Image
 
 from clip2point import synth
 from clip2point.datasets import (
     MODELNET10_CLASSES,
     MODELNET40_CLASSES,
-    SCANOBJECTNN_CLASSES,
-    SCANOBJECTNN_VARIANTS,
-    SHAPENET_SYNSETS,
-    SHAPENETCORE_MODEL,
 )
 
-#: A synset outside ShapeNet-55's table, so its name is known only from ``taxonomy.json`` (WordNet's
-#: "wine bottle", a child of bottle in ShapeNet's taxonomy).
-EXTRA_SYNSET = ("04591713", "wine bottle", "02876657")
-#: The two texture colours (RGB) of the ShapeNetCore checkerboard: saturated, and unused by untextured parts.
-TEXTURE_COLOURS = ((255, 0, 255), (0, 255, 255))
-#: Pixel size of the texture and the number of checker cells along each side.
-TEXTURE_SIZE, TEXTURE_CELLS = 256, 8
-#: The diffuse colour (0..1) of the textured material, what a renderer shows when the texture is lost.
-TEXTURED_KD = (0.6, 0.6, 0.6)
-SCANOBJECTNN_POINTS = 2048
-SCANOBJECTNN_PERTURBED = 2
-SHAPENET55_POINTS = 8192
 #: The folders (and file) :func:`fabricate` writes under the output folder.
 YUP_SUFFIX = "_yup"
 OUTPUTS = ("ModelNet40", "ModelNet40_yup", "ModelNet10", "ModelNet10_yup", "h5_files", "ShapeNetCore.v2",
@@ -229,282 +208,6 @@ def fabricate_modelnet(
     }
 
 
-# ------------------------------------------------------------------------------------------ ScanObjectNN
-
-
-def _unit(points: np.ndarray) -> np.ndarray:
-    points = points - points.mean(axis=0)
-    return points / np.linalg.norm(points, axis=1).max()
-
-
-def _scan(obj: np.ndarray, rng: np.random.Generator, background: bool) -> tuple[np.ndarray, np.ndarray]:
-    """2048 points of one scanned object (y-up, unit sphere) and its mask (-1: background)."""
-    n = SCANOBJECTNN_POINTS
-    n_bg = int(n * rng.uniform(0.2, 0.4)) if background else 0
-    pts = obj[rng.choice(len(obj), n - n_bg, replace=False)]
-    mask = np.ones(n, dtype=np.int64)
-    if n_bg:
-        floor_y = pts[:, 1].min()
-        n_floor = n_bg // 2
-        floor = np.column_stack(
-            [rng.uniform(-1.2, 1.2, n_floor), np.full(n_floor, floor_y), rng.uniform(-1.2, 1.2, n_floor)]
-        )
-        n_wall = n_bg - n_floor
-        wall = np.column_stack(
-            [rng.uniform(-1.2, 1.2, n_wall), rng.uniform(floor_y, floor_y + 2.0, n_wall), np.full(n_wall, -1.1)]
-        )
-        pts = np.vstack([pts, floor, wall])
-        mask[n - n_bg :] = -1
-    pts = pts + rng.normal(0, 0.005, pts.shape)  # scanner noise
-    order = rng.permutation(n)
-    return pts[order].astype(np.float32), mask[order]
-
-
-def _perturb(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """PB_T50_RS-style: a rotation about the up axis, a scale around 0.75–1, a shift of up to 0.5."""
-    a = rng.uniform(0, 2 * np.pi)
-    rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-    out = (points @ rot.T) * rng.uniform(0.75, 1.0) + rng.uniform(-0.5, 0.5, 3) * [1, 0.2, 1]
-    return out.astype(np.float32)
-
-
-def _write_h5(path: Path, data: list[np.ndarray], labels: list[int], masks: list[np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("data", data=np.stack(data).astype(np.float32))
-        f.create_dataset("label", data=np.asarray(labels, dtype=np.int64))
-        f.create_dataset("mask", data=np.stack(masks).astype(np.int64))
-
-
-def fabricate_scanobjectnn(root: Path, per_class: int, seed: int, test_per_class: int | None = None,
-                           ) -> dict[str, dict[str, Any]]:
-    """ScanObjectNN's ``h5_files`` under ``root``; returns one ``expected.json`` entry per variant."""
-    gens = _generators(SCANOBJECTNN_CLASSES)
-    rows: dict[str, dict[str, list]] = {}  # variant/split -> data, labels, masks
-    for variant in SCANOBJECTNN_VARIANTS:
-        for split in ("train", "test"):
-            rows[f"{variant}/{split}"] = {"data": [], "labels": [], "masks": []}
-    n_split = {"train": per_class, "test": per_class if test_per_class is None else test_per_class}
-    for label, name in enumerate(SCANOBJECTNN_CLASSES):
-        index = 0
-        for split in ("train", "test"):
-            for _ in range(n_split[split]):
-                index += 1
-                mesh = _shape(gens[name], seed, "scanobjectnn", name, index)
-                rng = _rng(seed, "scanobjectnn", name, index)
-                obj = _unit(_surface(mesh, 4 * SCANOBJECTNN_POINTS, rng))
-                for variant, background in (("OBJ_ONLY", False), ("OBJ_BG", True)):
-                    pts, mask = _scan(obj, rng, background)
-                    bucket = rows[f"{variant}/{split}"]
-                    bucket["data"].append(pts)
-                    bucket["labels"].append(label)
-                    bucket["masks"].append(mask)
-                for _ in range(SCANOBJECTNN_PERTURBED):
-                    pts, mask = _scan(obj, rng, True)
-                    bucket = rows[f"PB_T50_RS/{split}"]
-                    bucket["data"].append(_perturb(pts, rng))
-                    bucket["labels"].append(label)
-                    bucket["masks"].append(mask)
-    shuffle = _rng(seed, "scanobjectnn-order")
-    expected = {}
-    for variant, files in SCANOBJECTNN_VARIANTS.items():
-        counts, class_counts = {}, {}
-        for split, rel in zip(("train", "test"), files, strict=True):
-            bucket = rows[f"{variant}/{split}"]
-            order = shuffle.permutation(len(bucket["labels"]))
-            _write_h5(
-                root / rel,
-                [bucket["data"][i] for i in order],
-                [bucket["labels"][i] for i in order],
-                [bucket["masks"][i] for i in order],
-            )
-            counts[split] = len(order)
-            class_counts[split] = {
-                SCANOBJECTNN_CLASSES[lab]: n for lab, n in sorted(Counter(bucket["labels"]).items())
-            }
-        expected[f"scanobjectnn_{variant.lower()}"] = {
-            "kind": "scanobjectnn",
-            "root": root.name,
-            "variant": variant,
-            "up_axis": "y",
-            "classes": list(SCANOBJECTNN_CLASSES),
-            "counts": counts,
-            "class_counts": class_counts,
-        }
-    return expected
-
-
-# ------------------------------------------------------------------------------------------ ShapeNetCore
-
-
-def checkerboard() -> Image.Image:
-    """The texture: :data:`TEXTURE_CELLS`² cells alternating the two :data:`TEXTURE_COLOURS`."""
-    cell = TEXTURE_SIZE // TEXTURE_CELLS
-    ij = np.indices((TEXTURE_SIZE, TEXTURE_SIZE)) // cell
-    odd = ((ij[0] + ij[1]) % 2).astype(bool)
-    img = np.where(odd[..., None], np.array(TEXTURE_COLOURS[1]), np.array(TEXTURE_COLOURS[0]))
-    return Image.fromarray(img.astype(np.uint8), "RGB")
-
-
-def _jpeg(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=95, subsampling=0)
-    return buf.getvalue()
-
-
-def _model_id(seed: int, synset: str, index: int) -> str:
-    return hashlib.md5(f"{seed}/{synset}/{index}".encode()).hexdigest()  # 32 hex digits, as ShapeNet's ids
-
-
-def _planar_uv(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
-    """Per-corner UVs: each face projected on the plane its normal faces most, scaled into [0, 1]."""
-    span = float(np.ptp(points.reshape(-1, 3), axis=0).max()) or 1.0
-    lo = points.reshape(-1, 3).min(axis=0)
-    axis = np.abs(normals).argmax(axis=1)  # (F,)
-    keep = np.array([[1, 2], [0, 2], [0, 1]])[axis]  # (F, 2) the two other axes
-    rel = (points - lo) / span  # (F, 3, 3)
-    uv = np.take_along_axis(rel, keep[:, None, :].repeat(3, axis=1), axis=2)
-    return np.clip(uv, 0.0, 1.0)
-
-
-def write_shapenet_model(mesh: trimesh.Trimesh, model_dir: Path, textured: bool) -> None:
-    """``models/model_normalized.{obj,mtl,json}`` (+ ``images/texture0.jpg`` when textured) for one model.
-
-    One material per part colour (``Kd``); when ``textured``, the largest part's material also has
-    ``map_Kd ../images/texture0.jpg`` and its faces carry ``vt`` coordinates (``f v/vt/vn``), the others
-    ``f v//vn`` as in ShapeNetCore's exports.
-    """
-    verts = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    fcols = np.asarray(mesh.visual.face_colors)[:, :3]
-    groups, group_of = np.unique(fcols, axis=0, return_inverse=True)
-    group_of = group_of.reshape(-1)
-    sizes = np.bincount(group_of, minlength=len(groups))
-    tex_group = int(sizes.argmax()) if textured else -1
-    normals = np.asarray(mesh.face_normals)
-
-    models = model_dir / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    mtl = []
-    obj = ["# fabricated in ShapeNetCore.v2's format (clip2point tools.fabricate)", "mtllib model_normalized.mtl"]
-    obj += _fmt_rows(verts, "v %.6f %.6f %.6f")
-    obj += _fmt_rows(normals, "vn %.6f %.6f %.6f")
-    vt_base = 0
-    for g, rgb in enumerate(groups):
-        name = f"material_{g}_{24 + g}"
-        kd = TEXTURED_KD if g == tex_group else tuple(float(c) / 255 for c in rgb)
-        mtl += [f"newmtl {name}", "\tKa 0 0 0", "\tKd {:.6f} {:.6f} {:.6f}".format(*kd), "\tKs 0.4 0.4 0.4",
-                "\tNs 10.0", "\tillum 2"]  # fmt: skip
-        idx = np.flatnonzero(group_of == g)
-        obj += [f"o mesh{g}", f"usemtl {name}"]
-        if g == tex_group:
-            mtl.append("\tmap_Kd ../images/texture0.jpg")
-            uv = _planar_uv(verts[faces[idx]], normals[idx]).reshape(-1, 2)
-            obj += _fmt_rows(uv, "vt %.6f %.6f")
-            corners = np.arange(len(uv)).reshape(-1, 3) + vt_base + 1
-            vt_base += len(uv)
-            obj += [
-                f"f {f[0]}/{t[0]}/{n} {f[1]}/{t[1]}/{n} {f[2]}/{t[2]}/{n}"
-                for f, t, n in zip((faces[idx] + 1).tolist(), corners.tolist(), (idx + 1).tolist(), strict=True)
-            ]
-        else:
-            obj += [
-                f"f {f[0]}//{n} {f[1]}//{n} {f[2]}//{n}"
-                for f, n in zip((faces[idx] + 1).tolist(), (idx + 1).tolist(), strict=True)
-            ]
-        mtl.append("")
-    (models / "model_normalized.obj").write_text("\n".join(obj) + "\n")
-    (models / "model_normalized.mtl").write_text("\n".join(mtl))
-    lo, hi = verts.min(axis=0), verts.max(axis=0)
-    info = {"id": model_dir.name, "numVertices": len(verts), "min": lo.tolist(), "max": hi.tolist(),
-            "centroid": verts.mean(axis=0).tolist()}  # fmt: skip
-    (models / "model_normalized.json").write_text(json.dumps(info))
-    if textured:
-        (model_dir / "images").mkdir(exist_ok=True)
-        (model_dir / "images" / "texture0.jpg").write_bytes(_jpeg(checkerboard()))
-
-
-def _normalized(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """ShapeNetCore.v2's ``model_normalized``: bounding box centred on the origin, unit diagonal."""
-    lo, hi = mesh.bounds
-    mesh.apply_translation(-(lo + hi) / 2)
-    mesh.apply_scale(1.0 / float(np.linalg.norm(hi - lo)))
-    return mesh
-
-
-def fabricate_shapenet(
-    core_root: Path, pb_root: Path, per_class: int, seed: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """ShapeNetCore.v2 under ``core_root`` and Point-BERT's ShapeNet-55 release of the same models under
-    ``pb_root``; returns their ``expected.json`` entries."""
-    extra_id, extra_name, extra_parent = EXTRA_SYNSET
-    names = {**SHAPENET_SYNSETS, extra_id: extra_name}
-    synsets = sorted(names)
-    gens = _generators([names[s] for s in synsets])
-    lists: dict[str, list[str]] = {"train": [], "test": []}
-    textured: list[str] = []
-    per_synset: dict[str, int] = {}
-    k = 0
-    for syn in synsets:
-        index = 0
-        for split in ("train", "test"):
-            for _ in range(per_class):
-                index += 1
-                mesh = _normalized(_shape(gens[names[syn]], seed, "shapenetcore", syn, index))
-                model = _model_id(seed, syn, index)
-                is_textured = k % 2 == 0
-                k += 1
-                write_shapenet_model(mesh, core_root / syn / model, is_textured)
-                if is_textured:
-                    textured.append(f"{syn}-{model}")
-                pts = _surface(mesh, SHAPENET55_POINTS, _rng(seed, syn, index))
-                (pb_root / "shapenet_pc").mkdir(parents=True, exist_ok=True)
-                np.save(pb_root / "shapenet_pc" / f"{syn}-{model}.npy", pts.astype(np.float32))
-                lists[split].append(f"{syn}-{model}.npy")
-                per_synset[syn] = per_synset.get(syn, 0) + 1
-    list_dir = pb_root / "ShapeNet-55"
-    list_dir.mkdir(parents=True, exist_ok=True)
-    for split, lines in lists.items():
-        (list_dir / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    taxonomy = []
-    for syn in synsets:
-        label = names[syn]
-        synonyms = {"airplane": "airplane,aeroplane,plane", "table": "table", "chair": "chair"}.get(label, label)
-        children = [extra_id] if syn == extra_parent else []
-        taxonomy.append({"synsetId": syn, "name": synonyms, "children": children, "numInstances": per_synset[syn]})
-    (core_root / "taxonomy.json").write_text(json.dumps(taxonomy))
-
-    class_names = [names[s] for s in synsets]
-    n = per_class * len(synsets)
-    core = {
-        "kind": "shapenetcore",
-        "root": core_root.name,
-        "variant": f"{pb_root.name}/{list_dir.name}",
-        "up_axis": "y",
-        "classes": class_names,
-        "synsets": synsets,
-        "counts": {"train": n, "val": n},
-        "class_counts": {s: dict.fromkeys(class_names, per_class) for s in ("train", "val")},
-        "taxonomy_only": {extra_id: extra_name},
-        "textured": textured,
-        "texture_colours": [list(c) for c in TEXTURE_COLOURS],
-        "model": SHAPENETCORE_MODEL,
-    }
-    # Point-BERT's release carries no taxonomy: a synset outside ShapeNet-55's table is named by its id
-    pb_names = [SHAPENET_SYNSETS.get(s, s) for s in synsets]
-    pb = {
-        "kind": "shapenet55",
-        "root": pb_root.name,
-        "variant": "",
-        "up_axis": "y",
-        "classes": pb_names,
-        "synsets": synsets,
-        "counts": {"train": n, "test": n},
-        "class_counts": {s: dict.fromkeys(pb_names, per_class) for s in ("train", "test")},
-    }
-    return core, pb
-
-
 # ------------------------------------------------------------------------------------------ all
 
 
@@ -517,6 +220,9 @@ def fabricate(out: str | Path, per_class: int = 1, seed: int = 0, overwrite: boo
 
     ``out`` must be absent or empty unless ``overwrite`` (which first removes only :data:`OUTPUTS`).
     """
+    from tools.fabricate_scanobjectnn import fabricate_scanobjectnn  # they import this module's helpers
+    from tools.fabricate_shapenet import fabricate_shapenet
+
     if per_class < 1:
         raise FabricateError(f"--per-class must be at least 1, not {per_class}")
     out = Path(out)
@@ -572,4 +278,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tools.fabricate import main as _main  # one module object, so the format modules share its FabricateError
+
+    sys.exit(_main())
