@@ -7,23 +7,14 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_pretrain import fake_render, make_data
+from pretrain_support import fake_render, make_data
 
-from clip2point.models.clip import create_clip, text_features
 from clip2point.train import checkpoint as ckpt
-from clip2point.train.pretrain import PretrainConfig, TextSide, pretrain
+from clip2point.train.pretrain import PretrainConfig, pretrain
 
 
 class Interrupt(Exception):
     pass
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    model, tok = create_clip("c2p-tiny", "")
-    text = text_features(model, tok, ["a", "b", "c", "d"], ["image of a {}."])
-    return model, TextSide(classes=text)
 
 
 def _cfg() -> PretrainConfig:

@@ -61,7 +61,7 @@ def _grads(variant: str, info: DistInfo) -> tuple[float, dict[str, torch.Tensor]
 
 
 def _tiny_data():
-    from test_pretrain import fake_render, make_data
+    from pretrain_support import fake_render, make_data
 
     data, val = make_data(m=16)
     return data, val, fake_render

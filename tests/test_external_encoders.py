@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 from cli_support import TINY_QUICK, register_tiny_quickgelu
+from downstream_support import DATASET, points_table
 from released_support import randomised
-from test_stages_downstream import DATASET, _points_table
 
 import pipeline.params as pparams
 import pipeline.paths as ppaths
@@ -152,7 +152,7 @@ def tiny_run(tmp_path, monkeypatch):
     monkeypatch.setattr(pparams, "PARAMS_FILE", f)
     monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
     ppaths.points_table(DATASET).parent.mkdir(parents=True)
-    pq.write_table(_points_table(), ppaths.points_table(DATASET))
+    pq.write_table(points_table(), ppaths.points_table(DATASET))
     torch.manual_seed(0)
     clip_model, _ = create_clip(TINY_QUICK)
     d = ppaths.clip_dir()
@@ -291,7 +291,7 @@ def test_released_checkpoint_through_dvc_repro(tmp_path, monkeypatch):
     bench = raw["data"]["benchmarks"]
     ds = next(iter(bench))
     ppaths.points_table(ds).parent.mkdir(parents=True)
-    pq.write_table(_points_table(), ppaths.points_table(ds))
+    pq.write_table(points_table(), ppaths.points_table(ds))
 
     env = {**os.environ, "PYTHONPATH": str(repo), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYOPENGL_PLATFORM": "osmesa", "OMP_NUM_THREADS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",

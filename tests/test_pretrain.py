@@ -6,61 +6,13 @@ import math
 
 import pytest
 import torch
+from pretrain_support import fake_render, make_data
 
-from clip2point.models.clip import create_clip
 from clip2point.train.pretrain import (
-    EvalSet,
     PretrainConfig,
-    PretrainData,
-    TextSide,
     TrainingDiverged,
     pretrain,
 )
-
-SIZE = 32
-
-
-def fake_render(points: torch.Tensor, view_idx: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
-    """A tiny orthographic min-depth splatter: rotate about y by 36°·view, scale by 1/distance."""
-    ang = view_idx.float() * (2 * math.pi / 10)
-    c, s = torch.cos(ang)[:, None], torch.sin(ang)[:, None]
-    x = c * points[..., 0] + s * points[..., 2]
-    z = -s * points[..., 0] + c * points[..., 2]
-    y = points[..., 1]
-    d = distance.view(-1, 1).float()
-    col = ((x / d + 1) * SIZE / 2).long().clamp(0, SIZE - 1)
-    row = ((1 - y / d) * SIZE / 2).long().clamp(0, SIZE - 1)
-    depth = ((z / d + 1) / 2).clamp(0, 1) * 200 / 255
-    b = points.shape[0]
-    flat = torch.full((b, SIZE * SIZE), 1.0)
-    flat.scatter_reduce_(1, row * SIZE + col, depth, reduce="amin")
-    return flat.view(b, SIZE, SIZE)
-
-
-def make_data(m: int = 16, n: int = 128, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(m) % 4
-    # four classes of anisotropic blobs, so depth maps and "RGB" renders carry the class
-    scales = torch.tensor([[0.8, 0.2, 0.2], [0.2, 0.8, 0.2], [0.2, 0.2, 0.8], [0.5, 0.5, 0.5]])
-    points = torch.randn(m, n, 3, generator=g) * scales[labels][:, None, :]
-    rgb = torch.empty(m, 10, SIZE, SIZE, 3, dtype=torch.uint8)
-    for v in range(10):
-        dm = fake_render(points, torch.full((m,), v), torch.ones(m))
-        tint = torch.stack([labels == k for k in range(3)], -1).float() * 80
-        rgb[:, v] = ((1 - dm)[..., None] * 170 + tint[:, None, None, :]).clamp(0, 255).to(torch.uint8)
-    val_depth = torch.stack([fake_render(points, torch.full((m,), v), torch.ones(m)) for v in (0, 5)], 1)
-    return PretrainData(points=points, rgb=rgb, labels=labels), EvalSet(depth=val_depth, labels=labels)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    model, tok = create_clip("c2p-tiny", "")
-    from clip2point.models.clip import text_features
-
-    text = text_features(model, tok, ["blob x", "blob y", "blob z", "ball"], ["image of a {}."])
-    caps = text_features(model, tok, ["blob x", "blob y", "blob z", "ball"], ["a {}."])
-    return model, TextSide(classes=text, captions=caps, caption_labels=torch.arange(4), logit_scale=10.0)
 
 
 def cfg(**kw) -> PretrainConfig:

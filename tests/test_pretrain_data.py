@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_pretrain import fake_render, make_data
+from pretrain_support import M, fake_render, make_data, sample_ids, write_pool  # noqa: F401
+from pretrain_support import short_cfg as cfg
 
 from clip2point import shards
 from clip2point.models.clip import create_clip, text_features
@@ -25,54 +26,12 @@ from clip2point.train.pretrain_data import (
     sorted_rows,
 )
 
-M = 16
-
-
-def sample_ids(m: int = M) -> list[str]:
-    return [f"c{i % 4}/obj.{(i * 7) % m:03d}" for i in range(m)]
-
-
-def write_pool(root, ranks: int = 1, maxcount: int = 5, m: int = M, val: int = 8):
-    """The make_data() pool as shards, laid out as ``ranks`` render ranks would (merged manifest)."""
-    data, _ = make_data(m=m)
-    ids = sample_ids(m)
-    samples = [{"id": ids[i], "points": data.points[i].numpy(), "label": int(data.labels[i]),
-                "rgb": data.rgb[i].numpy()} for i in range(m)]
-    vdata, _ = make_data(m=val, seed=1)
-    vsamples = [{"id": f"val/{i:03d}", "points": vdata.points[i].numpy(), "label": int(vdata.labels[i])}
-                for i in range(val)]
-    parts = []
-    for r in range(ranks):
-        mine, vmine = samples[::-1][r::ranks], vsamples[r::ranks]
-        parts.append({"dataset": "toy", "rank": r, "class_names": ["a", "b", "c", "d"], "splits": {
-            "train": {"count": len(mine), "shards": shards.write_shards(mine, root, f"train-r{r:03d}", maxcount)},
-            "val": {"count": len(vmine), "shards": shards.write_shards(vmine, root, f"val-r{r:03d}", maxcount)}}})
-    shards.write_manifest(root / "manifest.json", shards.merge_manifests(parts))
-    return root / "manifest.json"
-
 
 def sorted_memory_pool(m: int = M) -> PretrainData:
     """The same pool in memory, rows in sorted-key order (a shard source's index order)."""
     data, _ = make_data(m=m)
     rows = torch.tensor(sorted_rows(sample_ids(m)))
     return PretrainData(points=data.points[rows], rgb=data.rgb[rows], labels=data.labels[rows])
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    model, tok = create_clip("c2p-tiny", "")
-    names = ["blob x", "blob y", "blob z", "ball"]
-    return model, TextSide(classes=text_features(model, tok, names, ["image of a {}."]),
-                           captions=text_features(model, tok, names, ["a {}."]), caption_labels=torch.arange(4),
-                           logit_scale=10.0)
-
-
-def cfg(**kw) -> PretrainConfig:
-    base = dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=1, temperature=0.1, sigma_lr=0.05,
-                optimizer="lamb", eval_batch_size=64, max_steps=5)
-    base.update(kw)
-    return PretrainConfig(**base)
 
 
 def test_sampler_global_batches_are_split_across_ranks_and_resume_exactly() -> None:

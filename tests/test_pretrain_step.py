@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_pretrain import fake_render, make_data
-from test_pretrain_data import tiny, write_pool  # noqa: F401 - fixture
+from pretrain_support import fake_render, make_data, write_pool
 
 from clip2point import shards
 from clip2point.models.clip import image_size
@@ -39,7 +38,7 @@ def _cache(visual, rgb: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("variant", ["intra_cross", "cross_only"])
-def test_step_with_the_frozen_feature_cache_equals_the_step_on_rgb(tiny, variant):  # noqa: F811
+def test_step_with_the_frozen_feature_cache_equals_the_step_on_rgb(tiny, variant):
     model, _ = tiny
     data, _ = make_data()
     visual = model.visual.eval().requires_grad_(False)
@@ -62,7 +61,7 @@ def test_step_with_the_frozen_feature_cache_equals_the_step_on_rgb(tiny, variant
         torch.testing.assert_close(g_cache[k], g_rgb[k], rtol=1e-6, atol=1e-6, msg=k)
 
 
-def test_a_run_with_the_cache_decodes_no_png_and_trains_like_one_without(tiny, tmp_path, monkeypatch):  # noqa: F811
+def test_a_run_with_the_cache_decodes_no_png_and_trains_like_one_without(tiny, tmp_path, monkeypatch):
     model, text = tiny
     manifest = write_pool(tmp_path)
     train_index = shards.index_split(manifest, "train")
@@ -87,7 +86,7 @@ def test_a_run_with_the_cache_decodes_no_png_and_trains_like_one_without(tiny, t
     assert cached.history["loss"] == pytest.approx(plain.history["loss"], rel=1e-5, abs=1e-6)
 
 
-def test_a_cache_of_the_wrong_shape_is_refused(tiny):  # noqa: F811
+def test_a_cache_of_the_wrong_shape_is_refused(tiny):
     model, text = tiny
     data, val = make_data()
     msg = r"frozen image features have shape \(16, 9, 4\), the pool needs \(16, 10, C\)"
@@ -117,7 +116,7 @@ def _count_syncs(run) -> dict[int, int]:
 
 
 @pytest.mark.parametrize("variant", ["intra_cross", "cross_only", "rgb_control"])
-def test_no_host_sync_on_a_step_that_is_not_a_logging_step(tiny, variant):  # noqa: F811
+def test_no_host_sync_on_a_step_that_is_not_a_logging_step(tiny, variant):
     model, text = tiny
     data, val = make_data(m=64)
     # 64 samples / batch 8 = 8 steps, one epoch; log_every 4: steps 4 and 8 read the scalars
@@ -130,7 +129,7 @@ def test_no_host_sync_on_a_step_that_is_not_a_logging_step(tiny, variant):  # no
     assert sum(syncs.values()) > 0  # the evaluations read their accuracy: the counter does see syncs
 
 
-def test_pretrain_compiled_encoder_gives_the_same_losses_on_cpu(tiny):  # noqa: F811
+def test_pretrain_compiled_encoder_gives_the_same_losses_on_cpu(tiny):
     model, text = tiny
     data, val = make_data()
     plain = pretrain(model.visual, data, val, text, _cfg(max_steps=2, log_every=1), fake_render, progress=False)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from test_pretrain_data import M, sample_ids
-from test_pretrain_data import write_pool as write_fixed_pool
+from pretrain_support import M, sample_ids
+from pretrain_support import write_pool as write_fixed_pool
 
 import pipeline.sample_job as sj
 from clip2point import shards
@@ -229,8 +229,8 @@ def test_one_draw_equal_to_the_fixed_features_changes_nothing(mode) -> None:
 
 @pytest.mark.slow
 def test_features_stage_encodes_resampled_training_draws(tmp_path, monkeypatch) -> None:
+    import downstream_support as tsd
     import pyarrow.parquet as pq
-    import test_stages_downstream as tsd
     import yaml
 
     import pipeline.paths as ppaths
@@ -239,7 +239,7 @@ def test_features_stage_encodes_resampled_training_draws(tmp_path, monkeypatch) 
     from pipeline.feature_store import FeatureStore, read_train_draws
     from stages import features as features_stage
 
-    run_dir = tsd.run_dir.__wrapped__(tmp_path, monkeypatch)
+    run_dir = tsd.make_run_dir(tmp_path, monkeypatch)
     table = run_dir["table"]
     g = np.random.default_rng(1)
     pools = [g.normal(size=(200, 3)).astype(np.float32) for _ in range(table.num_rows)]
@@ -270,14 +270,14 @@ def test_features_stage_encodes_resampled_training_draws(tmp_path, monkeypatch) 
 
 
 def test_features_without_pool_fail_clearly_and_off_writes_no_draws(tmp_path, monkeypatch, capsys) -> None:
-    import test_stages_downstream as tsd
+    import downstream_support as tsd
     import yaml
 
     import pipeline.paths as ppaths
     from pipeline.feature_store import FeatureStore
     from stages import features as features_stage
 
-    run_dir = tsd.run_dir.__wrapped__(tmp_path, monkeypatch)
+    run_dir = tsd.make_run_dir(tmp_path, monkeypatch)
     assert features_stage.main([tsd.DATASET, "--variants", "intra_cross"]) == 0
     store = FeatureStore.open(ppaths.features_dir(tsd.DATASET))
     assert "resample" not in store.meta and not list(store.root.rglob("*@resample.pt"))
@@ -291,12 +291,12 @@ def test_features_without_pool_fail_clearly_and_off_writes_no_draws(tmp_path, mo
 def test_adapter_grid_trains_on_the_draws(tmp_path) -> None:
     import dataclasses
 
-    import test_stages_downstream as tsd
+    import downstream_support as tsd
 
     from pipeline import adapter_grid
     from pipeline.params import AdapterParams
 
-    store = tsd._write_signal_store(tmp_path / "feats")
+    store = tsd.write_signal_store(tmp_path / "feats")
     ap = AdapterParams(k_shot=4, seeds=(0,), epochs=4, batch_size=8, val_fraction=0.25, views="pretrain10")
     grid = [r for r in adapter_grid.GRID if r.key == adapter_grid.MAIN_ROW]
     quiet = dict(log=lambda s: None)
@@ -317,13 +317,13 @@ def test_adapter_grid_trains_on_the_draws(tmp_path) -> None:
     assert preds2 != preds0
 
 
-def test_pretraining_with_resampling_is_worker_independent_and_differs_from_fixed(tmp_path) -> None:
-    from test_pretrain import make_data
-    from test_pretrain_data import cfg, fake_render, tiny  # noqa: F401 - tiny: the fixture's function
+def test_pretraining_with_resampling_is_worker_independent_and_differs_from_fixed(tmp_path, tiny) -> None:
+    from pretrain_support import fake_render, make_data
+    from pretrain_support import short_cfg as cfg
 
     from clip2point.train.pretrain import pretrain
 
-    model, text = tiny.__wrapped__()
+    model, text = tiny
     _, val = make_data()
     manifest, _ = write_pool(tmp_path)
     index = shards.index_split(manifest, "train")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_pretrain_data import write_pool
+from pretrain_support import write_pool
 
 import clip2point.train.pretrain as pretrain_mod
 import pipeline.params as pparams

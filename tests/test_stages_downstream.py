@@ -10,84 +10,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
+from downstream_support import CLASSES, DATASET, ENCODERS, N_TEST, N_TRAIN, make_run_dir, write_signal_store
 
 import pipeline.params as pparams
 import pipeline.paths as ppaths
 from clip2point.render.views import union_views
-from clip2point.schema import points_to_table
 from pipeline import adapter_grid
 from pipeline import models as pmodels
 from pipeline.artifacts import read_json
-from pipeline.feature_store import FeatureStore, write_store
+from pipeline.feature_store import FeatureStore
 from pipeline.zeroshot_table import zero_shot_table
 from stages import features as features_stage
 from stages import fewshot as fewshot_stage
 from stages import zeroshot as zeroshot_stage
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = "tiny_bench"
-CLASSES = ["rod_x", "rod_y", "rod_z", "ball"]
-SCALES = [(1.0, 0.25, 0.25), (0.25, 1.0, 0.25), (0.25, 0.25, 1.0), (0.7, 0.7, 0.7)]
-N_TRAIN, N_TEST, N_POINTS = 10, 5, 96
-ENCODERS = ["clip", "intra_cross-seed0", "intra_cross-seed1"]
-
-
-def _cloud(c: int, rng: np.random.Generator) -> np.ndarray:
-    pts = rng.normal(size=(N_POINTS, 3)) * np.asarray(SCALES[c])
-    pts -= pts.mean(0)
-    return (pts / np.linalg.norm(pts, axis=1).max()).astype(np.float32)
-
-
-def _points_table() -> pa.Table:
-    rng = np.random.default_rng(0)
-    ids, splits, labels, names, clouds = [], [], [], [], []
-    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
-        for c, name in enumerate(CLASSES):
-            for i in range(n):
-                ids.append(f"{split}/{name}_{i}")
-                splits.append(split)
-                labels.append(c)
-                names.append(name)
-                clouds.append(_cloud(c, rng))
-    return points_to_table(ids, splits, np.array(labels), names, ["-"] * len(ids), np.stack(clouds))
 
 
 @pytest.fixture
 def run_dir(tmp_path, monkeypatch):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["data"]["benchmarks"] = {DATASET: {"kind": "synth", "root": str(tmp_path / "meshes"), "up_axis": "y"}}
-    raw["depth"]["image_size"] = 16
-    raw["pretrain"]["seeds"] = [0, 1]
-    raw["adapter"].update({"k_shot": 4, "seeds": [0, 1], "epochs": 6, "val_fraction": 0.25})
-    raw["zeroshot"]["batch_size"] = 16
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(pparams, "PARAMS_FILE", params_file)
-    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
-    table = _points_table()
-    ppaths.points_table(DATASET).parent.mkdir(parents=True)
-    pq.write_table(table, ppaths.points_table(DATASET))
-
-    from clip2point.models.clip import create_clip
-
-    torch.manual_seed(0)
-    clip_model, tokenizer = create_clip("c2p-tiny")
-    encoders = {"clip": clip_model.visual}
-    for seed in (0, 1):
-        other = copy.deepcopy(clip_model.visual)
-        with torch.no_grad():
-            for p in other.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-        encoders[f"intra_cross-seed{seed}"] = other
-
-    def fake_load(variants, seeds, device="cpu", external=()):
-        chosen = {k: v for k, v in encoders.items() if k == "clip" or k.split("-")[0] in variants}
-        return chosen, clip_model, tokenizer
-
-    monkeypatch.setattr(pmodels, "load_encoders", fake_load)
-    return {"tmp": tmp_path, "table": table, "encoders": encoders, "params": raw}
+    return make_run_dir(tmp_path, monkeypatch)
 
 
 def test_features_zeroshot_fewshot_end_to_end(run_dir, capsys):
@@ -178,41 +121,14 @@ def test_stage_errors_are_one_line(run_dir, capsys, monkeypatch):
     raw = dict(run_dir["params"])
     raw["adapter"] = {**raw["adapter"], "k_shot": N_TRAIN + 1}
     pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
-    _write_signal_store(ppaths.features_dir(DATASET))
+    write_signal_store(ppaths.features_dir(DATASET))
     assert fewshot_stage.main(["--mode", "fewshot", DATASET]) == 1
     err = capsys.readouterr().err
     assert "'rod_x' (label 0)" in err and "k=11" in err
 
 
-def _write_signal_store(root: Path, seed: int = 0, c: int = 16) -> FeatureStore:
-    """A cache whose pretrained features point at the class's text feature (plus noise), CLIP's are noise."""
-    g = torch.Generator().manual_seed(seed)
-    k = len(CLASSES)
-    text = F.normalize(torch.randn(k, c, generator=g), dim=-1)
-    labels = {"train": np.repeat(np.arange(k), N_TRAIN), "test": np.repeat(np.arange(k), N_TEST)}
-    feats: dict = {}
-    for split, y in labels.items():
-        feats[split] = {}
-        for enc in ENCODERS:
-            signal = 0.0 if enc == "clip" else 1.0
-            x = signal * text[y][:, None, :] + 0.3 * torch.randn(len(y), 10, c, generator=g)
-            x = F.normalize(x, dim=-1).half()
-            feats[split][enc] = {"pretrain10": x, "zeroshot6": x[:, :6].contiguous()}
-    index = pa.table({
-        "id": [f"{s}{i}" for s, y in labels.items() for i in range(len(y))],
-        "split": [s for s, y in labels.items() for _ in y],
-        "label": pa.array(np.concatenate(list(labels.values())), pa.int32()),
-        "label_name": [CLASSES[j] for y in labels.values() for j in y],
-    })
-    meta = {"dataset": DATASET, "class_names": CLASSES, "encoders": ENCODERS,
-            "view_sets": {"pretrain10": 10, "zeroshot6": 6}, "splits": {s: len(y) for s, y in labels.items()},
-            "dim": c, "logit_scale": 50.0, "depth": {"image_size": 16, "distance": 1.0}}
-    write_store(root, meta, index, text, feats)
-    return FeatureStore.open(root)
-
-
 def test_signal_in_features_shows_in_zero_shot_and_fewshot(tmp_path):
-    store = _write_signal_store(tmp_path / "feats")
+    store = write_signal_store(tmp_path / "feats")
     metrics, preds, cms, = zero_shot_table(store, "zeroshot6", [0, 1])
     rows = metrics["rows"]
     assert rows["with_pretraining"]["acc"] > 0.9 and rows["without_pretraining"]["acc"] < 0.6
@@ -259,7 +175,7 @@ def test_features_do_not_rotate_a_z_up_dataset_twice(run_dir):
 def test_released_head_and_protocol_switches(tmp_path):
     """``adapter.head: released`` trains the released SimplifiedAdapter heads; ``adapter.protocol:
     released_best_test`` keeps the best-test epoch and says so in the metrics."""
-    store = _write_signal_store(tmp_path / "feats")
+    store = write_signal_store(tmp_path / "feats")
     ap = pparams.AdapterParams(k_shot=8, seeds=(0,), epochs=15, lr=1e-3, batch_size=8, val_fraction=0.25,
                                head="released", protocol="released_best_test", decay="all")
     grid = [r for r in adapter_grid.GRID if r.key in ("global_view@clip", adapter_grid.MAIN_ROW)]
@@ -293,12 +209,12 @@ def test_features_stage_removes_a_killed_runs_temporary_folder(run_dir):
 def test_searched_view_weights_never_read_a_test_label(tmp_path):
     """Issue 19: zeroshot.view_weights searched carves its validation part from the training split; with every
     test label corrupted the searched weights (and the record of the search) are identical."""
-    store = _write_signal_store(tmp_path / "a")
+    store = write_signal_store(tmp_path / "a")
     m1, _, _ = zero_shot_table(store, "zeroshot6", [0, 1], view_weights="searched", val_fraction=0.25)
     rec = m1["view_weights"]
     assert rec["rule"] == "searched" and rec["split"] == "train" and rec["n_val"] == 4 * round(0.25 * N_TRAIN)
     assert set(rec["weights"]) == set(ENCODERS) and all(len(w) == 6 for w in rec["weights"].values())
-    corrupt = _write_signal_store(tmp_path / "b")
+    corrupt = write_signal_store(tmp_path / "b")
     index = pq.read_table(tmp_path / "b" / "index.parquet")
     labels = index.column("label").to_numpy().copy()
     test = np.array([s == "test" for s in index.column("split").to_pylist()])
@@ -313,7 +229,7 @@ def test_searched_view_weights_never_read_a_test_label(tmp_path):
 
 def test_equal_searched_weights_reproduce_eq15(tmp_path):
     """A grid holding only 1.0 cannot move any weight: searched equals the mean rule, row by row."""
-    store = _write_signal_store(tmp_path / "feats")
+    store = write_signal_store(tmp_path / "feats")
     mean, _, _ = zero_shot_table(store, "zeroshot6", [0, 1])
     searched, _, _ = zero_shot_table(store, "zeroshot6", [0, 1], view_weights="searched", grid=(1.0,))
     assert {r: v["acc"] for r, v in mean["rows"].items()} == {r: v["acc"] for r, v in searched["rows"].items()}
