@@ -93,6 +93,27 @@ def test_collect_tabulates_seeds_and_finds_the_knee(tmp_path: Path) -> None:
     assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_previous_runs_fill_what_this_root_lacks_and_are_not_rerun(tmp_path: Path) -> None:
+    cfg = study.StudyConfig(("intra_cross",), (0, 1), (4, 8), 8, 0.8)
+    old_root = tmp_path / "old"
+    _details(old_root, 4, "intra_cross", 0, [(0, 0.3), (48, 0.40)], 48)
+    _details(old_root, 4, "intra_cross", 1, [(0, 0.3), (48, 0.44)], 48)
+    _details(old_root, 16, "intra_cross", 0, [(0, 0.3), (48, 0.60)], 48)  # a budget this config does not ask for
+    study.write_outputs(old_root, study.collect(old_root, study.StudyConfig(("intra_cross",), (0, 1), (4, 16), 8, 0.8)))
+    prev = study.previous_runs(old_root / "study.json", cfg)
+    assert sorted(prev) == [(4, "intra_cross", 0), (4, "intra_cross", 1)]
+    new_root = tmp_path / "new"
+    _details(new_root, 4, "intra_cross", 1, [(0, 0.3), (48, 0.50)], 48)  # measured again here: this one counts
+    _details(new_root, 8, "intra_cross", 0, [(0, 0.3), (96, 0.55)], 96)
+    s = study.collect(new_root, cfg, prev)
+    r4, r8 = s["table"]["intra_cross"]
+    assert r4["n_seeds"] == 2 and r4["best_mean"] == pytest.approx((0.40 + 0.50) / 2)
+    assert [r.get("source") for r in s["runs"] if r["epochs"] == 4] == ["previous", None]
+    assert r8["n_seeds"] == 1
+    with pytest.raises(SystemExit, match=r"cannot read previous runs from .*nope\.json"):
+        study.previous_runs(tmp_path / "nope.json", cfg)
+
+
 def test_report_quotes_the_committed_study_and_marks_this_runs_budget(tmp_path: Path, monkeypatch) -> None:
     from pipeline import paths, run_report
     from pipeline.params import load_params

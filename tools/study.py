@@ -15,6 +15,7 @@ Usage::
 
     dvc repro image_features && python -m tools.study [--config configs/study.yaml] [--root data/study]
     python -m tools.study --report-only     # tabulate what has finished
+    python -m tools.study --previous docs/results/study.json   # run only the budgets an earlier study lacks
 
 A killed study resumes: finished runs (their details file exists) are skipped and a killed run resumes from its
 checkpoint (the stage's own resume).
@@ -142,14 +143,36 @@ def knee(budgets: list[int], gains: list[float], fraction: float) -> int | None:
     return next(b for b, g in sorted(zip(budgets, gains, strict=True)) if g >= fraction * best)
 
 
-def collect(root: Path, cfg: StudyConfig) -> dict[str, Any]:
-    """Every finished run's selection facts and curve, grouped by variant and budget."""
+def previous_runs(path: Path | None, cfg: StudyConfig) -> dict[tuple[int, str, int], dict[str, Any]]:
+    """The runs of an earlier ``study.json`` (same pool, CLIP and image features: the caller's to ensure) that
+    this config asks for, keyed by (epochs, variant, seed); each marked ``"source": "previous"``."""
+    if path is None:
+        return {}
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"study: cannot read previous runs from {path}: {type(e).__name__}: {e}") from None
+    out = {}
+    for r in runs:
+        key = (r["epochs"], r["variant"], r["seed"])
+        if r["epochs"] in cfg.epochs and r["variant"] in cfg.variants and r["seed"] in cfg.seeds:
+            out[key] = {**r, "source": "previous"}
+    return out
+
+
+def collect(root: Path, cfg: StudyConfig,
+            previous: dict[tuple[int, str, int], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every finished run's selection facts and curve, grouped by variant and budget; a run missing under
+    ``root`` is taken from ``previous`` (:func:`previous_runs`) when it is there."""
     runs: list[dict[str, Any]] = []
+    previous = previous or {}
     for e in cfg.epochs:
         for v in cfg.variants:
             for s in cfg.seeds:
                 p = details_path(root / f"e{e:04d}", v, s)
                 if not p.is_file():
+                    if (e, v, s) in previous:
+                        runs.append(previous[(e, v, s)])
                     continue
                 d = json.loads(p.read_text())
                 curve = d["val_zeroshot_curve"]
@@ -261,12 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("data"), help="the built DAG's data root")
     ap.add_argument("--root", type=Path, default=Path("data/study"))
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--previous", type=Path, default=None,
+                    help="an earlier study.json on the same inputs: its runs are not run again")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     from pipeline.params import parse_yaml
 
     base = parse_yaml(args.params.read_text())
-    todo = [(e, v, s) for e in cfg.epochs for v in cfg.variants for s in cfg.seeds]
+    previous = previous_runs(args.previous, cfg)
+    # seed-major within a budget: a study cut short still has both variants on the same seeds (paired)
+    todo = [(e, v, s) for e in cfg.epochs for s in cfg.seeds for v in cfg.variants if (e, v, s) not in previous]
     if not args.report_only:
         t_start = time.perf_counter()
         for i, (e, v, s) in enumerate(todo, 1):
@@ -276,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = run_one(ws, run_params(base, e, cfg.evals_per_run, v, s), v, s)
             print(f"study [{i}/{len(todo)}] {v} seed {s}, {e} epochs: {wall:.0f} s "
                   f"(study {time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
-    study = collect(args.root, cfg)
+    study = collect(args.root, cfg, previous)
     args.root.mkdir(parents=True, exist_ok=True)
     write_outputs(args.root, study)
     print(markdown(study))
