@@ -104,3 +104,14 @@ def test_dvc_deps_list_the_code_a_stage_imports(stage):
                 needed.add(str(f.relative_to(ROOT)))
     missing = [n for n in sorted(needed) if not any(n == d or n.startswith(d.rstrip("/") + "/") for d in deps)]
     assert not missing, f"dvc.yaml stage of stages/{stage}.py lacks deps {missing}"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures live in ``conftest.py`` and ``tests/*_support.py``, not in other test modules (issue 20:
+    importing a test module runs its fixtures' module twice and ties unrelated tests together)."""
+    found = {}
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        bad = {m for m in _imports(path) if m.split(".")[0].startswith("test_")}
+        if bad:
+            found[path.name] = sorted(bad)
+    assert not found, f"test modules import other test modules: {found}"
