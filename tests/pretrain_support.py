@@ -75,9 +75,12 @@ def write_pool(root, ranks: int = 1, maxcount: int = 5, m: int = M, val: int = 8
     return root / "manifest.json"
 
 
+def pretrain_cfg(**kw) -> PretrainConfig:
+    """A 2-epoch run of batch 8 on the blob pool (LAMB, warmup 1, τ 0.1, σ lr 0.05); ``kw`` overrides."""
+    return PretrainConfig(**{**dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=1, temperature=0.1, sigma_lr=0.05,
+                                    optimizer="lamb", eval_batch_size=64), **kw})
+
+
 def short_cfg(**kw) -> PretrainConfig:
-    """A 5-step run of batch 8 on the blob pool (LAMB, warmup 1, τ 0.1); ``kw`` overrides."""
-    base = dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=1, temperature=0.1, sigma_lr=0.05,
-                optimizer="lamb", eval_batch_size=64, max_steps=5)
-    base.update(kw)
-    return PretrainConfig(**base)
+    """:func:`pretrain_cfg` capped at 5 steps."""
+    return pretrain_cfg(**{"max_steps": 5, **kw})

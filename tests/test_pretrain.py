@@ -6,20 +6,14 @@ import math
 
 import pytest
 import torch
-from pretrain_support import fake_render, make_data
+from pretrain_support import fake_render, make_data, pretrain_cfg
 
 from clip2point.train.pretrain import (
-    PretrainConfig,
     TrainingDiverged,
     pretrain,
 )
 
-
-def cfg(**kw) -> PretrainConfig:
-    base = dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=1, temperature=0.1, sigma_lr=0.05,
-                optimizer="lamb", eval_batch_size=64)
-    base.update(kw)
-    return PretrainConfig(**base)
+cfg = pretrain_cfg
 
 
 def test_image_encoder_frozen_and_depth_encoder_trained(tiny) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_support import fake_render, make_data, write_pool
+from pretrain_support import fake_render, make_data, pretrain_cfg, write_pool
 
 from clip2point import shards
 from clip2point.models.clip import image_size
@@ -25,10 +25,7 @@ from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSourc
 
 
 def _cfg(**kw) -> PretrainConfig:
-    base = dict(epochs=1, batch_size=8, lr=3e-3, warmup_steps=1, temperature=0.1, sigma_lr=0.05,
-                optimizer="lamb", eval_batch_size=64)
-    base.update(kw)
-    return PretrainConfig(**base)
+    return pretrain_cfg(**{"epochs": 1, **kw})
 
 
 def _cache(visual, rgb: torch.Tensor) -> torch.Tensor:
