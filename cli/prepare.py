@@ -9,7 +9,6 @@ ShapeNetCore) with a targeted text edit that keeps the rest of ``params.yaml``, 
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -122,9 +121,9 @@ def prepare(
             raise CliError(
                 f"--name must be letters, digits and underscores (a DVC stage key), not {entry_name!r}"
             )
-        from pipeline.params import PARAMS_FILE
+        from pipeline.params import params_file
 
-        target = params or Path(os.environ.get("CLIP2POINT_PARAMS", PARAMS_FILE))
+        target = params or params_file()
         try:
             if not root.exists():
                 raise CliError(f"--root {root} does not exist; download {info.name} from {info.download}")

@@ -42,33 +42,29 @@ def compare(runs: dict[str, Path]) -> str:
     out = ["# The embedded default under two profiles", "",
            "Measured; ± is the sample standard deviation over seeds. `project`: `params.yaml`; `released`: the same "
            "with the released code's choices (`configs/released.yaml`, docs/parity.md).", ""]
-    old = paths.DATA
-    try:
-        for ds in params.data.benchmarks:
-            out += [f"## {ds.name}", "", "| row | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-            for stage, key, label in ROWS:
-                cells = []
-                for n in names:
-                    paths.DATA = runs[n].parent
-                    m = read_details(f"{stage}/{ds.name}")
-                    cells.append(_cell(m["rows"].get(key) if m else None))
-                out.append(f"| {label} | " + " | ".join(cells) + " |")
-            out += ["", "| finding | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-            per_run: dict[str, dict[str, findings.Finding]] = {}
+    for ds in params.data.benchmarks:
+        out += [f"## {ds.name}", "", "| row | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for stage, key, label in ROWS:
+            cells = []
             for n in names:
-                paths.DATA = runs[n].parent
+                with paths.using_data_root(runs[n].parent):
+                    m = read_details(f"{stage}/{ds.name}")
+                cells.append(_cell(m["rows"].get(key) if m else None))
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out += ["", "| finding | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        per_run: dict[str, dict[str, findings.Finding]] = {}
+        for n in names:
+            with paths.using_data_root(runs[n].parent):
                 per_run[n] = {f.key: f for f in findings.evaluate(ds.name, params.data.pretrain.name)}
-            keys = list(dict.fromkeys(k for n in names for k in per_run[n]))
-            for k in keys:
-                claim = next(per_run[n][k].claim for n in names if k in per_run[n])
-                cells = []
-                for n in names:
-                    f = per_run[n].get(k)
-                    cells.append("–" if f is None else f"{'yes' if f.passed else 'no'}: {f.detail}")
-                out.append(f"| {claim} | " + " | ".join(cells) + " |")
-            out.append("")
-    finally:
-        paths.DATA = old
+        keys = list(dict.fromkeys(k for n in names for k in per_run[n]))
+        for k in keys:
+            claim = next(per_run[n][k].claim for n in names if k in per_run[n])
+            cells = []
+            for n in names:
+                f = per_run[n].get(k)
+                cells.append("–" if f is None else f"{'yes' if f.passed else 'no'}: {f.detail}")
+            out.append(f"| {claim} | " + " | ".join(cells) + " |")
+        out.append("")
     return "\n".join(out) + "\n"
 
 

@@ -29,20 +29,16 @@ from clip2point.configs import (
     RealisticConfig,
     TrainConfig,
 )
-from pipeline._env import env_path
 from pipeline.keys import CLIP, EXTERNAL_NAME
 from pipeline.params_fields import ParamsError, _build, _f
 from pipeline.params_yaml import DuplicateKeyError, YAMLError, parse_yaml
 
-_ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_PARAMS", "params.yaml"))
-#: the params file as the environment gave it at import; replace it (monkeypatch) to pin another file.
-#: :func:`params_file` re-reads ``$CLIP2POINT_PARAMS`` while PARAMS_FILE is not replaced.
-PARAMS_FILE = _ENV_DEFAULT
+PARAMS_ENV = "CLIP2POINT_PARAMS"
 
 
 def params_file() -> Path:
-    """``PARAMS_FILE`` when it was replaced, else ``$CLIP2POINT_PARAMS`` (default ``params.yaml``) read now."""
-    return env_path(PARAMS_FILE, _ENV_DEFAULT, "CLIP2POINT_PARAMS", "params.yaml")
+    """``$CLIP2POINT_PARAMS`` (default ``params.yaml``), read now."""
+    return Path(os.environ.get(PARAMS_ENV, "params.yaml"))
 
 
 #: the registered pre-training objectives (``clip2point.train.pretrain``'s registry; spelled here so that reading

@@ -1,27 +1,39 @@
 """Artifact layout: every path the DAG reads or writes is named here, once (``dvc.yaml`` mirrors them).
 
 The data root is read when a path is asked for, not at import: :func:`data_root` is ``$CLIP2POINT_DATA``
-(default ``data``), unless :data:`DATA` was set to another path (tests ``monkeypatch.setattr(paths, "DATA",
-tmp)``).
+(default ``data``). Tests and tools that need another root set the variable (``monkeypatch.setenv``,
+:func:`using_data_root`); nothing here knows about tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline._env import env_path
 from pipeline.keys import EncoderKey
 
-_ENV_DEFAULT = Path(os.environ.get("CLIP2POINT_DATA", "data"))
-#: the data root as the environment gave it at import; replace it (monkeypatch) to pin another root.
-#: New code calls :func:`data_root`, which re-reads ``$CLIP2POINT_DATA`` while DATA is not replaced.
-DATA = _ENV_DEFAULT
+DATA_ENV = "CLIP2POINT_DATA"
 
 
 def data_root() -> Path:
-    """``DATA`` when it was replaced, else ``$CLIP2POINT_DATA`` (default ``data``) read now."""
-    return env_path(DATA, _ENV_DEFAULT, "CLIP2POINT_DATA", "data")
+    """``$CLIP2POINT_DATA`` (default ``data``), read now."""
+    return Path(os.environ.get(DATA_ENV, "data"))
+
+
+@contextlib.contextmanager
+def using_data_root(root: str | os.PathLike) -> Iterator[Path]:
+    """Every path of this module under ``root`` inside the block (``$CLIP2POINT_DATA`` set, then restored)."""
+    old = os.environ.get(DATA_ENV)
+    os.environ[DATA_ENV] = str(root)
+    try:
+        yield Path(root)
+    finally:
+        if old is None:
+            os.environ.pop(DATA_ENV, None)
+        else:
+            os.environ[DATA_ENV] = old
 
 
 def study_summary() -> Path:

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-import pipeline.params as pparams
 import pipeline.paths as ppaths
 from clip2point.schema import points_to_table
 from pipeline import models as pmodels
@@ -58,8 +57,8 @@ def make_run_dir(tmp_path, monkeypatch) -> dict:
     raw["zeroshot"]["batch_size"] = 16
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(pparams, "PARAMS_FILE", params_file)
-    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(params_file))
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     table = points_table()
     ppaths.points_table(DATASET).parent.mkdir(parents=True)
     pq.write_table(table, ppaths.points_table(DATASET))

@@ -525,7 +525,7 @@ def test_default_models_are_the_runs_artifacts(
     from clip2point.models.clip import create_clip
     from pipeline import paths
 
-    monkeypatch.setattr(paths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     res = run("classify", files["off"], "--labels", "a,b")
     assert res.exit_code == 1 and "clip_bootstrap" in res.stderr and "--clip" in res.stderr
 

@@ -245,9 +245,8 @@ def test_weights_that_are_missing_empty_or_a_folder(files: dict[str, Path], tmp_
 
 
 def test_missing_run_weights(files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import paths
 
-    monkeypatch.setattr(paths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     line = one_error(run("classify", files["off"], *LABELS, "-q"))
     assert "clip_bootstrap" in line and "--clip NAME" in line
 
@@ -347,9 +346,8 @@ def test_info_reports_an_invalid_params_yaml() -> None:
 
 
 def test_info_with_an_unreadable_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import paths
 
-    monkeypatch.setattr(paths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     (tmp_path / "data" / "models" / "pretrain").mkdir(parents=True)
     _deny(monkeypatch, tmp_path / "data" / "models" / "pretrain")
     res = run("info", "--json")

@@ -120,8 +120,8 @@ def test_preflight_refuses_a_bad_checkpoint(tmp_path, monkeypatch, capsys):
     raw["pretrain"]["external"] = {NAME: str(junk)}
     f = tmp_path / "params.yaml"
     f.write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(pparams, "PARAMS_FILE", f)
-    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(f))
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     (tmp_path / "data").mkdir()
     assert preflight.main([]) == 1
     err = capsys.readouterr().err.strip()
@@ -149,8 +149,8 @@ def tiny_run(tmp_path, monkeypatch):
     raw["zeroshot"]["batch_size"] = 16
     f = tmp_path / "params.yaml"
     f.write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(pparams, "PARAMS_FILE", f)
-    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(f))
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     ppaths.points_table(DATASET).parent.mkdir(parents=True)
     pq.write_table(points_table(), ppaths.points_table(DATASET))
     torch.manual_seed(0)
@@ -209,7 +209,7 @@ def test_released_checkpoint_gets_its_own_rows(tiny_run, capsys):
 
     raw = copy.deepcopy(tiny_run["raw"])
     raw["pretrain"]["variants"] = ["cross_only"]  # this tiny run pre-trains nothing: no intra_cross column
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     assert family.main([DATASET]) == 0  # the projection family gets a released-checkpoint column
     fam = json.loads(ppaths.details_file(f"family/{DATASET}").read_text())
     assert all(key in r and "without_pretraining" in r for r in fam["rows"].values())
@@ -275,7 +275,7 @@ def test_released_checkpoint_through_dvc_repro(tmp_path, monkeypatch):
     # what the skipped upstream stages would write: the run's CLIP, one pre-trained encoder, the benchmark's points
     (repo / "ck").mkdir()
     ck = _released_file(repo / "ck/best_eval.pth", TINY_QUICK, seed=3)
-    monkeypatch.setattr(ppaths, "DATA", repo / "data")
+    monkeypatch.setenv("CLIP2POINT_DATA", str(repo / "data"))
     torch.manual_seed(0)
     import open_clip
 

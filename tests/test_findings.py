@@ -26,7 +26,7 @@ def _row(accs):
 
 @pytest.fixture
 def data_root(tmp_path, monkeypatch):
-    monkeypatch.setattr(paths, "DATA", tmp_path)
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path))
     return tmp_path
 
 
@@ -69,7 +69,7 @@ def test_strict_main_fails_with_message(data_root, monkeypatch, capsys, tmp_path
     from pathlib import Path
 
     params.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    monkeypatch.setattr("pipeline.params.PARAMS_FILE", params)
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(params))
     name = "synth_benchmark"
     _write(data_root, f"zeroshot/{name}",
            {"rows": {"without_pretraining": _row([0.40]), "with_pretraining": _row([0.30, 0.31, 0.29])}})
@@ -84,7 +84,7 @@ def test_no_metrics_is_a_failure_in_strict_mode(data_root, monkeypatch, tmp_path
 
     params = tmp_path / "params.yaml"
     params.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    monkeypatch.setattr("pipeline.params.PARAMS_FILE", params)
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(params))
     assert findings.main(["--strict"]) == 1
 
 
@@ -94,8 +94,8 @@ def test_compare_profiles_puts_two_runs_side_by_side(tmp_path, monkeypatch, caps
 
     from pipeline import compare_profiles
 
-    monkeypatch.setattr("pipeline.params.PARAMS_FILE", Path(__file__).resolve().parents[1] / "params.yaml")
-    before = paths.DATA
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(Path(__file__).resolve().parents[1] / "params.yaml"))
+    before = paths.data_root()
     runs = {}
     for name, with_acc in (("a", [0.50, 0.52, 0.48]), ("b", [0.31, 0.29, 0.30])):
         root = tmp_path / name
@@ -107,7 +107,7 @@ def test_compare_profiles_puts_two_runs_side_by_side(tmp_path, monkeypatch, caps
     assert "| zero-shot, CLIP2Point (w/ pre-training) | 50.00 ± 2.00 | 30.00 ± 1.00 |" in out
     line = next(ln for ln in out.splitlines() if ln.startswith("| zero-shot: with pre-training above without"))
     assert line.count("yes:") == 1 and line.count("no:") == 1
-    assert paths.DATA is before  # the data root is restored after reading each run
+    assert paths.data_root() == before  # the data root is restored after reading each run
     assert compare_profiles.main(["a=/no/such"]) == 1
 
 

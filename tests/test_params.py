@@ -350,15 +350,14 @@ def test_preflight_refuses_bad_params_before_any_expensive_stage(tmp_path, monke
                                                                  needle):
     """Issue 22.7/22.8: these passed ``preflight`` and failed a minute later (ZeroDivisionError, IndexError in
     clip_bootstrap). ``preflight`` loads the params (and tracks every key of params.yaml in dvc.yaml)."""
-    import pipeline.params as pparams
     from pipeline import paths
     from stages import preflight
 
     raw = _raw()
     raw[section][key] = value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(pparams, "PARAMS_FILE", tmp_path / "params.yaml")
-    monkeypatch.setattr(paths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(tmp_path / "params.yaml"))
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     assert preflight.main([]) == 1
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err and not paths.preflight_file().exists()

@@ -41,7 +41,7 @@ def test_data_root_is_read_when_asked_unless_replaced(monkeypatch, tmp_path):
     assert paths.points_table("x") == tmp_path / "a" / "points" / "x.parquet"
     monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "b"))
     assert paths.pretrain_dir("cross_only", 1) == tmp_path / "b" / "models" / "pretrain" / "cross_only-seed1"
-    monkeypatch.setattr(paths, "DATA", tmp_path / "pinned")
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "pinned"))
     assert paths.data_root() == tmp_path / "pinned" and paths.report_dir() == tmp_path / "pinned" / "report"
 
 

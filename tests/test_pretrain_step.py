@@ -192,7 +192,7 @@ def test_resumed_run_writes_dvclive_metrics_json_with_the_uninterrupted_key_orde
 
     dirs = iter(["straight", "killed", "resumed"])
     monkeypatch.setattr(job, "live_logger", lambda key: live_logger(f"{key}/{next(dirs)}"))
-    monkeypatch.setattr(job.paths, "DATA", tmp_path)
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path))
     keys = ["loss", "lr", "sigma"]
     every = 2
 

@@ -37,7 +37,7 @@ def _row(i: int, classes: list[str], seeds: list[str], **extra: Any) -> dict[str
 @pytest.fixture
 def finished_run(tmp_path, monkeypatch):
     """Every stage's outputs of the default params, as a finished ``dvc repro`` leaves them."""
-    monkeypatch.setattr(paths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     params = load_params(ROOT / "params.yaml")
     classes = list(params.synth.classes)
     pool, seeds = params.data.pretrain.name, list(params.pretrain.seeds)

@@ -38,8 +38,8 @@ def run_dir(tmp_path, monkeypatch):
     raw["data"]["pretrain"] = {"name": "pool", "kind": "synth", "root": str(tmp_path / "m"), "up_axis": "y"}
     raw["data"]["benchmarks"] = {"bench": {"kind": "synth", "root": str(tmp_path / "b"), "up_axis": "y"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(pparams, "PARAMS_FILE", tmp_path / "params.yaml")
-    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(tmp_path / "params.yaml"))
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
     rng = np.random.default_rng(0)
     _write_pool("pool", {"train": 6, "val": 5}, rng)
     _write_pool("bench", {"train": 3, "test": 7}, rng)
@@ -89,7 +89,7 @@ def test_preflight_fails_in_seconds_on_missing_weights(run_dir, capsys, clip, ne
 
     monkeypatch.setenv("HF_HOME", str(run_dir["tmp"] / "hf"))  # an empty cache, whatever this machine has
     raw = dict(run_dir["raw"], clip={**run_dir["raw"]["clip"], **clip})
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     assert preflight.main([]) == 1
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err and not ppaths.preflight_file().exists()
@@ -102,11 +102,11 @@ def test_preflight_names_a_missing_dataset_root(run_dir, capsys):
     raw = dict(run_dir["raw"])
     raw["data"] = {**raw["data"], "benchmarks": {"mn40": {"kind": "modelnet40", "root": "/no/ModelNet40",
                                                            "up_axis": "z"}}}
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     assert preflight.main([]) == 1
     assert "dataset 'mn40': root /no/ModelNet40 does not exist" in capsys.readouterr().err
     raw["data"]["benchmarks"] = {}
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     assert preflight.main([]) == 0 and yaml.safe_load(ppaths.preflight_file().read_text()) == {"ok": True}
 
 
@@ -174,14 +174,14 @@ def test_preflight_names_a_missing_synth_root_the_synth_stage_does_not_write(run
     pool = {"name": "pool", "kind": "synth", "root": str(ppaths.synth_root("pretrain")), "up_axis": "y"}
     bench = {"kind": "synth", "root": str(ppaths.synth_root("benchmark")), "up_axis": "y"}
     raw["data"] = {"pretrain": pool, "benchmarks": {"bench": bench}}
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     assert preflight.main([]) == 0  # both roots are the synth stage's outputs, not written yet
     typo = str(run_dir["tmp"] / "data" / "synth" / "benchmrk")
     if where == "pretrain":
         raw["data"]["pretrain"] = {**pool, "root": typo}
     else:
         raw["data"]["benchmarks"] = {"bench": {**bench, "root": typo}}
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     capsys.readouterr()
     assert preflight.main([]) == 1
     err = capsys.readouterr().err.strip()

@@ -44,8 +44,8 @@ def _params(tmp_path: Path, **pretrain) -> Path:
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
     """A workspace: params.yaml, a 16-sample pool (+8 val) as shards, a c2p-tiny CLIP as the run's CLIP."""
-    monkeypatch.setattr(ppaths, "DATA", tmp_path / "data")
-    monkeypatch.setattr(pparams, "PARAMS_FILE", _params(tmp_path))
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(_params(tmp_path)))
     write_pool(ppaths.shards_dir("toy"), ranks=2, maxcount=3)
     from clip2point.models.clip import create_clip
 
@@ -111,7 +111,7 @@ def test_stage_writes_reproducible_bytes_and_keeps_timings_out_of_metrics(ws) ->
     assert t["train_samples"] == 16 and t["val_samples"] == 8
     assert first["out_files"] == ["encoder.json", "encoder.pt"]  # no temporaries, no checkpoint in the output
     assert not ppaths.checkpoint_file("intra_cross", 0).exists()  # removed on success
-    assert not list(ppaths.DATA.rglob("*.tmp"))
+    assert not list(ppaths.data_root().rglob("*.tmp"))
     _dvc_deletes_outputs()
     assert stage.main(ARGS) == 0
     second = _outputs()
@@ -143,7 +143,7 @@ def test_killed_run_resumes_automatically_after_dvc_deleted_its_outputs(ws, monk
         assert torch.equal(got["model"][k], v), k  # byte-identical final weights
     for k in ("encoder", "meta", "metrics", "curves", "out_files"):
         assert got[k] == ref[k], k
-    assert not list(ppaths.DATA.rglob("*.tmp"))
+    assert not list(ppaths.data_root().rglob("*.tmp"))
 
 
 @pytest.mark.slow
@@ -153,7 +153,7 @@ def test_checkpoint_of_other_params_is_not_resumed(ws, monkeypatch, tmp_path) ->
         with pytest.raises(Interrupt):
             stage.main(ARGS)
     assert ppaths.checkpoint_file("intra_cross", 0).exists()
-    monkeypatch.setattr(pparams, "PARAMS_FILE", _params(tmp_path, lr=1e-3))
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(_params(tmp_path, lr=1e-3)))
     assert stage.main(ARGS) == 0
     t = _outputs()["timings"]
     assert t["resumed_from_step"] == 0 and t["steps_run"] == 6 and "another configuration" in t["resume_note"]
@@ -161,13 +161,13 @@ def test_checkpoint_of_other_params_is_not_resumed(ws, monkeypatch, tmp_path) ->
 
 @pytest.mark.slow  # a subprocess run of 60 steps, killed, then resumed
 def test_kill_9_then_rerun_ends_like_an_uninterrupted_run(ws, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(pparams, "PARAMS_FILE", _params(tmp_path, epochs=30))  # 60 steps
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(_params(tmp_path, epochs=30)))  # 60 steps
     args = ["--variant", "cross_only", "--seed", "0", "--no-progress", "--device", "cpu", "--keep-checkpoint"]
     assert stage.main(args) == 0
     ref = _outputs("cross_only")
     shutil.rmtree(ppaths.checkpoint_dir("cross_only", 0))
     _dvc_deletes_outputs("cross_only")
-    env = {**os.environ, "CLIP2POINT_DATA": str(ppaths.DATA), "CLIP2POINT_PARAMS": str(pparams.PARAMS_FILE),
+    env = {**os.environ, "CLIP2POINT_DATA": str(ppaths.data_root()), "CLIP2POINT_PARAMS": str(pparams.params_file()),
            "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the reference's threads: the same float sums
     proc = subprocess.Popen([sys.executable, "-m", "stages.pretrain", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -49,7 +49,7 @@ def _write_off(mesh: trimesh.Trimesh, path) -> None:
 @pytest.fixture()
 def workspace(tmp_path, monkeypatch):
     data = tmp_path / "data"
-    monkeypatch.setattr(paths, "DATA", data)
+    monkeypatch.setenv("CLIP2POINT_DATA", str(data))
     raw = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "params.yaml")))
     raw["data"] = {
         "pretrain": {"name": "toy", "kind": "synth", "root": str(tmp_path / "meshes"), "up_axis": "z"},
@@ -61,7 +61,7 @@ def workspace(tmp_path, monkeypatch):
     raw["depth"].update({"image_size": IMAGE})
     pfile = tmp_path / "params.yaml"
     pfile.write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(params_mod, "PARAMS_FILE", pfile)
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(pfile))
     (tmp_path / "meshes").mkdir()
     ids, splits, labels, names, sources, clouds = [], [], [], [], [], []
     rot_zup = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # y-up → z-up, the inverse of sampling.to_y_up
@@ -140,9 +140,9 @@ def test_ranks_write_own_shards_and_rank0_merges(workspace, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "t1")
     monkeypatch.setattr(render_job, "CHUNK", 2)
-    p = yaml.safe_load(params_mod.PARAMS_FILE.read_text())
+    p = yaml.safe_load(params_mod.params_file().read_text())
     p["render"]["workers"] = 0  # inline rendering keeps this test quick
-    params_mod.PARAMS_FILE.write_text(yaml.safe_dump(p))
+    params_mod.params_file().write_text(yaml.safe_dump(p))
     monkeypatch.setenv("RANK", "1")
     assert render_stage.main(["toy", "--no-progress"]) == 0
     assert not paths.shards_dir("toy").exists()  # only rank 0 publishes

@@ -31,7 +31,7 @@ def _row(accs: list[float]) -> dict:
 
 @pytest.fixture
 def run_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(paths, "DATA", tmp_path)
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path))
     return tmp_path
 
 
@@ -67,7 +67,7 @@ def test_report_tables_from_metrics(run_dir):
 def test_report_stage_without_metrics_still_writes(run_dir, monkeypatch):
     from stages import report
 
-    monkeypatch.setattr("pipeline.params.PARAMS_FILE", ROOT / "params.yaml")
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(ROOT / "params.yaml"))
     assert report.main([]) == 0
     text = (run_dir / "report" / "report.md").read_text()
     assert "no `clip_bootstrap` metrics" in text

@@ -1,5 +1,5 @@
-"""End-to-end: the ``synth`` and ``sample`` stages on a tiny params file, in-process (``pipeline.paths.DATA``
-and ``pipeline.params.PARAMS_FILE`` pointed at the test's folders for each run)."""
+"""End-to-end: the ``synth`` and ``sample`` stages on a tiny params file, in-process (``$CLIP2POINT_DATA``
+and ``$CLIP2POINT_PARAMS`` pointed at the test's folders for each run)."""
 
 from __future__ import annotations
 
@@ -66,14 +66,12 @@ def _params(tmp: Path, **sample) -> Path:
 
 def _run(stage: str, *args: str, params: Path, data: Path) -> subprocess.CompletedProcess:
     """``python -m stages.<stage> <args>`` with ``params`` and ``data``, run in this process."""
-    import pipeline.params as pparams
-    import pipeline.paths as ppaths
 
     main = importlib.import_module(f"stages.{stage}").main
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        mp.setattr(pparams, "PARAMS_FILE", params)
-        mp.setattr(ppaths, "DATA", data)
+        mp.setenv("CLIP2POINT_PARAMS", str(params))
+        mp.setenv("CLIP2POINT_DATA", str(data))
         code = main(list(args))
     return subprocess.CompletedProcess([stage, *args], code, out.getvalue(), err.getvalue())
 

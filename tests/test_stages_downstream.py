@@ -120,7 +120,7 @@ def test_stage_errors_are_one_line(run_dir, capsys, monkeypatch):
     # k larger than a class's training samples: the class is named
     raw = dict(run_dir["params"])
     raw["adapter"] = {**raw["adapter"], "k_shot": N_TRAIN + 1}
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     write_signal_store(ppaths.features_dir(DATASET))
     assert fewshot_stage.main(["--mode", "fewshot", DATASET]) == 1
     err = capsys.readouterr().err
@@ -161,7 +161,7 @@ def test_features_do_not_rotate_a_z_up_dataset_twice(run_dir):
 
     raw = copy.deepcopy(run_dir["params"])
     raw["data"]["benchmarks"][DATASET]["up_axis"] = "z"
-    pparams.PARAMS_FILE.write_text(yaml.safe_dump(raw))
+    pparams.params_file().write_text(yaml.safe_dump(raw))
     assert features_stage.main([DATASET, "--variants", "intra_cross"]) == 0
     store = FeatureStore.open(ppaths.features_dir(DATASET))
     test_rows = run_dir["table"].filter(pa.compute.equal(run_dir["table"].column("split"), "test"))
