@@ -54,22 +54,25 @@ def remove_stale(path: str | os.PathLike, keep: str | os.PathLike | None = None)
     return gone
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file path next to ``path``; rename it to ``path`` on success, delete on error."""
+def _ready(path: str | os.PathLike) -> Path:
+    """``path`` with its folder made and the leftovers of killed writes to it removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path)
-    with atomic_file(path) as tmp:
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path next to ``path``; rename it to ``path`` on success, delete on error."""
+    with atomic_file(_ready(path)) as tmp:
         yield tmp
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces ``path`` whole, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path)
+    path = _ready(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, umask_mode(0o777))
     try:
