@@ -46,6 +46,15 @@ def points_table() -> pa.Table:
     return points_to_table(ids, splits, np.array(labels), names, ["-"] * len(ids), np.stack(clouds))
 
 
+def use_workspace(monkeypatch, tmp_path: Path, raw: dict) -> Path:
+    """Write ``raw`` to ``tmp_path/params.yaml`` and point the stages at it and at ``tmp_path/data``."""
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CLIP2POINT_PARAMS", str(f))
+    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
+    return f
+
+
 def make_run_dir(tmp_path, monkeypatch) -> dict:
     """The 4-class benchmark's points table in ``tmp_path/data``, a params file pointing there (16² depth,
     2 seeds, 4-shot adapters) and ``pipeline.models.load_encoders`` returning tiny random encoders."""
@@ -55,10 +64,7 @@ def make_run_dir(tmp_path, monkeypatch) -> dict:
     raw["pretrain"]["seeds"] = [0, 1]
     raw["adapter"].update({"k_shot": 4, "seeds": [0, 1], "epochs": 6, "val_fraction": 0.25})
     raw["zeroshot"]["batch_size"] = 16
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("CLIP2POINT_PARAMS", str(params_file))
-    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
+    use_workspace(monkeypatch, tmp_path, raw)
     table = points_table()
     ppaths.points_table(DATASET).parent.mkdir(parents=True)
     pq.write_table(table, ppaths.points_table(DATASET))

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 from cli_support import TINY_QUICK, register_tiny_quickgelu
-from downstream_support import DATASET, points_table
+from downstream_support import DATASET, points_table, use_workspace
 from released_support import randomised
 
 import pipeline.params as pparams
@@ -118,10 +118,7 @@ def test_preflight_refuses_a_bad_checkpoint(tmp_path, monkeypatch, capsys):
     junk.write_bytes(b"not a torch file")
     raw = _raw()
     raw["pretrain"]["external"] = {NAME: str(junk)}
-    f = tmp_path / "params.yaml"
-    f.write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("CLIP2POINT_PARAMS", str(f))
-    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
+    use_workspace(monkeypatch, tmp_path, raw)
     (tmp_path / "data").mkdir()
     assert preflight.main([]) == 1
     err = capsys.readouterr().err.strip()
@@ -147,10 +144,7 @@ def tiny_run(tmp_path, monkeypatch):
     raw["pretrain"].update({"seeds": [0], "external": {NAME: str(ck)}})
     raw["adapter"].update({"k_shot": 4, "seeds": [0, 1], "epochs": 4, "val_fraction": 0.25})
     raw["zeroshot"]["batch_size"] = 16
-    f = tmp_path / "params.yaml"
-    f.write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("CLIP2POINT_PARAMS", str(f))
-    monkeypatch.setenv("CLIP2POINT_DATA", str(tmp_path / "data"))
+    use_workspace(monkeypatch, tmp_path, raw)
     ppaths.points_table(DATASET).parent.mkdir(parents=True)
     pq.write_table(points_table(), ppaths.points_table(DATASET))
     torch.manual_seed(0)
