@@ -50,10 +50,13 @@ import torch
 
 from clip2point.models.clip import create_clip, depth_to_clip_input, image_size, rgb_to_clip_input
 from clip2point.render.depth import DepthConfig
+from clip2point.render.view_depth import ViewDepthRenderer
 from clip2point.render.views import VIEW_SETS
 from clip2point.train.distributed import DistInfo
+from clip2point.train.objectives import step_loss
 from clip2point.train.optim import build_optimizer, param_groups
-from clip2point.train.pretrain import DepthPretrainModel, ViewDepthRenderer, _jitter, step_loss
+from clip2point.train.pretrain_data import jitter_distances
+from clip2point.train.pretrain_run import DepthPretrainModel
 
 
 def bench(name: str, batch: int, steps: int, pool: int = 64) -> dict[str, float]:
@@ -78,7 +81,7 @@ def bench(name: str, batch: int, steps: int, pool: int = 64) -> dict[str, float]
         view = torch.randint(0, len(views), (batch,), generator=g)
         b_rgb = rgb[idx, view]
         b_pts = pts[idx]
-        d1, d2 = _jitter(1.0, 0.1, batch, g), _jitter(1.0, 0.1, batch, g)
+        d1, d2 = jitter_distances(1.0, 0.1, batch, g), jitter_distances(1.0, 0.1, batch, g)
         t1 = time.perf_counter()
         dm1, dm2 = render(b_pts, view, d1), render(b_pts, view, d2)
         t2 = time.perf_counter()
@@ -153,10 +156,12 @@ def _peak_rss_mb() -> tuple[float, float]:
 def run_pool(manifest: str, model_name: str, steps: int, batch: int, workers: int) -> dict[str, float]:
     """``steps`` steps of the real pre-training loop on a streamed pool; timings and peak RSS."""
     from clip2point import shards
+    from clip2point.configs import PretrainConfig
     from clip2point.models.clip import create_clip
     from clip2point.render.views import get_views
-    from clip2point.train.pretrain import PretrainConfig, TextSide, pretrain
+    from clip2point.train.pretrain import pretrain
     from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSource, StreamingEvalSet
+    from clip2point.train.pretrain_run import TextSide
 
     torch.manual_seed(0)
     model, _ = create_clip(model_name, "")

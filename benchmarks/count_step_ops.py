@@ -48,29 +48,34 @@ def main() -> None:
     torch.set_num_threads(2)
 
     import clip2point.train.pretrain as P
+    import clip2point.train.pretrain_run as R
+    from clip2point.configs import PretrainConfig
     from clip2point.models.clip import create_clip, text_features
     from clip2point.render.depth import DepthConfig
+    from clip2point.render.view_depth import ViewDepthRenderer
     from clip2point.render.views import VIEW_SETS
+    from clip2point.train.objectives import frozen_image_features, get_objective
+    from clip2point.train.selection import EvalSet
 
     torch.manual_seed(0)
     model, tok = create_clip(args.model, "")
     names = ["a", "b", "c", "d"]
-    text = P.TextSide(classes=text_features(model, tok, names, ["image of a {}."]),
+    text = R.TextSide(classes=text_features(model, tok, names, ["image of a {}."]),
                       captions=text_features(model, tok, names, ["a {}."]), caption_labels=torch.arange(4),
                       logit_scale=10.0)
     m = args.batch * args.steps
     g = torch.Generator().manual_seed(0)
     size = int(getattr(model.visual, "image_size", 224)[0] if isinstance(getattr(model.visual, "image_size", 224),
                                                                          (tuple, list)) else model.visual.image_size)
-    data = P.PretrainData(points=torch.randn(m, 1024, 3, generator=g) * 0.3,
+    data = R.PretrainData(points=torch.randn(m, 1024, 3, generator=g) * 0.3,
                           rgb=torch.randint(0, 255, (m, 10, size, size, 3), dtype=torch.uint8, generator=g),
                           labels=torch.arange(m) % 4)
-    val = P.EvalSet(depth=torch.rand(4, 1, 16, 16), labels=torch.arange(4))
-    fields = {f.name for f in dataclasses.fields(P.PretrainConfig)}
+    val = EvalSet(depth=torch.rand(4, 1, 16, 16), labels=torch.arange(4))
+    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
     kw = dict(variant=args.variant, epochs=1, batch_size=args.batch, optimizer=args.optimizer, eval_every=1000,
               log_every=args.log_every, precision="fp32", bf16=False, eval_batch_size=64)
-    cfg = P.PretrainConfig(**{k: v for k, v in kw.items() if k in fields})
-    render = P.ViewDepthRenderer(VIEW_SETS["pretrain10"], DepthConfig(image_size=args.depth_size, dilation=2))
+    cfg = PretrainConfig(**{k: v for k, v in kw.items() if k in fields})
+    render = ViewDepthRenderer(VIEW_SETS["pretrain10"], DepthConfig(image_size=args.depth_size, dilation=2))
 
     counter = _counter_class()()
     per_step: list[dict[str, dict[str, int]]] = []
@@ -85,7 +90,7 @@ def main() -> None:
         counter.phase = "forward_backward"
         return out
 
-    real_build = P.build_optimizer
+    real_build = R.build_optimizer
 
     def build(name, groups, lr):
         opt = real_build(name, groups, lr)
@@ -100,7 +105,7 @@ def main() -> None:
         opt.step = types.MethodType(counted_step, opt)  # a bound method, as LR schedulers expect
         return opt
 
-    P.build_optimizer = build
+    R.build_optimizer = build
     logged: list[bool] = []
 
     def on_step(step: int, scalars: dict) -> None:
@@ -113,11 +118,11 @@ def main() -> None:
         counter.phase = "data"
 
     extra = {}
-    if hasattr(P, "frozen_image_features") and P.get_objective(args.variant).image_features:
+    if get_objective(args.variant).image_features:
         # the frozen-feature cache, as the DAG's image_features stage provides it to every run
         with torch.no_grad():
             flat = data.rgb.reshape(-1, size, size, 3)
-            extra["image_features"] = P.frozen_image_features(model.visual.eval(), flat, size).view(m, 10, -1)
+            extra["image_features"] = frozen_image_features(model.visual.eval(), flat, size).view(m, 10, -1)
     with counter:
         counter.phase = "data"
         mark["ops"], mark["syncs"] = snapshot()

@@ -146,7 +146,8 @@ def render(dev: torch.device) -> dict[str, Any]:
 
 def _setup(dev: torch.device, tiny: bool):
     from clip2point.models.clip import create_clip, text_features
-    from clip2point.train.pretrain import EvalSet, PretrainData, TextSide
+    from clip2point.train.pretrain_run import PretrainData, TextSide
+    from clip2point.train.selection import EvalSet
 
     name, batch, steps = ("c2p-tiny", 8, 6) if tiny else ("ViT-B-32-quickgelu", 256, 16)
     torch.manual_seed(0)
@@ -168,8 +169,8 @@ def _setup(dev: torch.device, tiny: bool):
 
 def _renderer(size: int):
     from clip2point.configs import DepthConfig
+    from clip2point.render.view_depth import ViewDepthRenderer
     from clip2point.render.views import VIEW_SETS
-    from clip2point.train.pretrain import ViewDepthRenderer
 
     return ViewDepthRenderer(VIEW_SETS["pretrain10"], DepthConfig(image_size=size, dilation=2))
 
@@ -191,7 +192,9 @@ def _step_flops(visual, size: int, batch: int, dev: torch.device) -> float:
 
 
 def pretrain_throughput(dev: torch.device, tiny: bool) -> dict[str, Any]:
-    from clip2point.train.pretrain import PretrainConfig, frozen_image_features, pretrain
+    from clip2point.configs import PretrainConfig
+    from clip2point.train.objectives import frozen_image_features
+    from clip2point.train.pretrain import pretrain
 
     model, text, pool, val, batch, steps, size = _setup(dev, tiny)
     with torch.no_grad():
@@ -243,7 +246,8 @@ def _info(dev: torch.device):
 
 
 def syncs(dev: torch.device, tiny: bool) -> dict[str, Any]:
-    from clip2point.train.pretrain import PretrainConfig, pretrain
+    from clip2point.configs import PretrainConfig
+    from clip2point.train.pretrain import pretrain
     from clip2point.train.profiling import DispatchCounter
 
     model, text, pool, val, batch, steps, size = _setup(dev, True)  # op and sync counts do not depend on size
@@ -273,7 +277,8 @@ def syncs(dev: torch.device, tiny: bool) -> dict[str, Any]:
 
 
 def determinism(dev: torch.device, tiny: bool) -> dict[str, Any]:
-    from clip2point.train.pretrain import PretrainConfig, pretrain
+    from clip2point.configs import PretrainConfig
+    from clip2point.train.pretrain import pretrain
 
     model, text, pool, val, batch, _, size = _setup(dev, True)
     out: dict[str, Any] = {}
@@ -310,7 +315,8 @@ def cpu_vs_gpu(dev: torch.device) -> dict[str, Any]:
     if dev.type != "cuda":
         return {"skipped": "no CUDA device"}
     from clip2point.train.distributed import DistInfo
-    from clip2point.train.pretrain import DepthPretrainModel, step_loss
+    from clip2point.train.objectives import step_loss
+    from clip2point.train.pretrain_run import DepthPretrainModel
 
     model, text, pool, val, batch, _, size = _setup(torch.device("cpu"), True)
     losses = {}

@@ -8,7 +8,7 @@ weights, pool, view set, image size, precision) — exactly the stage's DVC depe
 
 Layout (``paths.image_features_dir(pool)``): ``features.pt``, a (M, V, C) float32 tensor in the training
 split's index order (sorted sample keys, :func:`clip2point.shards.index_split`), unnormalised, as
-:func:`clip2point.train.pretrain.frozen_image_features` returns it; ``meta.json``: the keys' digest, M, V,
+:func:`clip2point.train.objectives.frozen_image_features` returns it; ``meta.json``: the keys' digest, M, V,
 C, the precision, the CLIP pointer. :func:`load` checks all of them against the run that reads it.
 """
 
@@ -41,7 +41,7 @@ def compute(frozen: torch.nn.Module, index: Any, precision: str, device: torch.d
     """(M, V, C) E_i features of every sample and RGB view of a shard index, at ``precision``."""
     from clip2point.models.clip import image_size
     from clip2point.precision import encoder_precision
-    from clip2point.train.pretrain import frozen_image_features
+    from clip2point.train.objectives import frozen_image_features
 
     frozen = frozen.to(device).eval()
     size = image_size(frozen)

@@ -7,7 +7,7 @@
 * :class:`RowKey`: ``<adapter>@<path>+<path>``, a row of the adapter grid (Tables 2 and 4), e.g.
   ``dual_path@clip+intra_cross`` (the Dual-Path Adapter, Eq. 16–19, on CLIP and the intra + cross encoder).
 * ``VARIANTS``: the pre-training variants, the library's
-  (:data:`clip2point.train.pretrain.VARIANTS`, the names of its objectives registry): ``intra_cross``
+  (:data:`clip2point.train.objectives.VARIANTS`, the names of its objectives registry): ``intra_cross``
   (CLIP2Point, Eq. 11), ``cross_only`` (§5.6 ablation, Eq. 10), ``rgb_control`` (equal-compute RGB-only
   control). Resolved on first use, so that importing this module (and :mod:`pipeline.paths`) stays cheap.
 """
@@ -28,7 +28,7 @@ EXTERNAL_NAME = re.compile(r"[A-Za-z0-9_]+")
 def __getattr__(name: str) -> Any:
     """``VARIANTS``: the library's, imported on first use (the training module imports torch and open_clip)."""
     if name == "VARIANTS":
-        from clip2point.train.pretrain import VARIANTS
+        from clip2point.train.objectives import VARIANTS
 
         return VARIANTS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

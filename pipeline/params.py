@@ -41,7 +41,7 @@ def params_file() -> Path:
     return Path(os.environ.get(PARAMS_ENV, "params.yaml"))
 
 
-#: the registered pre-training objectives (``clip2point.train.pretrain``'s registry; spelled here so that reading
+#: the registered pre-training objectives (``clip2point.train.objectives``' registry; spelled here so that reading
 #: params does not import torch; ``tests/test_params.py`` checks the two agree)
 PRETRAIN_OBJECTIVES = ("intra_cross", "cross_only", "rgb_control")
 #: the same for the view sets (``clip2point.render.views.VIEW_SETS``), the catalogue readers

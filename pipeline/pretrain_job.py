@@ -140,17 +140,13 @@ def train(params: Params, variant: str, seed: int, info: DistInfo, resume: bool 
           keep_checkpoint: bool = False, progress: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """Pre-train one (variant, seed); returns (metrics, timings). Writes the encoder (main rank)."""
     from clip2point import shards
+    from clip2point.render.view_depth import ViewDepthRenderer
     from clip2point.render.views import get_views
     from clip2point.train import checkpoint as ckpt
-    from clip2point.train.pretrain import (
-        TextSide,
-        ViewDepthRenderer,
-        get_objective,
-        logged_step,
-        pretrain,
-        schedule_of,
-    )
+    from clip2point.train.objectives import get_objective
+    from clip2point.train.pretrain import pretrain
     from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSource, StreamingEvalSet
+    from clip2point.train.pretrain_run import TextSide, logged_step, schedule_of
     from pipeline import image_feature_job
 
     pp, dp = params.pretrain, params.depth

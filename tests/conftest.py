@@ -17,7 +17,7 @@ def tiny():
     """A random ``c2p-tiny`` CLIP and the text side of the four blob classes (``tests/pretrain_support.py``):
     class prompts ``image of a {}.``, captions ``a {}.``, logit scale 10."""
     from clip2point.models.clip import create_clip, text_features
-    from clip2point.train.pretrain import TextSide
+    from clip2point.train.pretrain_run import TextSide
 
     torch.manual_seed(0)
     model, tok = create_clip("c2p-tiny", "")

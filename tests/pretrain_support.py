@@ -11,7 +11,9 @@ import math
 import torch
 
 from clip2point import shards
-from clip2point.train.pretrain import EvalSet, PretrainConfig, PretrainData
+from clip2point.configs import PretrainConfig
+from clip2point.train.pretrain_run import PretrainData
+from clip2point.train.selection import EvalSet
 
 SIZE = 32
 

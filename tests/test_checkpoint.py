@@ -9,8 +9,9 @@ import pytest
 import torch
 from pretrain_support import fake_render, make_data
 
+from clip2point.configs import PretrainConfig
 from clip2point.train import checkpoint as ckpt
-from clip2point.train.pretrain import PretrainConfig, pretrain
+from clip2point.train.pretrain import pretrain
 
 
 class Interrupt(Exception):

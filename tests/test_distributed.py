@@ -14,8 +14,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from clip2point.configs import PretrainConfig
 from clip2point.train.distributed import DistInfo, backward_scale, shard_indices
-from clip2point.train.pretrain import VARIANTS, DepthPretrainModel, PretrainConfig, TextSide, pretrain, step_loss
+from clip2point.train.objectives import VARIANTS, step_loss
+from clip2point.train.pretrain import pretrain
+from clip2point.train.pretrain_run import DepthPretrainModel, TextSide
 
 GLOBAL_BATCH = 8
 SIZE = 32

@@ -155,7 +155,7 @@ def test_cache_depth_is_gone():
 
 
 def test_variant_choices_are_the_registered_objectives():
-    from clip2point.train.pretrain import VARIANTS
+    from clip2point.train.objectives import VARIANTS
     from pipeline.params import PRETRAIN_OBJECTIVES
 
     assert tuple(PRETRAIN_OBJECTIVES) == tuple(VARIANTS)

@@ -8,10 +8,7 @@ import pytest
 import torch
 from pretrain_support import fake_render, make_data, pretrain_cfg
 
-from clip2point.train.pretrain import (
-    TrainingDiverged,
-    pretrain,
-)
+from clip2point.train.pretrain import TrainingDiverged, pretrain
 
 cfg = pretrain_cfg
 
@@ -77,7 +74,7 @@ def test_nan_loss_stops_with_message_and_keeps_checkpoint(tiny, tmp_path) -> Non
 def test_view_renderer_matches_direct_render() -> None:
     depth = pytest.importorskip("clip2point.render.depth")
     views = pytest.importorskip("clip2point.render.views")
-    from clip2point.train.pretrain import ViewDepthRenderer
+    from clip2point.render.view_depth import ViewDepthRenderer
 
     vs = views.VIEW_SETS["pretrain10"]
     dcfg = depth.DepthConfig(image_size=24, dilation=2)
@@ -94,15 +91,16 @@ def test_view_renderer_matches_direct_render() -> None:
 def test_released_optimizer_schedule_and_single_group(tiny) -> None:
     """``optimizer: lamb_released``, ``schedule: cosine_restarts``, ``param_groups: single`` (docs/parity.md):
     one group holding E_d and σ at the base lr, decayed; the lr follows the warm-restart formula per step."""
-    from clip2point.train import pretrain as pt
+    from clip2point.train import pretrain_run as pt
     from clip2point.train.distributed import DistInfo
+    from clip2point.train.objectives import get_objective
     from clip2point.train.optim import ReleasedLamb
 
     model, text = tiny
     c = cfg(optimizer="lamb_released", schedule="cosine_restarts", param_groups="single", lr=6e-3,
             weight_decay=1e-4)
-    sched = pt._Schedule(n_train=16, steps_per_epoch=2, total=8, n_epochs=4)
-    run = pt._build_run(model.visual, c, pt.get_objective("intra_cross"), text, DistInfo(), sched)
+    sched = pt.Schedule(n_train=16, steps_per_epoch=2, total=8, n_epochs=4)
+    run = pt.build_run(model.visual, c, get_objective("intra_cross"), text, DistInfo(), sched)
     assert isinstance(run.optimizer, ReleasedLamb) and len(run.optimizer.param_groups) == 1
     group = run.optimizer.param_groups[0]
     assert group["weight_decay"] == 1e-4 and any(p is run.model.sigma for p in group["params"])

@@ -13,9 +13,10 @@ from pretrain_support import M, fake_render, make_data, sample_ids, write_pool  
 from pretrain_support import short_cfg as cfg
 
 from clip2point import shards
+from clip2point.configs import PretrainConfig
 from clip2point.models.clip import create_clip, text_features
 from clip2point.train.distributed import DistInfo
-from clip2point.train.pretrain import PretrainConfig, PretrainData, TextSide, pretrain
+from clip2point.train.pretrain import pretrain
 from clip2point.train.pretrain_data import (
     PretrainBatchSampler,
     ShardPointsSource,
@@ -25,6 +26,7 @@ from clip2point.train.pretrain_data import (
     make_loader,
     sorted_rows,
 )
+from clip2point.train.pretrain_run import PretrainData, TextSide
 
 
 def sorted_memory_pool(m: int = M) -> PretrainData:
@@ -88,7 +90,7 @@ def test_training_does_not_depend_on_shard_layout_or_workers(tiny, tmp_path) -> 
 def test_streamed_eval_equals_in_memory_eval(tiny, tmp_path) -> None:
     from clip2point.render.depth import DepthConfig
     from clip2point.render.views import get_views
-    from clip2point.train.pretrain import render_eval_set, streaming_zero_shot_accuracy, zero_shot_accuracy
+    from clip2point.train.selection import render_eval_set, streaming_zero_shot_accuracy, zero_shot_accuracy
 
     model, text = tiny
     index = shards.index_split(write_pool(tmp_path, ranks=2, maxcount=3), "val")

@@ -11,17 +11,13 @@ import torch
 from pretrain_support import fake_render, make_data, pretrain_cfg, write_pool
 
 from clip2point import shards
+from clip2point.configs import PretrainConfig
 from clip2point.models.clip import image_size
 from clip2point.train.distributed import DistInfo
-from clip2point.train.pretrain import (
-    DepthPretrainModel,
-    PretrainConfig,
-    frozen_image_features,
-    get_objective,
-    pretrain,
-    step_loss,
-)
+from clip2point.train.objectives import frozen_image_features, get_objective, step_loss
+from clip2point.train.pretrain import pretrain
 from clip2point.train.pretrain_data import ShardPointsSource, ShardPretrainSource, StreamingEvalSet
+from clip2point.train.pretrain_run import DepthPretrainModel
 
 
 def _cfg(**kw) -> PretrainConfig:
