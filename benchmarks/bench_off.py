@@ -1,4 +1,4 @@
-"""OFF reading speed: the project's own parser (``clip2point.io.meshes.read_off``) against trimesh's OBJ reader.
+"""OFF reading speed: the project's own parser (``clip2point.io.off.read_off``) against trimesh's OBJ reader.
 
 The OFF parser exists because trimesh drops OFF colours and must accept ModelNet's header quirk; it should
 be no slower than reading the same mesh as OBJ with :func:`trimesh.load`. On one mesh of about 300k faces
@@ -26,7 +26,7 @@ import numpy as np
 import trimesh
 from _timing import best_of
 
-from clip2point.io.meshes import read_off, write_off
+from clip2point.io.off import read_off, write_off
 
 
 def write_quads(mesh: trimesh.Trimesh, path: Path) -> None:

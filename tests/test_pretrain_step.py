@@ -63,7 +63,6 @@ def test_a_run_with_the_cache_decodes_no_png_and_trains_like_one_without(tiny, t
     cache = _cache(model.visual, rgb)
     cfg = _cfg(max_steps=3, log_every=1)
     val.batches = lambda *a, **k: iter(())  # selection is not what this test is about
-    plain = pretrain(model.visual, ShardPretrainSource(train_index), val, text, cfg, fake_render, progress=False)
     decoded = {"n": 0}
     real = shards.decode_png
 
@@ -71,7 +70,11 @@ def test_a_run_with_the_cache_decodes_no_png_and_trains_like_one_without(tiny, t
         decoded["n"] += 1
         return real(data)
 
-    monkeypatch.setattr(shards, "decode_png", counting)
+    # patched where ShardIndex.sample (the reader of ShardPretrainSource) looks it up
+    monkeypatch.setattr(shards.index, "decode_png", counting)
+    plain = pretrain(model.visual, ShardPretrainSource(train_index), val, text, cfg, fake_render, progress=False)
+    assert decoded["n"] > 0  # the count sees the reader's decodes
+    decoded["n"] = 0
     cached = pretrain(model.visual, ShardPretrainSource(train_index), val, text, cfg, fake_render, progress=False,
                       image_features=cache)
     assert decoded["n"] == 0

@@ -1,7 +1,7 @@
 """Readers for the datasets of §5.1 and the synthetic benchmark: meshes and point clouds.
 
 All readers raise :class:`ReadError`, whose ``str()`` is one line naming the file and the reason. Modules:
-``errors`` ← ``meshes`` ← ``points`` (one direction). The catalogues (which files make up a dataset) live in
+``errors`` ← ``off`` ← ``meshes`` ← ``points`` (one direction). The catalogues (which files make up a dataset) live in
 :mod:`clip2point.datasets`; their public names are importable from here too (resolved on first use, since
 :mod:`clip2point.datasets` itself imports these readers).
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from clip2point.io.errors import ReadError
-from clip2point.io.meshes import MESH_EXTENSIONS, parse_off, read_mesh, write_off
+from clip2point.io.meshes import MESH_EXTENSIONS, read_mesh
+from clip2point.io.off import parse_off, write_off
 from clip2point.io.points import POINT_EXTENSIONS, read_h5_labels, read_mesh_or_points, read_points
 
 #: names of :mod:`clip2point.datasets` re-exported here

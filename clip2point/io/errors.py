@@ -1,4 +1,6 @@
-"""The one error type of the readers (§5.1: datasets are read from users' local downloads)."""
+"""The one error type of the readers (§5.1: datasets are read from users' local downloads) and the checks
+that word its reasons: a path that is not a readable file (:func:`check_file`), coordinates that cannot
+become float32 unchanged (:func:`coordinates_problem`)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import errno
 import os
 import stat
 from pathlib import Path
+
+import numpy as np
 
 
 class ReadError(Exception):
@@ -69,3 +73,29 @@ def short_reason(e: BaseException) -> str:
     if len(msg) > 160:
         msg = msg[:157] + "..."
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+#: the largest finite float32: coordinates are stored and rendered as float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def coordinates_problem(values: np.ndarray) -> str | None:
+    """Why an array of coordinates cannot become float32 coordinates unchanged, or ``None``.
+
+    Refused: a complex dtype (casting would drop the imaginary part), a non-numeric one, NaN/inf, and finite
+    values beyond float32's range (they would become inf in the cast: not "non-finite" in the file).
+    """
+    arr = np.asarray(values)
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        return f"complex-valued coordinates (dtype {arr.dtype}); points need real numbers"
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        return f"non-numeric coordinates (dtype {arr.dtype})"
+    if arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
+        return None
+    if not np.isfinite(arr).all():
+        return "non-finite coordinates (NaN/inf)"
+    if arr.dtype.itemsize > 4:
+        largest = float(np.abs(arr).max())
+        if largest > FLOAT32_MAX:
+            return f"coordinates out of float32 range (largest |value| {largest:.3g} > {FLOAT32_MAX:.3g})"
+    return None

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from clip2point.io.errors import ReadError, check_file, short_reason
-from clip2point.io.meshes import coordinates_problem, format_problem, load_trimesh, read_mesh, validate_mesh
+from clip2point.io.errors import ReadError, check_file, coordinates_problem, short_reason
+from clip2point.io.meshes import format_problem, load_trimesh, read_mesh, validate_mesh
 
 POINT_EXTENSIONS = (".npy", ".xyz", ".txt", ".pts", ".ply", ".h5", ".hdf5")
 
