@@ -55,6 +55,7 @@ def main() -> None:
     from clip2point.render.view_depth import ViewDepthRenderer
     from clip2point.render.views import VIEW_SETS
     from clip2point.train.objectives import frozen_image_features, get_objective
+    from clip2point.train.pretrain_data import TensorPretrainSource
     from clip2point.train.selection import EvalSet
 
     torch.manual_seed(0)
@@ -67,9 +68,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     size = int(getattr(model.visual, "image_size", 224)[0] if isinstance(getattr(model.visual, "image_size", 224),
                                                                          (tuple, list)) else model.visual.image_size)
-    data = R.PretrainData(points=torch.randn(m, 1024, 3, generator=g) * 0.3,
-                          rgb=torch.randint(0, 255, (m, 10, size, size, 3), dtype=torch.uint8, generator=g),
-                          labels=torch.arange(m) % 4)
+    data = TensorPretrainSource(points=torch.randn(m, 1024, 3, generator=g) * 0.3,
+                                rgb=torch.randint(0, 255, (m, 10, size, size, 3), dtype=torch.uint8, generator=g),
+                                labels=torch.arange(m) % 4)
     val = EvalSet(depth=torch.rand(4, 1, 16, 16), labels=torch.arange(4))
     fields = {f.name for f in dataclasses.fields(PretrainConfig)}
     kw = dict(variant=args.variant, epochs=1, batch_size=args.batch, optimizer=args.optimizer, eval_every=1000,

@@ -146,7 +146,8 @@ def render(dev: torch.device) -> dict[str, Any]:
 
 def _setup(dev: torch.device, tiny: bool):
     from clip2point.models.clip import create_clip, text_features
-    from clip2point.train.pretrain_run import PretrainData, TextSide
+    from clip2point.train.pretrain_data import TensorPretrainSource
+    from clip2point.train.pretrain_run import TextSide
     from clip2point.train.selection import EvalSet
 
     name, batch, steps = ("c2p-tiny", 8, 6) if tiny else ("ViT-B-32-quickgelu", 256, 16)
@@ -160,9 +161,9 @@ def _setup(dev: torch.device, tiny: bool):
     size = 32 if tiny else 224
     m = batch * (steps + 1)
     g = torch.Generator().manual_seed(1)
-    pool = PretrainData(points=torch.randn(m, 1024, 3, generator=g) * 0.3,
-                        rgb=torch.randint(0, 255, (m, 10, size, size, 3), dtype=torch.uint8, generator=g),
-                        labels=torch.arange(m) % 10)
+    pool = TensorPretrainSource(points=torch.randn(m, 1024, 3, generator=g) * 0.3,
+                                rgb=torch.randint(0, 255, (m, 10, size, size, 3), dtype=torch.uint8, generator=g),
+                                labels=torch.arange(m) % 10)
     val = EvalSet(depth=torch.rand(16, 6, size, size, generator=g), labels=torch.arange(16) % 10)
     return model, text, pool, val, batch, steps, size
 

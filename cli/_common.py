@@ -186,6 +186,15 @@ def progress(
 # ------------------------------------------------------------------------------------------- options
 
 
+def config_range(config: type, name: str) -> tuple[int | float, int | float]:
+    """The ``(ge, le)`` bounds of the library config field ``name`` (its :func:`clip2point.settings.setting`
+    rule), so an option checks the same range as the config it feeds, written once."""
+    import dataclasses
+
+    meta = {f.name: f.metadata for f in dataclasses.fields(config)}[name]
+    return meta["ge"], meta["le"]
+
+
 def bounded(low: float | None = None, high: float | None = None) -> Callable[[Any], Any]:
     """A typer option callback: the value (if given) must lie in ``[low, high]``; the usage error names it."""
 

@@ -65,7 +65,7 @@ def dataset_labels(name: str) -> tuple[list[str], str]:
             return list(class_names(entry.kind, entry.root, entry.variant)), entry.up_axis
         except (ReadError, OSError, ValueError) as e:
             raise CliError(f"dataset '{name}' of params.yaml: cannot read its class names ({e})") from None
-    info = DATASETS.get(name.lower())
+    info = DATASETS.get(name, None)
     if info is not None and info.classes:
         return list(info.classes), info.up_axis
     known = sorted(n for n, i in DATASETS.items() if i.classes)

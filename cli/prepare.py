@@ -97,7 +97,7 @@ def prepare(
     with handled(debug):
         from clip2point.datasets import DATASETS, TOTAL, check_layout
 
-        info = DATASETS.get(dataset.lower())
+        info = DATASETS.get(dataset, None)
         if info is None:
             raise CliError(f"unknown dataset '{dataset}' (choose from {', '.join(DATASETS)})")
         if info.variants:

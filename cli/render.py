@@ -16,11 +16,13 @@ from cli._common import (
     bounded,
     check_output_path,
     check_up_axis,
+    config_range,
     err,
     handled,
     is_out_of_memory,
     memory_message,
 )
+from clip2point.configs import DepthConfig
 
 
 def contact_sheet(depth: np.ndarray, titles: list[str], columns: int = 5, pad: int = 4):
@@ -43,6 +45,10 @@ def contact_sheet(depth: np.ndarray, titles: list[str], columns: int = 5, pad: i
     return sheet
 
 
+#: the options' ranges are DepthConfig's (clip2point.configs), not restated here
+_DILATION = config_range(DepthConfig, "dilation")
+_SIZE = config_range(DepthConfig, "image_size")
+
 def render(
     file: Annotated[str, typer.Argument(help="A mesh or point cloud (same formats as classify).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path("sheet.png"),
@@ -50,12 +56,14 @@ def render(
         int, typer.Option(help="Number of views: 6 (zero-shot set) or 10 (pretraining set).")
     ] = 10,
     dilation: Annotated[
-        int | None, typer.Option(callback=bounded(1, 64), help="Splat radius R, 1-64 (default: params.yaml).")
+        int | None, typer.Option(callback=bounded(*_DILATION), help=f"Splat radius R, {_DILATION[0]}-{_DILATION[1]} "
+                                 "(default: params.yaml).")
     ] = None,
     depth: Annotated[str | None, typer.Option("--depth", help="min (Eq. 14) or weighted (Eq. 12).")] = None,
     size: Annotated[
         int | None,
-        typer.Option(callback=bounded(8, 8192), help="Image side in pixels, 8-8192 (default: params.yaml)."),
+        typer.Option(callback=bounded(*_SIZE), help=f"Image side in pixels, {_SIZE[0]}-{_SIZE[1]} "
+                     "(default: params.yaml)."),
     ] = None,
     up_axis: Annotated[
         str, typer.Option("--up-axis", help="Up axis of the file: y, z (ModelNet), x or z_released.")

@@ -1,7 +1,9 @@
-"""The library's run configurations, one frozen dataclass per concept, defaults in this one place.
+"""The library's run configurations, one frozen dataclass per concept, defaults and rules in this one place.
 
-Torch-free, so that ``pipeline/params.py`` can nest them (its sections take their defaults from here and convert
-with :func:`config_from`) without importing torch.
+Every field is a :func:`~clip2point.settings.setting`: its default and its range or choices, checked when the
+config is built (one line naming the section and the field). Torch-free, so that ``pipeline/params.py`` derives
+its sections from these fields (same defaults, same rules, the params file's dotted keys in the errors) and
+converts with :func:`config_from` without importing torch.
 
 * :class:`DepthConfig` — the depth projection (Eqs. 12–14), used by ``clip2point.render.depth``;
 * :class:`PretrainConfig` — image–depth pre-training (§4.2), used by ``clip2point.train.pretrain``;
@@ -12,15 +14,33 @@ with :func:`config_from`) without importing torch.
 from __future__ import annotations
 
 import dataclasses
-import numbers
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from clip2point.registry import Registry
+from clip2point.settings import check_settings, setting
+from clip2point.train.objective_info import OBJECTIVES
 
 MODES = ("min", "weighted")
 PRECISIONS = ("fp32", "tf32", "bf16")  # clip2point.precision
-PROJECTIONS = ("orthographic", "perspective", "realistic")  # clip2point.render.depth.PROJECTORS
-FOOTPRINTS = ("square", "disc")
+#: Depth projections by name (``DepthConfig.projection``): renderers ``fn(points (B,N,3), views, distance, cfg,
+#: out) -> (B,V,H,W)``, each imported on its first use (this module stays torch-free). Adding a projection: its
+#: renderer in a module of its own and one line here (docs/architecture.md, worked example).
+PROJECTIONS: Registry[Callable[..., Any]] = Registry("depth projection")
+PROJECTIONS.lazy("orthographic", "clip2point.render.depth:render_rasterised")  # Eq. 12–14
+PROJECTIONS.lazy("perspective", "clip2point.render.depth:render_rasterised")
+PROJECTIONS.lazy("realistic", "clip2point.render.realistic:project_realistic")  # PointCLIP V2
+#: Point footprints of the rasterised projections (``DepthConfig.footprint``): kernels ``fn(u, v, z, cfg, out)``
+#: on the projected points (each (B,V,N)) -> (B,V,H,W).
+FOOTPRINTS: Registry[Callable[..., Any]] = Registry("depth footprint")
+FOOTPRINTS.lazy("square", "clip2point.render.depth:rasterise_square")  # Eq. 13's R × R block
+FOOTPRINTS.lazy("disc", "clip2point.render.depth:rasterise_disc")  # the released pytorch3d disc
 MAX_RADIUS = 2.0  # NDC units: the frame's width (it spans [−1, 1]²); bounds the candidate window
+#: the registry names of ``clip2point.train.optim`` (OPTIMIZERS, SCHEDULES), which imports torch: spelled here so
+#: that configs stay torch-free (``tests/test_params.py`` checks they agree)
+OPTIMIZER_NAMES = ("lamb", "lamb_released", "adamw", "sgd")
+SCHEDULE_NAMES = ("warmup_cosine", "cosine_restarts")
 
 C = TypeVar("C")
 
@@ -48,35 +68,27 @@ class RealisticConfig:
     (``smooth_z``, ``smooth``, ``smooth``) Gaussian (1, 3, 3) with σ_xy = ``sigma_xy`` 3, σ_z = ``sigma_z`` 1.
     """
 
-    resolution: int = 112
-    depth: int = 8
-    obj_ratio: float = 0.8
-    depth_bias: float = 0.2
-    densify: int = 7
-    densify_pad: int = 2
-    smooth: int = 3
-    smooth_z: int = 1
-    sigma_xy: float = 3.0
-    sigma_z: float = 1.0
+    resolution: int = setting(112, ge=4, le=2048)
+    depth: int = setting(8, ge=3, le=256)
+    obj_ratio: float = setting(0.8, gt=0.0, le=1.0)
+    depth_bias: float = setting(0.2, ge=0.0, le=10.0)
+    densify: int = setting(7, ge=1)  # odd
+    densify_pad: int = setting(2, ge=0)  # <= densify // 2
+    smooth: int = setting(3, ge=1)  # odd
+    smooth_z: int = setting(1, ge=1)  # odd
+    sigma_xy: float = setting(3.0, gt=0.0)
+    sigma_z: float = setting(1.0, gt=0.0)
 
     def __post_init__(self) -> None:
-        checks = {
-            "resolution": 4 <= int(self.resolution) <= 2048,
-            "depth": 3 <= int(self.depth) <= 256,
-            "obj_ratio": 0.0 < float(self.obj_ratio) <= 1.0,
-            "depth_bias": 0.0 <= float(self.depth_bias) <= 10.0,
-            "densify": int(self.densify) >= 1 and int(self.densify) % 2 == 1,
-            "densify_pad": 0 <= int(self.densify_pad) <= int(self.densify) // 2,
-            "smooth": int(self.smooth) >= 1 and int(self.smooth) % 2 == 1,
-            "smooth_z": int(self.smooth_z) >= 1 and int(self.smooth_z) % 2 == 1,
-            "sigma_xy": float(self.sigma_xy) > 0.0,
-            "sigma_z": float(self.sigma_z) > 0.0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"realistic projection: invalid {name} = {getattr(self, name)!r}")
+        check_settings(self, "realistic")
+        for name in ("densify", "smooth", "smooth_z"):
+            if int(getattr(self, name)) % 2 != 1:
+                raise ValueError(f"realistic: '{name}' must be odd; got {getattr(self, name)!r}")
+        if int(self.densify_pad) > int(self.densify) // 2:
+            raise ValueError(f"realistic: 'densify_pad' must be <= densify // 2 = {int(self.densify) // 2}; "
+                             f"got {self.densify_pad!r}")
         if self.layer_size < 1:
-            raise ValueError(f"realistic projection: resolution {self.resolution} too small for densify "
+            raise ValueError(f"realistic: resolution {self.resolution} too small for densify "
                              f"{self.densify} with padding {self.densify_pad}")
 
     @property
@@ -95,107 +107,104 @@ class DepthConfig:
     settings; ``mode``, ``dilation``, ``footprint`` and ``radius`` are then unused).
     """
 
-    image_size: int = 224
-    dilation: int = 2
-    mode: str = "min"
-    projection: str = "orthographic"
-    eps: float = 1e-12  # Eq. 12's ε
-    footprint: str = "square"
-    radius: float = 0.02
-    realistic: RealisticConfig = field(default_factory=RealisticConfig)  # projection "realistic" only
+    image_size: int = setting(224, ge=8, le=8192)
+    dilation: int = setting(2, ge=1, le=64)
+    mode: str = setting("min", choices=MODES)  # min (Eq. 14) | weighted (Eq. 12)
+    projection: str = setting("orthographic", choices=PROJECTIONS)
+    eps: float = setting(1e-12, gt=0.0)  # Eq. 12's ε
+    # point footprint: "square" (Eq. 13's R x R block) or "disc" (the released pytorch3d rasteriser: pixels whose
+    # centre lies within ``radius`` NDC units of the projected point; dilation unused; docs/parity.md)
+    footprint: str = setting("square", choices=FOOTPRINTS)
+    radius: float = setting(0.02, gt=0.0, le=MAX_RADIUS)
+    # projection "realistic" (PointCLIP V2): its grid / densify / smooth settings
+    realistic: RealisticConfig = setting(default_factory=RealisticConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.realistic, dict):  # from JSON / a settings dict
             object.__setattr__(self, "realistic", RealisticConfig(**self.realistic))
         if not isinstance(self.realistic, RealisticConfig):
             raise ValueError(f"depth realistic must be a RealisticConfig or a mapping, got {self.realistic!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"depth mode must be one of {MODES}, got {self.mode!r}")
-        if self.projection not in PROJECTIONS:
-            raise ValueError(f"depth projection must be one of {PROJECTIONS}, got {self.projection!r}")
-        if not 1 <= int(self.image_size) <= 8192:
-            raise ValueError(f"image_size must be in [1, 8192], got {self.image_size}")
-        if not 1 <= int(self.dilation) <= 64:
-            raise ValueError(f"dilation must be in [1, 64], got {self.dilation}")
-        if self.footprint not in FOOTPRINTS:
-            raise ValueError(f"depth footprint must be one of {FOOTPRINTS}, got {self.footprint!r}")
-        r = self.radius
-        if not (isinstance(r, numbers.Real) and not isinstance(r, bool) and 0.0 < r <= MAX_RADIUS):
-            raise ValueError(f"depth radius must be in (0, {MAX_RADIUS}] (NDC units), got {self.radius!r}")
-
+        check_settings(self, "depth")
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
     """Pre-training settings (§4.2, §5.1): the image–depth objective (Eqs. 9–11) and its optimiser."""
 
-    variant: str = "intra_cross"
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 6e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 20
-    temperature: float = 0.07
-    sigma_init: float = 1.0
-    sigma_lr: float = 1e-2
-    optimizer: str = "lamb"
-    eval_every: int = 1  # epochs
+    variant: str = setting("intra_cross", choices=OBJECTIVES)  # clip2point.train.objective_info
+    epochs: int = setting(5, ge=1)
+    batch_size: int = setting(64, ge=1)
+    lr: float = setting(6e-3, gt=0.0)
+    weight_decay: float = setting(1e-4, ge=0.0)
+    warmup_steps: int = setting(20, ge=0)
+    temperature: float = setting(0.07, gt=0.0)  # τ of Eq. 5–10 (the released code's value; paper text: 0.7)
+    sigma_init: float = setting(1.0, gt=0.0)
+    sigma_lr: float = setting(1e-2, ge=0.0)
+    # "lamb" (timm's LAMB) or "lamb_released" (torch_optimizer's rule, as the released code); adamw | sgd
+    optimizer: str = setting("lamb", choices=OPTIMIZER_NAMES)
+    eval_every: int = setting(1, ge=1)  # epochs
     # "fp32" | "tf32" (CUDA matmuls on tensor cores; fp32 on a CPU) | "bf16" (autocast): clip2point.precision
-    precision: str = "fp32"
-    seed: int = 0
-    distance: float = 1.0
-    jitter: float = 0.1
-    max_steps: int = 0  # 0: epochs × steps per epoch
-    ckpt_every: int = 0  # steps between resume checkpoints; 0: end of each epoch only
-    eval_batch_size: int = 256
-    min_lr_ratio: float = 0.0
+    precision: str = setting("fp32", choices=PRECISIONS)
+    seed: int = setting(0, ge=0)
+    distance: float = setting(1.0, gt=0.0)
+    jitter: float = setting(0.1, ge=0.0, lt=1.0)  # pre-training distances d · (1 + U(−jitter, jitter))
+    max_steps: int = setting(0, ge=0)  # 0: epochs × steps per epoch
+    ckpt_every: int = setting(0, ge=0)  # steps between resume checkpoints; 0: end of each epoch only
+    eval_batch_size: int = setting(256, ge=1)
+    min_lr_ratio: float = setting(0.0, ge=0.0, le=1.0)
     # "warmup_cosine" (linear warm-up, one cosine) or "cosine_restarts" (released: warm restarts every
     # 2 epochs down to 1e-5, no warm-up; clip2point.train.optim.build_schedule)
-    schedule: str = "warmup_cosine"
+    schedule: str = setting("warmup_cosine", choices=SCHEDULE_NAMES)
     # "split": weight decay on matrices only, σ in its own group at ``sigma_lr``; "single": the released
     # single group, every trainable tensor (σ included) decayed at ``lr`` (optim.released_param_groups)
-    param_groups: str = "split"
-    num_workers: int = 0  # DataLoader worker processes reading the pool (results do not depend on it)
-    log_every: int = 10  # steps between reads of the step's scalars (progress bar, curves); results-neutral
+    param_groups: str = setting("split", choices=("split", "single"))
+    num_workers: int = setting(0, ge=0)  # DataLoader worker processes reading the pool (results do not depend on it)
+    log_every: int = setting(10, ge=1)  # steps between reads of the step's scalars (progress bar, curves); neutral
     compile: bool = False  # torch.compile E_d (the step's encoder; state_dicts unchanged)
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {' | '.join(PRECISIONS)}, got {self.precision!r}")
-        if int(self.log_every) < 1:
-            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+        check_settings(self, "pretrain")
 
 
 @dataclass(frozen=True)
 class BootstrapConfig:
     """Training of the miniature CLIP on RGB renders and captions (the embedded default's stand-in for CLIP)."""
 
-    epochs: int = 6
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
-    seed: int = 0
+    epochs: int = setting(6, ge=1)
+    batch_size: int = setting(128, ge=1)
+    lr: float = setting(1e-3, gt=0.0)
+    weight_decay: float = setting(0.1, ge=0.0)
+    warmup_steps: int = setting(50, ge=0)
+    seed: int = setting(0, ge=0)
     augment: bool = True
-    optimizer: str = "adamw"
-    eval_every: int = 1
-    eval_batch_size: int = 256
-    max_steps: int = 0
-    text_lr_mult: float = 0.0  # text tower lr = lr × this; 0 locks it (a from-scratch text tower collapses)
-    grad_clip: float = 1.0
+    optimizer: str = setting("adamw", choices=OPTIMIZER_NAMES)
+    eval_every: int = setting(1, ge=1)
+    eval_batch_size: int = setting(256, ge=1)
+    max_steps: int = setting(0, ge=0)  # 0: no cap
+    # text tower lr = lr × this; 0 locks it (a from-scratch text tower collapses)
+    text_lr_mult: float = setting(0.0, ge=0.0)
+    grad_clip: float = setting(1.0, ge=0.0)
+
+    def __post_init__(self) -> None:
+        check_settings(self, "bootstrap")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Adapter training settings (§5.2 defaults)."""
 
-    epochs: int = 100
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    val_fraction: float = 0.2
-    seed: int = 0
+    epochs: int = setting(100, ge=1)
+    lr: float = setting(1e-3, gt=0.0)
+    weight_decay: float = setting(1e-4, ge=0.0)
+    batch_size: int = setting(32, ge=1)
+    val_fraction: float = setting(0.2, ge=0.0, lt=1.0)  # 0: no held-out part, train the fixed epochs
+    seed: int = setting(0, ge=0)
     refit: bool = True
     device: str = "cpu"
-    threads: int | None = 1  # CPU threads while training; tiny matmuls run fastest on one (None: leave as is)
-    decay: str = "matrices"  # AdamW weight decay on "matrices" only, or on "all" tensors (released fewshot.py:42)
+    # CPU threads while training; tiny matmuls run fastest on one (None: leave as is)
+    threads: int | None = setting(1, ge=1)
+    # AdamW weight decay on "matrices" only, or on "all" tensors (released fewshot.py:42)
+    decay: str = setting("matrices", choices=("matrices", "all"))
+
+    def __post_init__(self) -> None:
+        check_settings(self, "adapter")

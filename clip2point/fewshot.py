@@ -166,12 +166,10 @@ def train_epochs(
     """
     device = torch.device(cfg.device)
     model.to(device)
-    if cfg.decay == "all":
+    if cfg.decay == "all":  # else "matrices": TrainConfig checks the choice when it is built
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": cfg.weight_decay}]
-    elif cfg.decay == "matrices":
-        groups = decay_groups(model, cfg.weight_decay)
     else:
-        raise ValueError(f"decay must be 'matrices' or 'all', not {cfg.decay!r}")
+        groups = decay_groups(model, cfg.weight_decay)
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     text_d = text.to(device).float()
     inputs_d = [x.to(device).float() for x in inputs]

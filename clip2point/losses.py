@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from clip2point.configs import PretrainConfig
 from clip2point.precision import full_precision
 
-#: τ of Eq. 5–10: the released code's 0.07 (the paper's text says 0.7); ``PretrainConfig.temperature``.
-TEMPERATURE = 0.07
+#: τ of Eq. 5–10: the released code's 0.07 (the paper's text says 0.7), defined once by the config field.
+TEMPERATURE: float = PretrainConfig.temperature
 
 
 def _nt_xent_rows(anchor: Tensor, cands: Tensor, pos_idx: Tensor, self_idx: Tensor, tau: float) -> Tensor:

@@ -208,15 +208,8 @@ def zero_shot_bundle(
     up_axis: str = "y",
 ) -> ModelBundle:
     """Zero-shot classifier (Eq. 15) of one visual encoder (CLIP's, or a pretrained depth encoder)."""
-    return ModelBundle(
-        list(class_names),
-        text,
-        depth_renderer(views, distance, **dict(depth_cfg or {})),
-        [visual_featurizer(visual)],
-        None,
-        logit_scale,
-        up_axis,
-    )
+    renderer = depth_renderer(views, distance, **dict(depth_cfg or {}))
+    return ModelBundle(list(class_names), text, renderer, [visual_featurizer(visual)], None, logit_scale, up_axis)
 
 
 def bundle_from_checkpoint(

@@ -16,9 +16,12 @@ Grid (:class:`pipeline.keys.RowKey` ``<adapter>@<paths>``; ``intra_cross`` = the
 ``dual_path_inter_view@clip+intra_cross``   Table 4: dual path, inter-view
 ``dual_path@clip+intra_cross``              Table 4: dual path, global-view = DPA (Eq. 16–19), the main model
 ``dual_path@clip+clip``                     §5.6: DPA with both paths on CLIP (parameters, not knowledge)
-``dual_path@clip+rgb_control``              equal-compute control: the second path trained on RGB only
 ``dual_path@clip+cross_only``               §5.6 ablation encoder in the DPA
+``dual_path@clip+rgb_control``              equal-compute control: the second path trained on RGB only
 ==========================================  ==============================================================
+
+The last two are the objectives' rows (``ObjectiveInfo.adapter_row``, :func:`objective_rows`): an objective
+registered in :mod:`clip2point.train.objective_info` with an adapter row gets one here.
 
 Each released checkpoint in the cache (encoder ``released-<name>``, ``pretrain.external``) adds two rows
 (:func:`released_grid`): ``global_view@released-<name>`` (single path) and ``dual_path@clip+released-<name>``
@@ -46,6 +49,7 @@ from clip2point.evaluate import aggregate_seeds, classification_metrics, confusi
 from clip2point.fewshot import fit_adapter, fit_adapter_best_test, predict_logits, sample_k_shot
 from clip2point.models.adapters import adapter_spec, adapter_state, create_adapter
 from clip2point.predict import AdapterCheckpoint
+from clip2point.train.objective_info import METHOD, OBJECTIVES
 from pipeline.feature_store import FeatureStore
 from pipeline.findings import adapter_findings, correct_by_row, passed
 from pipeline.keys import CLIP, DPA, RELEASED, EncoderKey, RowKey, released_keys
@@ -72,17 +76,27 @@ class Row:
         return str(RowKey(self.adapter, self.paths))
 
 
-GRID: tuple[Row, ...] = (
+#: The grid's fixed rows: CLIP alone, the method's (Table 4), both paths on CLIP (§5.6).
+METHOD_ROWS: tuple[Row, ...] = (
     Row("global_view", (CLIP,), "Table 2 w/o Pre.: single path on CLIP"),
     Row("inter_view", (CLIP,), "PointCLIP inter-view adapter on CLIP"),
-    Row("inter_view", ("intra_cross",), "Table 4: single path, inter-view"),
-    Row("global_view", ("intra_cross",), "Table 4: single path, global-view"),
-    Row("dual_path_inter_view", (CLIP, "intra_cross"), "Table 4: dual path, inter-view"),
-    Row("dual_path", (CLIP, "intra_cross"), "Table 4: dual path, global-view (DPA)"),
+    Row("inter_view", (METHOD,), "Table 4: single path, inter-view"),
+    Row("global_view", (METHOD,), "Table 4: single path, global-view"),
+    Row("dual_path_inter_view", (CLIP, METHOD), "Table 4: dual path, inter-view"),
+    Row("dual_path", (CLIP, METHOD), "Table 4: dual path, global-view (DPA)"),
     Row("dual_path", (CLIP, CLIP), "5.6: DPA with both paths on CLIP"),
-    Row("dual_path", (CLIP, "rgb_control"), "control: second path pretrained on RGB only"),
-    Row("dual_path", (CLIP, "cross_only"), "5.6: DPA with the cross-only encoder"),
 )
+
+
+def objective_rows() -> tuple[Row, ...]:
+    """One DPA row per registered objective that declares one (``ObjectiveInfo.adapter_row``): its encoder as
+    the second path beside CLIP, in registration order."""
+    return tuple(Row("dual_path", (CLIP, name), info.adapter_row) for name, info in OBJECTIVES.items()
+                 if info.adapter_row is not None)
+
+
+#: The default grid: the fixed rows, then the objectives' rows.
+GRID: tuple[Row, ...] = (*METHOD_ROWS, *objective_rows())
 
 
 def released_grid(store: FeatureStore) -> tuple[Row, ...]:

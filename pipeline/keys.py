@@ -6,10 +6,9 @@
   of a pre-training run's folder and metrics key, and of an adapter path.
 * :class:`RowKey`: ``<adapter>@<path>+<path>``, a row of the adapter grid (Tables 2 and 4), e.g.
   ``dual_path@clip+intra_cross`` (the Dual-Path Adapter, Eq. 16–19, on CLIP and the intra + cross encoder).
-* ``VARIANTS``: the pre-training variants, the library's
-  (:data:`clip2point.train.objectives.VARIANTS`, the names of its objectives registry): ``intra_cross``
-  (CLIP2Point, Eq. 11), ``cross_only`` (§5.6 ablation, Eq. 10), ``rgb_control`` (equal-compute RGB-only
-  control). Resolved on first use, so that importing this module (and :mod:`pipeline.paths`) stays cheap.
+* ``VARIANTS``: the pre-training variants, the library's (:data:`clip2point.train.objective_info.VARIANTS`,
+  the names of its torch-free objectives registry): ``intra_cross`` (CLIP2Point, Eq. 11), ``cross_only``
+  (§5.6 ablation, Eq. 10), ``rgb_control`` (equal-compute RGB-only control).
 """
 
 from __future__ import annotations
@@ -17,21 +16,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from clip2point.train.objective_info import METHOD, VARIANTS
+
+__all__ = ["CLIP", "CLIP_ROW", "DPA", "EXTERNAL_NAME", "RELEASED", "VARIANTS", "EncoderKey", "RowKey", "released_keys"]
 
 CLIP = "clip"  # the CLIP visual encoder's key (it has no pre-training variant nor seed)
+CLIP_ROW = "without_pretraining"  # its row of the zero-shot table (Table 1's "w/o pre-training")
 RELEASED = "released"  # the variant of a released checkpoint's encoder (``pretrain.external``): a name, no seed
 #: the name of a released checkpoint (``pretrain.external`` key): a DVC stage key and a folder name
 EXTERNAL_NAME = re.compile(r"[A-Za-z0-9_]+")
-
-
-def __getattr__(name: str) -> Any:
-    """``VARIANTS``: the library's, imported on first use (the training module imports torch and open_clip)."""
-    if name == "VARIANTS":
-        from clip2point.train.objectives import VARIANTS
-
-        return VARIANTS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _ENCODER = re.compile(r"^(?P<variant>.+)-seed(?P<seed>-?\d+)$")
@@ -119,7 +113,7 @@ class RowKey:
 
 
 #: the Dual-Path Adapter on CLIP and the CLIP2Point encoder: the paper's main model (Table 4)
-DPA = RowKey("dual_path", (CLIP, "intra_cross"))
+DPA = RowKey("dual_path", (CLIP, METHOD))
 
 
 def released_keys(encoders: Iterable[str]) -> list[EncoderKey]:

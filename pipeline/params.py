@@ -20,17 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from clip2point.configs import (
-    FOOTPRINTS,
-    MODES,
-    PROJECTIONS,
     BootstrapConfig,
     DepthConfig,
     PretrainConfig,
-    RealisticConfig,
     TrainConfig,
 )
+from clip2point.settings import setting
+from clip2point.train.objective_info import OBJECTIVES, VARIANTS
 from pipeline.keys import CLIP, EXTERNAL_NAME
-from pipeline.params_fields import ParamsError, _build, _f
+from pipeline.params_fields import ParamsError, _build, copied, derived_from
 from pipeline.params_yaml import DuplicateKeyError, YAMLError, parse_yaml
 
 PARAMS_ENV = "CLIP2POINT_PARAMS"
@@ -41,27 +39,24 @@ def params_file() -> Path:
     return Path(os.environ.get(PARAMS_ENV, "params.yaml"))
 
 
-#: the registered pre-training objectives (``clip2point.train.objectives``' registry; spelled here so that reading
-#: params does not import torch; ``tests/test_params.py`` checks the two agree)
-PRETRAIN_OBJECTIVES = ("intra_cross", "cross_only", "rgb_control")
-#: the same for the view sets (``clip2point.render.views.VIEW_SETS``), the catalogue readers
-#: (``clip2point.io.KINDS``), the optimizers (``clip2point.train.optim.OPTIMIZERS``) and the RGB renderers
-#: (``clip2point.render.rgb.BACKENDS``)
+#: the registries of the view sets (``clip2point.render.views.VIEW_SETS``), the catalogue readers
+#: (``clip2point.io.KINDS``) and the RGB renderers (``clip2point.render.rgb.BACKENDS``) live in modules that import
+#: torch or pyrender: their names are spelled here so that reading params does not import them
+#: (``tests/test_params.py`` checks they agree; the optimizers' are ``clip2point.configs.OPTIMIZER_NAMES``)
 VIEW_SET_NAMES = ("pretrain10", "zeroshot6", "realistic10")
 DATASET_KINDS = ("synth", "modelnet40", "modelnet10", "shapenet55", "shapenetcore", "scanobjectnn")
-OPTIMIZER_NAMES = ("lamb", "lamb_released", "adamw", "sgd")
 RGB_BACKENDS = ("pyrender",)
 
 
 @dataclass(frozen=True)
 class SynthParams:
-    seed: int = _f(0, ge=0)
-    classes: tuple[str, ...] = _f((), nonempty=True, unique=True)
-    pretrain_train_per_class: int = _f(40, ge=1)
-    pretrain_val_per_class: int = _f(10, ge=1)
-    benchmark_train_per_class: int = _f(30, ge=1)
-    benchmark_test_per_class: int = _f(20, ge=1)
-    mesh_format: str = _f("off", choices=("off", "obj", "ply", "stl"))
+    seed: int = setting(0, ge=0)
+    classes: tuple[str, ...] = setting((), nonempty=True, unique=True)
+    pretrain_train_per_class: int = setting(40, ge=1)
+    pretrain_val_per_class: int = setting(10, ge=1)
+    benchmark_train_per_class: int = setting(30, ge=1)
+    benchmark_test_per_class: int = setting(20, ge=1)
+    mesh_format: str = setting("off", choices=("off", "obj", "ply", "stl"))
 
 
 @dataclass(frozen=True)
@@ -69,12 +64,12 @@ class DatasetParams:
     """One downstream or pretraining source. ``kind`` names a catalogue reader in clip2point.io."""
 
     name: str
-    kind: str = _f(dataclasses.MISSING, choices=DATASET_KINDS)  # a clip2point.io catalogue reader
+    kind: str = setting(dataclasses.MISSING, choices=DATASET_KINDS)  # a clip2point.io catalogue reader
     root: str
     variant: str = ""  # ScanObjectNN: OBJ_ONLY | OBJ_BG | PB_T50_RS
     # "y" (synth, ShapeNet) or "z" (ModelNet): the sample stage converts the points to y-up;
     # "z_released": z-up turned as the released code turns ModelNet, (x, y, z) -> (-y, z, -x) (docs/parity.md)
-    up_axis: str = _f("y", choices=("x", "y", "z", "z_released"))
+    up_axis: str = setting("y", choices=("x", "y", "z", "z_released"))
     # split -> [n, N]: only n of the release's N items are present, accepted by `prepare --allow-incomplete`
     subset: dict = field(default_factory=dict)
 
@@ -133,98 +128,62 @@ def _find_dataset(data: DataParams, name: str) -> DatasetParams:
 
 @dataclass(frozen=True)
 class SampleParams:
-    num_points: int = _f(1024, ge=1)
-    dense_points: int = _f(20000, ge=1)
-    max_reject_fraction: float = _f(0.05, ge=0.0, le=1.0)
-    workers: int = _f(2, ge=1)
+    num_points: int = setting(1024, ge=1)
+    dense_points: int = setting(20000, ge=1)
+    max_reject_fraction: float = setting(0.05, ge=0.0, le=1.0)
+    workers: int = setting(2, ge=1)
     # > 0: also store a resampling pool of this many uniform surface points per shape (Point-BERT-like: 8192)
-    pool_points: int = _f(0, ge=0)
+    pool_points: int = setting(0, ge=0)
 
 
 @dataclass(frozen=True)
 class RenderParams:
-    image_size: int = _f(112, ge=8)
-    views: str = _f("pretrain10", choices=VIEW_SET_NAMES)
-    samples_per_shard: int = _f(256, ge=1)
-    workers: int = _f(2, ge=0)  # 0: render inline in the stage's process
-    backend: str = _f("pyrender", choices=RGB_BACKENDS)
-    contact_sheet_per_class: int = _f(2, ge=1)
+    image_size: int = setting(112, ge=8)
+    views: str = setting("pretrain10", choices=VIEW_SET_NAMES)
+    samples_per_shard: int = setting(256, ge=1)
+    workers: int = setting(2, ge=0)  # 0: render inline in the stage's process
+    backend: str = setting("pyrender", choices=RGB_BACKENDS)
+    contact_sheet_per_class: int = setting(2, ge=1)
 
 
-@dataclass(frozen=True)
+@derived_from(DepthConfig, drop=("eps",))
 class DepthParams:
-    image_size: int = _f(DepthConfig.image_size, ge=8)
-    dilation: int = _f(DepthConfig.dilation, ge=1)
-    mode: str = _f(DepthConfig.mode, choices=MODES)  # min (Eq. 14) | weighted (Eq. 12)
-    projection: str = _f(DepthConfig.projection, choices=PROJECTIONS)
-    distance: float = _f(PretrainConfig.distance, gt=0.0)
-    jitter: float = _f(PretrainConfig.jitter, ge=0.0, lt=1.0)  # pretraining distances d * (1 + U(-jitter, jitter))
-    # point footprint: "square" (Eq. 13's R x R block) or "disc" (the released pytorch3d rasteriser: pixels whose
-    # centre lies within ``radius`` NDC units of the projected point; dilation unused; docs/parity.md)
-    footprint: str = _f(DepthConfig.footprint, choices=FOOTPRINTS)
-    radius: float = _f(DepthConfig.radius, gt=0.0, le=1.0)
-    # projection "realistic" (PointCLIP V2): its grid / densify / smooth settings, validated by the library config
-    realistic: RealisticConfig = field(default_factory=RealisticConfig)
+    """``depth``: :class:`~clip2point.configs.DepthConfig`'s fields (Eq. 12–14, the footprint, the realistic
+    projection) and the pre-training camera distance and its jitter (:class:`~clip2point.configs.PretrainConfig`'s
+    ``distance`` / ``jitter``: d · (1 + U(−jitter, jitter)))."""
+
+    distance: float = copied(PretrainConfig, "distance")
+    jitter: float = copied(PretrainConfig, "jitter")
 
 
 @dataclass(frozen=True)
 class ClipParams:
     model: str = "c2p-mini"  # an open_clip model name, or one of clip2point.models.clip.MINI_CONFIGS
     pretrained: str = ""  # "" (bootstrap a miniature), "openai", or a local checkpoint path
-    templates: tuple[str, ...] = _f(("image of a {}.",), nonempty=True, template=True)
+    templates: tuple[str, ...] = setting(("image of a {}.",), nonempty=True, template=True)
 
 
-@dataclass(frozen=True)
+@derived_from(BootstrapConfig, drop=("eval_batch_size",))
 class BootstrapParams:
-    epochs: int = _f(BootstrapConfig.epochs, ge=1)
-    batch_size: int = _f(BootstrapConfig.batch_size, ge=1)
-    lr: float = _f(BootstrapConfig.lr, gt=0.0)
-    weight_decay: float = _f(BootstrapConfig.weight_decay, ge=0.0)
-    warmup_steps: int = _f(BootstrapConfig.warmup_steps, ge=0)
-    seed: int = _f(BootstrapConfig.seed, ge=0)
-    caption_templates: tuple[str, ...] = _f(("image of a {}.",), nonempty=True, template=True)
-    augment: bool = BootstrapConfig.augment
-    optimizer: str = _f(BootstrapConfig.optimizer, choices=OPTIMIZER_NAMES)
-    eval_every: int = _f(BootstrapConfig.eval_every, ge=1)
-    max_steps: int = _f(BootstrapConfig.max_steps, ge=0)  # 0: no cap
-    # text tower lr multiplier; 0 keeps it at its random init
-    text_lr_mult: float = _f(BootstrapConfig.text_lr_mult, ge=0.0)
-    grad_clip: float = _f(BootstrapConfig.grad_clip, ge=0.0)
+    """``bootstrap``: :class:`~clip2point.configs.BootstrapConfig`'s fields and the caption templates."""
+
+    caption_templates: tuple[str, ...] = setting(("image of a {}.",), nonempty=True, template=True)
 
 
-@dataclass(frozen=True)
+@derived_from(PretrainConfig, drop=("variant", "seed", "distance", "jitter", "eval_batch_size", "min_lr_ratio"))
 class PretrainParams:
-    epochs: int = _f(PretrainConfig.epochs, ge=1)
-    batch_size: int = _f(PretrainConfig.batch_size, ge=1)
-    lr: float = _f(PretrainConfig.lr, gt=0.0)
-    weight_decay: float = _f(PretrainConfig.weight_decay, ge=0.0)
-    warmup_steps: int = _f(PretrainConfig.warmup_steps, ge=0)
-    temperature: float = _f(PretrainConfig.temperature, gt=0.0)
-    sigma_init: float = _f(PretrainConfig.sigma_init, gt=0.0)
-    sigma_lr: float = _f(PretrainConfig.sigma_lr, ge=0.0)
-    # "lamb" (timm's LAMB) or "lamb_released" (torch_optimizer's rule, as the released code); adamw | sgd
-    optimizer: str = _f(PretrainConfig.optimizer, choices=OPTIMIZER_NAMES)
-    schedule: str = _f(PretrainConfig.schedule, choices=("warmup_cosine", "cosine_restarts"))
-    # single: the released one decayed group
-    param_groups: str = _f(PretrainConfig.param_groups, choices=("split", "single"))
-    seeds: tuple[int, ...] = _f((0, 1, 2), ge=0, nonempty=True, unique=True)  # numpy seeds: >= 0
+    """``pretrain``: :class:`~clip2point.configs.PretrainConfig`'s fields but the per-run ones (one run per
+    variant × seed), and the pipeline's own: the variants and seeds, pool resampling, released checkpoints."""
+
+    seeds: tuple[int, ...] = setting((0, 1, 2), ge=0, nonempty=True, unique=True)  # numpy seeds: >= 0
     # intra_cross: CLIP2Point (Eq. 11); cross_only: §5.6 ablation (Eq. 10); rgb_control: equal-compute control
-    variants: tuple[str, ...] = _f(PRETRAIN_OBJECTIVES, choices=PRETRAIN_OBJECTIVES, nonempty=True, unique=True)
-    eval_every: int = _f(PretrainConfig.eval_every, ge=1)
-    # fp32 | tf32 (CUDA tensor cores; fp32 on CPU) | bf16 (autocast): the training step, the selection
-    # evaluation, the frozen-image-feature cache and the features stage (clip2point.precision)
-    precision: str = _f(PretrainConfig.precision, choices=("fp32", "tf32", "bf16"))
-    log_every: int = _f(PretrainConfig.log_every, ge=1)  # steps between reads of the scalars (no effect on results)
-    compile: bool = PretrainConfig.compile  # torch.compile E_d
-    num_workers: int = _f(PretrainConfig.num_workers, ge=0)
-    max_steps: int = _f(PretrainConfig.max_steps, ge=0)  # 0: no cap
-    ckpt_every: int = _f(PretrainConfig.ckpt_every, ge=0)  # steps between resume checkpoints (0: once per epoch)
+    variants: tuple[str, ...] = setting(VARIANTS, choices=OBJECTIVES, nonempty=True, unique=True)
     # true: a fresh random num_points subset of each shape's pool per epoch (the released code; needs
     # sample.pool_points > 0)
     resample: bool = False
     # name -> path of a released CLIP2Point checkpoint (best_eval.pth / best_test.pth): its depth encoder joins
     # the run's encoders as ``released-<name>`` (stage external_encoder@<name>; README "Real data and real weights")
-    external: dict = field(default_factory=dict)
+    external: dict = setting(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, path in self.external.items():
@@ -232,7 +191,7 @@ class PretrainParams:
             if not isinstance(name, str) or not EXTERNAL_NAME.fullmatch(name):
                 raise ParamsError(f"params: 'pretrain.external' name {name!r} must be letters, digits and "
                                   "underscores (a DVC stage key)")
-            if name == CLIP or name in PRETRAIN_OBJECTIVES:
+            if name == CLIP or name in VARIANTS:
                 owner = "the run's CLIP" if name == CLIP else "a pre-training variant"
                 raise ParamsError(f"params: '{key}': the name {name!r} is taken by {owner}; pick another")
             if not isinstance(path, str) or not path:
@@ -243,12 +202,12 @@ class PretrainParams:
 
 @dataclass(frozen=True)
 class ZeroshotParams:
-    views: str = _f("zeroshot6", choices=VIEW_SET_NAMES)
-    batch_size: int = _f(64, ge=1)
+    views: str = setting("zeroshot6", choices=VIEW_SET_NAMES)
+    batch_size: int = setting(64, ge=1)
     # mean: Eq. 15; searched: PointCLIP's per-view weights, searched on a stratified val_fraction of the
     # benchmark's training split (pipeline.zeroshot_table; never on test)
-    view_weights: str = _f("mean", choices=("mean", "searched"))
-    val_fraction: float = _f(0.2, gt=0.0, lt=1.0)
+    view_weights: str = setting("mean", choices=("mean", "searched"))
+    val_fraction: float = setting(0.2, gt=0.0, lt=1.0)
 
 
 #: the projection family's members (``pipeline.family.FAMILY``; spelled out here so params stays torch-free)
@@ -258,34 +217,28 @@ FAMILY_NAMES = ("pointclip", "pointclip_v2", "clip2point", "clip2point_disc")
 @dataclass(frozen=True)
 class FamilyParams:
     # the projection family table (stage family@<ds>, pipeline/family.py); every member on one protocol
-    members: tuple[str, ...] = _f(FAMILY_NAMES, choices=FAMILY_NAMES, nonempty=True, unique=True)
+    members: tuple[str, ...] = setting(FAMILY_NAMES, choices=FAMILY_NAMES, nonempty=True, unique=True)
 
 
-@dataclass(frozen=True)
+@derived_from(TrainConfig, drop=("seed", "refit", "device"))
 class AdapterParams:
-    k_shot: int = _f(16, ge=1)
-    seeds: tuple[int, ...] = _f((0, 1, 2), ge=0, nonempty=True, unique=True)
-    epochs: int = _f(TrainConfig.epochs, ge=1)
-    lr: float = _f(TrainConfig.lr, gt=0.0)
-    weight_decay: float = _f(TrainConfig.weight_decay, ge=0.0)
-    batch_size: int = _f(TrainConfig.batch_size, ge=1)
-    hidden: int = _f(0, ge=0)  # 0: adapter bottleneck = embedding dim
-    dropout: float = _f(0.0, ge=0.0, lt=1.0)
-    val_fraction: float = _f(TrainConfig.val_fraction, ge=0.0, lt=1.0)  # 0: no held-out part, train the fixed epochs
-    views: str = _f("pretrain10", choices=VIEW_SET_NAMES)
-    logit_scale: float = _f(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
-    threads: int = _f(TrainConfig.threads, ge=1)  # torch threads for adapter training (small matrices: 1 is fastest)
+    """``adapter``: :class:`~clip2point.configs.TrainConfig`'s fields but the per-run ones, and the grid's own."""
+
+    k_shot: int = setting(16, ge=1)
+    seeds: tuple[int, ...] = setting((0, 1, 2), ge=0, nonempty=True, unique=True)
+    hidden: int = setting(0, ge=0)  # 0: adapter bottleneck = embedding dim
+    dropout: float = setting(0.0, ge=0.0, lt=1.0)
+    views: str = setting("pretrain10", choices=VIEW_SET_NAMES)
+    logit_scale: float = setting(0.0, ge=0.0)  # initial adapter logit scale; 0: the run's CLIP logit scale
     # adapter head: "project" (Linear-ReLU-Linear, learnable logit scale) or "released" (the released
     # SimplifiedAdapter: view weights, BatchNorm, dropout 0.075, plain cosine logits; docs/parity.md)
-    head: str = _f("project", choices=("project", "released"))
+    head: str = setting("project", choices=("project", "released"))
     # epoch selection: "heldout" (a held-out part of the training split) or "released_best_test" (the released
     # protocol: the epoch with the best TEST accuracy; labelled as such wherever it is reported)
-    protocol: str = _f("heldout", choices=("heldout", "released_best_test"))
-    # AdamW weight decay on matrices or on every tensor
-    decay: str = _f(TrainConfig.decay, choices=("matrices", "all"))
+    protocol: str = setting("heldout", choices=("heldout", "released_best_test"))
     # R > 0: the features stage also encodes R random pool draws of the training clouds (needs
     # sample.pool_points > 0) and adapter epoch e trains on draw (e - 1) % R (released: fresh points each epoch)
-    resample_epochs: int = _f(0, ge=0)
+    resample_epochs: int = setting(0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -304,7 +257,7 @@ class LaunchParams:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = _f(dataclasses.MISSING, ge=0)
+    seed: int = setting(dataclasses.MISSING, ge=0)
     synth: SynthParams
     data: DataParams
     sample: SampleParams

@@ -1,9 +1,10 @@
-"""Typed sections from raw params mappings: fields that carry their checks, coercion, one-line errors.
+"""Typed sections from raw params mappings: coercion, the fields' own checks, one-line errors.
 
-A section is a frozen dataclass whose fields are declared with :func:`_f` (a default plus a range, a set of
-choices, or list rules); :func:`_build` turns a raw mapping into the section, coercing each value to its
-annotated type and naming the dotted key of the first value that is unknown, missing, of the wrong type or out
-of its range. The sections themselves live in :mod:`pipeline.params`.
+A section is a frozen dataclass whose fields are :func:`clip2point.settings.setting` fields (a default plus a
+range, a set of choices, or list rules), most of them derived from a library config (:func:`derived_from`, so
+the rules are written once, on the config); :func:`_build` turns a raw mapping into the section, coercing each
+value to its annotated type and naming the dotted key of the first value that is unknown, missing, of the wrong
+type or out of its range. The sections themselves live in :mod:`pipeline.params`.
 """
 
 from __future__ import annotations
@@ -11,73 +12,60 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import field
+from collections.abc import Callable
 from typing import Any
+
+from clip2point.settings import setting_problems
 
 
 class ParamsError(ValueError):
     """A parameter is missing, unknown, of the wrong type or out of its range."""
 
 
-def _f(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-       lt: float | None = None, choices: tuple[str, ...] | None = None, nonempty: bool = False,
-       unique: bool = False, template: bool = False) -> Any:
-    """A dataclass field with checks applied at load: a range (``ge``/``gt``/``le``/``lt``) or a set of
-    ``choices`` (each item of a list), and for lists ``nonempty`` (at least one item), ``unique`` (no item
-    twice) and ``template`` (every item a prompt template: :func:`check_template`)."""
-    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items() if v is not None}
-    meta |= {k: True for k, v in dict(nonempty=nonempty, unique=unique, template=template).items() if v}
-    return field(default=default, metadata=meta)
+def derived_from(config: type, *, drop: tuple[str, ...] = ()) -> Callable[[type], type]:
+    """Class decorator: a frozen params section holding every field of the library ``config`` (its type,
+    default and :func:`~clip2point.settings.setting` rules, in the config's order) except ``drop``, followed by
+    the fields the decorated class declares itself (the section's own: seeds, lists, pipeline-only switches).
+    The decorated class's methods (``__post_init__``) and docstring are kept. So a range or a default is written
+    once, on the config, and the params file and the library agree by construction."""
+
+    def deco(cls: type) -> type:
+        own = dataclasses.dataclass(frozen=True)(cls)
+        own_names = {f.name for f in dataclasses.fields(own)}
+        unknown = set(drop) - {f.name for f in dataclasses.fields(config)}
+        if unknown:
+            raise TypeError(f"{cls.__name__}: drop names {sorted(unknown)}, not fields of {config.__name__}")
+        specs = [(f.name, t, _copy(f)) for f, t in _fields_with_types(config)
+                 if f.name not in drop and f.name not in own_names]
+        specs += [(f.name, t, _copy(f)) for f, t in _fields_with_types(own)]
+        ns = {k: v for k, v in vars(cls).items()
+              if callable(v) and not k.startswith("__") or k in ("__post_init__", "__doc__")}
+        new = dataclasses.make_dataclass(cls.__name__, specs, frozen=True, namespace=ns)
+        new.__module__, new.__qualname__ = cls.__module__, cls.__qualname__
+        return new
+
+    return deco
 
 
-def template_problem(template: str) -> str | None:
-    """Why ``template`` is not a prompt template with exactly one ``{}`` (where the class name goes), or
-    ``None`` when it is one. ``{{`` and ``}}`` are literal braces; ``{0}``, ``{name}``, ``{:>9}``, ``{!r}``,
-    two placeholders or none are refused: each would put the class name nowhere, twice, or fail later."""
-    import string
-
-    try:
-        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
-                  if name is not None]  # fmt: skip
-    except ValueError as e:  # an unmatched '{' or '}'
-        return f"is not a format string ({e})"
-    if not fields:
-        return "has no '{}' placeholder (the class name would appear nowhere)"
-    if len(fields) > 1:
-        return f"has {len(fields)} placeholders; it needs exactly one '{{}}'"
-    name, spec, conv = fields[0]
-    if name or spec or conv:
-        shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
-        return f"has the placeholder '{shown}'; it needs a plain '{{}}'"
-    return None
+def copied(config: type, name: str) -> Any:
+    """A field that is ``config``'s field ``name`` (default and rules), for a section that takes one field of
+    another config (``depth.distance`` and ``depth.jitter`` are :class:`~clip2point.configs.PretrainConfig`'s)."""
+    (f,) = [f for f in dataclasses.fields(config) if f.name == name]
+    return _copy(f)
 
 
-def check_template(template: str, key: str) -> None:
-    """:class:`ParamsError` naming ``key`` and ``template`` unless it holds exactly one ``{}``."""
-    problem = template_problem(template)
-    if problem is not None:
-        raise ParamsError(f"params: '{key}' entry {template!r} {problem}")
+def _copy(f: dataclasses.Field) -> Any:
+    return dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+
+
+def _fields_with_types(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
 
 
 def _check_range(value: Any, meta: Any, key: str) -> None:
-    if isinstance(value, tuple):
-        if meta.get("nonempty") and not value:
-            raise ParamsError(f"params: '{key}' is empty; it needs at least one entry")
-        if meta.get("unique"):
-            twice = sorted({repr(v) for v in value if value.count(v) > 1})
-            if twice:
-                raise ParamsError(f"params: '{key}' lists {', '.join(twice)} more than once")
-        if meta.get("template"):
-            for i, t in enumerate(value):
-                check_template(t, f"{key}[{i}]")
-    items = value if isinstance(value, tuple) else (value,)
-    for v in items:
-        if "choices" in meta and v not in meta["choices"]:
-            raise ParamsError(f"params: '{key}' must be one of {', '.join(meta['choices'])}; got {v!r}")
-        for op, ok, word in (("ge", lambda a, b: a >= b, ">="), ("gt", lambda a, b: a > b, ">"),
-                             ("le", lambda a, b: a <= b, "<="), ("lt", lambda a, b: a < b, "<")):
-            if op in meta and not ok(v, meta[op]):
-                raise ParamsError(f"params: '{key}' must be {word} {meta[op]}; got {v!r}")
+    for suffix, text in setting_problems(value, meta):
+        raise ParamsError(f"params: '{key}{suffix}' {text}")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

@@ -107,8 +107,7 @@ def _curve_logger(key: str | None, log_keys: list[str], logged: Any = None) -> t
     ``on_eval``, ``on_resume`` callbacks. ``on_step`` logs the steps whose scalars the loop read (the
     logging steps, ``pretrain.log_every``); ``on_resume`` replays the curves of the steps before a kill in
     the order the uninterrupted run logged them (by step, an evaluation before the step's scalars; only the
-    logging steps, ``logged(step)``), so the logger's files are the same bytes; history stores l_rgb under
-    l_cross."""
+    logging steps, ``logged(step)``), so the logger's files are the same bytes."""
     live = live_logger(key) if key is not None else None
 
     def on_step(step: int, sc: dict[str, float]) -> None:
@@ -131,7 +130,7 @@ def _curve_logger(key: str | None, log_keys: list[str], logged: Any = None) -> t
             if kind == 0:
                 on_eval(s, evals[i])
             else:
-                on_step(s, {k: history["l_cross" if k == "l_rgb" else k][i] for k in log_keys})
+                on_step(s, {k: history[k][i] for k in log_keys})
 
     return live, on_step, on_eval, on_resume
 

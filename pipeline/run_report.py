@@ -18,10 +18,11 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from clip2point.report import bar_figure, fmt_pct, markdown_table
+from clip2point.train.objective_info import METHOD, OBJECTIVES
 from pipeline import paths
 from pipeline.findings import clip_rgb_zero_shot, evaluate
 from pipeline.headline import read_details
-from pipeline.keys import CLIP, DPA, EncoderKey, RowKey
+from pipeline.keys import CLIP, CLIP_ROW, DPA, EncoderKey, RowKey
 from pipeline.params import DatasetParams, Params
 
 # Paper figures (ModelNet40 unless said otherwise), for the direction of each finding.
@@ -31,12 +32,7 @@ PAPER_TABLE4 = {("single", "inter_view"): 86.06, ("single", "global_view"): 87.3
                 ("dual", "inter_view"): 86.18, ("dual", "global_view"): 89.21}
 PAPER_CROSS_ONLY = 38.29  # §5.6 zero-shot, ModelNet40, cross-modality only (intra + cross: 49.38)
 
-ZS_ROWS = [
-    ("without_pretraining", "CLIP visual encoder on depth (w/o pre-training)"),
-    ("with_pretraining", "CLIP2Point depth encoder, intra + cross (w/ pre-training)"),
-    ("cross_only", "ablation §5.6: cross-modality only"),
-    ("rgb_control", "control: CLIP image encoder trained further on RGB only (equal compute)"),
-]
+CLIP_LABEL = "CLIP visual encoder on depth (w/o pre-training)"
 
 
 def released_label(encoder: str) -> str | None:
@@ -49,13 +45,24 @@ def released_label(encoder: str) -> str | None:
     return f"released checkpoint ({key.name})" if key.is_released else None
 
 
+def _learns_sigma(encoder: str) -> bool:
+    """Whether the pre-training run ``<variant>-seed<n>`` learned Eq. 11's σ (its objective's ``with_sigma``)."""
+    try:
+        variant = EncoderKey.parse(encoder).variant
+    except ValueError:
+        return False
+    return variant in OBJECTIVES and OBJECTIVES.get(variant).with_sigma
+
+
 def zs_rows(rows: dict[str, Any]) -> list[tuple[str, str]]:
-    """The zero-shot table's rows: :data:`ZS_ROWS`, then one per released checkpoint in ``rows``."""
-    return ZS_ROWS + [(k, label) for k in rows if (label := released_label(k)) is not None]
+    """The zero-shot table's rows: CLIP's, each objective's (its ``zero_shot_label``), then one per released
+    checkpoint in ``rows``."""
+    fixed = [(CLIP_ROW, CLIP_LABEL)] + [(i.zero_shot_row, i.zero_shot_label) for _, i in OBJECTIVES.items()]
+    return fixed + [(k, label) for k in rows if (label := released_label(k)) is not None]
 
 
-TABLE4 = [("single path", str(RowKey("inter_view", ("intra_cross",))), str(RowKey("global_view", ("intra_cross",)))),
-          ("dual path", str(RowKey("dual_path_inter_view", (CLIP, "intra_cross"))), str(DPA))]
+TABLE4 = [("single path", str(RowKey("inter_view", (METHOD,))), str(RowKey("global_view", (METHOD,)))),
+          ("dual path", str(RowKey("dual_path_inter_view", (CLIP, METHOD))), str(DPA))]
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -325,7 +332,7 @@ def _curves_figure(curves: dict[str, dict[str, Any]], path: Path) -> bool:
             a1.plot([e["step"] for e in ev], [100 * e["val_zeroshot"] for e in ev], marker="o", ms=3, label=name)
             drawn = True
         sig = m.get("sigma_trajectory")
-        if sig and name.startswith("intra_cross"):
+        if sig and _learns_sigma(name):
             steps, vals = (sig["step"], sig["value"]) if isinstance(sig, dict) else zip(*sig, strict=True)
             a2.plot(list(steps), list(vals), label=name)
     a1.set_title("val zero-shot on depth (selection)", fontsize=9)

@@ -71,6 +71,21 @@ def live_logger(key: str, resume: bool = False) -> Any:
 USER_ERRORS: tuple[type[BaseException], ...] = (StageError, ParamsError, FileNotFoundError, ValueError)
 
 
+def one_argument_main(name: str, doc: str | None, argv: list[str] | None, run: Callable[[Any], int | None], *,
+                      arg: str = "dataset", help: str = "", default: Any = ..., **run_main_kwargs: Any) -> int:
+    """The ``main`` of a stage that takes one positional argument (a dataset or a checkpoint name): parse
+    ``argv`` (``default`` given: the argument is optional) and run ``run(value)`` under :func:`run_main`."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=(doc or name).splitlines()[0])
+    if default is ...:
+        ap.add_argument(arg, help=help)
+    else:
+        ap.add_argument(arg, nargs="?", default=default, help=help)
+    value = getattr(ap.parse_args(argv), arg)
+    return run_main(name, lambda: run(value), **run_main_kwargs)
+
+
 def run_main(name: str, body: Callable[[], int | None],
              user_errors: tuple[type[BaseException], ...] = (), code: int = 1) -> int:
     """Run a stage body; user errors (exit ``code``, or a :class:`StageError`'s own ``exit_code``), a full

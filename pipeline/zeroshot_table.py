@@ -1,16 +1,16 @@
 """Table 1 on a feature cache: zero-shot (Eq. 15) of every encoder row, mean ± std over pre-training seeds.
 
-Rows (:data:`ROWS`):
+Rows (:func:`table_rows`):
 
 * ``without_pretraining``: CLIP's visual encoder on depth maps (one run: it has no seed),
-* ``with_pretraining``: the intra + cross pretrained depth encoder (CLIP2Point, Eq. 11),
-* ``cross_only``: the §5.6 ablation (cross-modality loss only, Eq. 10),
-* ``rgb_control``: CLIP's image encoder trained further on RGB only for the same steps (equal-compute
-  control), evaluated on depth;
+* one row per pre-training objective, named by its ``ObjectiveInfo.zero_shot_row``
+  (:mod:`clip2point.train.objective_info`): ``with_pretraining`` (the intra + cross depth encoder, CLIP2Point,
+  Eq. 11), ``cross_only`` (the §5.6 ablation, Eq. 10 only), ``rgb_control`` (CLIP's image encoder trained
+  further on RGB only for the same steps, equal-compute control, evaluated on depth);
 * ``released-<name>``: the depth encoder of a released CLIP2Point checkpoint (``pretrain.external.<name>``),
   one row per checkpoint that the cache holds (one run: it has no seed).
 
-A row of :data:`ROWS` whose encoders are not in the cache is left out (and listed under ``missing_rows``).
+A row whose encoders are not in the cache is left out (and listed under ``missing_rows``).
 
 View weights (``zeroshot.view_weights``): ``mean`` (Eq. 15, the default) or ``searched`` (PointCLIP's per-view
 weights, :func:`clip2point.view_weights.search_view_weights`, one search per encoder run on a stratified
@@ -27,19 +27,18 @@ import numpy as np
 
 from clip2point.evaluate import evaluate_zero_shot
 from clip2point.fewshot import stratified_holdout
+from clip2point.train.objective_info import OBJECTIVES
 from clip2point.view_weights import DEFAULT_GRID, search_view_weights
 from pipeline.feature_store import FeatureStore
 from pipeline.findings import correct_by_row, passed, zeroshot_findings
-from pipeline.keys import CLIP, RELEASED, EncoderKey, released_keys
+from pipeline.keys import CLIP, CLIP_ROW, RELEASED, EncoderKey, released_keys
 from pipeline.results import prediction_rows
 
-#: Table 1 rows (and the controls): row name → pretraining variant (``clip``: CLIP's own visual encoder).
-ROWS: dict[str, str] = {
-    "without_pretraining": CLIP,
-    "with_pretraining": "intra_cross",
-    "cross_only": "cross_only",
-    "rgb_control": "rgb_control",
-}
+
+def table_rows() -> dict[str, str]:
+    """Table 1 rows (and the controls): row name → pretraining variant (``clip``: CLIP's own visual encoder),
+    CLIP's row first, then each registered objective's."""
+    return {CLIP_ROW: CLIP, **{info.zero_shot_row: name for name, info in OBJECTIVES.items()}}
 
 
 def row_encoders(store: FeatureStore, variant: str, seeds: Sequence[int]) -> list[EncoderKey]:
@@ -106,7 +105,7 @@ def zero_shot_table(
     }
     preds: list[dict[str, Any]] = []
     confusions: dict[str, np.ndarray] = {}
-    for row, variant in {**ROWS, **released_rows(store)}.items():
+    for row, variant in {**table_rows(), **released_rows(store)}.items():
         encs = row_encoders(store, variant, seeds)
         if not encs:
             metrics["missing_rows"].append(row)

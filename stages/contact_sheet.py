@@ -12,7 +12,6 @@ class name, then the RGB views (if the dataset has them), then the depth views. 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -25,7 +24,7 @@ from clip2point.report import contact_sheet
 from pipeline import paths
 from pipeline.artifacts import atomic_path
 from pipeline.params import load_params
-from pipeline.stage import depth_config, run_main
+from pipeline.stage import depth_config, one_argument_main
 
 
 def pick(manifest: dict[str, Any], split: str, per_class: int) -> dict[int, list[dict[str, Any]]]:
@@ -64,10 +63,8 @@ def run(dataset: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stages.contact_sheet", description=__doc__.splitlines()[0])
-    ap.add_argument("dataset", nargs="?", default=None, help="dataset name (default: data.pretrain.name)")
-    args = ap.parse_args(argv)
-    return run_main("contact_sheet", lambda: run(args.dataset), user_errors=(KeyError,))
+    return one_argument_main("contact_sheet", __doc__, argv, run, default=None, user_errors=(KeyError,),
+                             help="dataset name (default: data.pretrain.name)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ it as ``released-<name>``, which gets its own zero-shot, few-shot and supervised
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import sys
@@ -24,7 +23,7 @@ from pipeline import models, paths
 from pipeline.artifacts import atomic_dir, write_json, write_torch
 from pipeline.keys import EncoderKey
 from pipeline.params import load_params
-from pipeline.stage import StageError, run_main
+from pipeline.stage import StageError, one_argument_main
 
 
 def _md5(path: Path) -> str:
@@ -52,10 +51,8 @@ def run(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stages.external_encoder", description=__doc__.split("\n")[0])
-    ap.add_argument("name", help="a released checkpoint's name (params.yaml pretrain.external)")
-    args = ap.parse_args(argv)
-    return run_main("external_encoder", lambda: run(args.name))
+    return one_argument_main("external_encoder", __doc__, argv, run, arg="name",
+                             help="a released checkpoint's name (params.yaml pretrain.external)")
 
 
 if __name__ == "__main__":

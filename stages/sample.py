@@ -15,7 +15,6 @@ arguments, params or dataset root.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pyarrow.parquet as pq
@@ -25,7 +24,7 @@ from pipeline.artifacts import atomic_path
 from pipeline.params import load_params
 from pipeline.paths import points_table, rejected_table
 from pipeline.sample_job import sample_dataset
-from pipeline.stage import StageError, find_dataset, run_main
+from pipeline.stage import StageError, find_dataset, one_argument_main
 
 
 def run(name: str) -> None:
@@ -52,10 +51,8 @@ def run(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.sample", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", help="name of params.data.pretrain or of one of params.data.benchmarks")
-    args = parser.parse_args(argv)
-    return run_main("sample", lambda: run(args.dataset), code=2)
+    return one_argument_main("sample", __doc__, argv, run, code=2,
+                             help="name of params.data.pretrain or of one of params.data.benchmarks")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ over the row's seeds).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from pipeline.feature_store import FeatureStore
 from pipeline.params import load_params
 from pipeline.paths import features_dir
 from pipeline.results import write_outputs
-from pipeline.stage import find_dataset, run_main
+from pipeline.stage import find_dataset, one_argument_main
 from pipeline.zeroshot_table import zero_shot_table
 
 
@@ -45,10 +44,8 @@ def run(dataset: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stages.zeroshot", description=__doc__.split("\n")[0])
-    ap.add_argument("dataset", help="a downstream dataset name (params.yaml data.benchmarks)")
-    args = ap.parse_args(argv)
-    return run_main("zeroshot", lambda: run(args.dataset))
+    return one_argument_main("zeroshot", __doc__, argv, run,
+                             help="a downstream dataset name (params.yaml data.benchmarks)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -25,3 +26,15 @@ def tiny():
     return model, TextSide(classes=text_features(model, tok, names, ["image of a {}."]),
                            captions=text_features(model, tok, names, ["a {}."]), caption_labels=torch.arange(4),
                            logit_scale=10.0)
+
+
+#: the repository's params.yaml (the embedded default), read once
+REPO_PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+@pytest.fixture
+def repo_params() -> dict:
+    """A fresh mapping of the repository's ``params.yaml`` (edit it freely: each test gets its own)."""
+    import yaml
+
+    return yaml.safe_load(REPO_PARAMS_FILE.read_text())

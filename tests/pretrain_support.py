@@ -12,7 +12,7 @@ import torch
 
 from clip2point import shards
 from clip2point.configs import PretrainConfig
-from clip2point.train.pretrain_run import PretrainData
+from clip2point.train.pretrain_data import TensorPretrainSource
 from clip2point.train.selection import EvalSet
 
 SIZE = 32
@@ -47,7 +47,7 @@ def make_data(m: int = 16, n: int = 128, seed: int = 0):
         tint = torch.stack([labels == k for k in range(3)], -1).float() * 80
         rgb[:, v] = ((1 - dm)[..., None] * 170 + tint[:, None, None, :]).clamp(0, 255).to(torch.uint8)
     val_depth = torch.stack([fake_render(points, torch.full((m,), v), torch.ones(m)) for v in (0, 5)], 1)
-    return PretrainData(points=points, rgb=rgb, labels=labels), EvalSet(depth=val_depth, labels=labels)
+    return TensorPretrainSource(points, rgb, labels), EvalSet(depth=val_depth, labels=labels)
 
 
 

@@ -451,7 +451,7 @@ def _expect(monkeypatch: pytest.MonkeyPatch, dataset: str, counts: dict[str, int
 
     from clip2point import datasets
 
-    monkeypatch.setitem(datasets.DATASETS, dataset, replace(datasets.DATASETS[dataset], counts=counts))
+    monkeypatch.setitem(datasets.DATASETS._entries, dataset, replace(datasets.DATASETS[dataset], counts=counts))
 
 
 def test_prepare_shapenetcore_is_the_pretrain_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,8 +262,8 @@ def test_missing_run_weights(files: dict[str, Path], tmp_path: Path, monkeypatch
         ("depth: {dilaton: 3}\n", ["unknown key(s) ['dilaton']", "depth"]),
         ("depth: {dilation: two}\n", ["depth.dilation", "must be an integer", "'two'"]),
         ("depth: {dilation: 0}\n", ["depth.dilation", "0"]),  # pipeline/params.py's range
-        ("depth: {dilation: 100}\n", ["depth: dilation must be in [1, 64], got 100"]),  # the renderer's range
-        ("depth: {image_size: 10000}\n", ["depth: image_size must be in [1, 8192], got 10000"]),
+        ("depth: {dilation: 100}\n", ["'depth.dilation' must be <= 64; got 100"]),  # the renderer's range
+        ("depth: {image_size: 10000}\n", ["'depth.image_size' must be <= 8192; got 10000"]),
         ("depth: {mode: max}\n", ["depth.mode", "'max'"]),
         ("depth: {distance: 0}\n", ["depth.distance", "0"]),
         ("sample: {num_points: 0}\n", ["sample.num_points", "0"]),
@@ -553,7 +553,7 @@ def test_prepare_refuses_a_pretraining_set_named_like_a_benchmark(tmp_path: Path
         d.mkdir(parents=True)
         (d / "model_normalized.obj").touch()
     info = dataclasses.replace(datasets.DATASETS["shapenetcore"], counts={datasets.TOTAL: len(SHAPENET_SYNSETS)})
-    monkeypatch.setitem(datasets.DATASETS, "shapenetcore", info)
+    monkeypatch.setitem(datasets.DATASETS._entries, "shapenetcore", info)
     params = tmp_path / "params.yaml"
     params.write_text(REPO_PARAMS)
     line = one_error(run("prepare", "shapenetcore", "--root", tmp_path / "dl", "--params", params,
@@ -668,7 +668,7 @@ def test_prepare_interrupted_or_full_disk_leaves_params_untouched(
 
     _modelnet10_subset(tmp_path / "dl", {"train": 1, "test": 1})
     monkeypatch.setitem(
-        __import__("clip2point.datasets", fromlist=["DATASETS"]).DATASETS,
+        __import__("clip2point.datasets", fromlist=["DATASETS"]).DATASETS._entries,
         "modelnet10",
         dataclasses.replace(dataset_info("modelnet10"), counts={"train": 10, "test": 10}),
     )

@@ -46,8 +46,49 @@ def test_config_from_on_the_repository_params():
 
 
 def test_config_from_validates_through_the_config():
-    with pytest.raises(ValueError, match="dilation must be in \\[1, 64\\], got 100"):
+    with pytest.raises(ValueError, match="^depth: 'dilation' must be <= 64; got 100$"):
         config_from(DepthConfig, DepthParams(dilation=100))
+
+
+def test_one_schema_the_params_sections_carry_the_configs_fields_and_rules(repo_params):
+    """A range or a default is written once, on the library config; the params sections derived from it hold
+    the same field (default and rules), and a value out of range is refused by both, each naming it its way."""
+    from pipeline.params import AdapterParams, BootstrapParams, PretrainParams, params_from_dict
+    from pipeline.params_fields import ParamsError
+
+    pairs = ((DepthParams, DepthConfig, {"eps"}), (BootstrapParams, BootstrapConfig, {"eval_batch_size"}),
+             (PretrainParams, PretrainConfig, {"variant", "seed", "distance", "jitter", "eval_batch_size",
+                                               "min_lr_ratio"}),
+             (AdapterParams, TrainConfig, {"seed", "refit", "device"}))
+    for section, config, per_run in pairs:
+        got = {f.name: f for f in dataclasses.fields(section)}
+        for f in dataclasses.fields(config):
+            if f.name in per_run:
+                assert f.name not in got, (section.__name__, f.name)
+                continue
+            g = got[f.name]
+            assert (g.default, g.default_factory, dict(g.metadata)) == (f.default, f.default_factory,
+                                                                       dict(f.metadata)), f.name
+    # depth.distance / depth.jitter are PretrainConfig's fields, also written once
+    dist = {f.name: f for f in dataclasses.fields(DepthParams)}
+    cfg = {f.name: f for f in dataclasses.fields(PretrainConfig)}
+    assert all(dict(dist[k].metadata) == dict(cfg[k].metadata) for k in ("distance", "jitter"))
+    assert params_from_dict(repo_params).pretrain.temperature == PretrainConfig.temperature == 0.07
+    with pytest.raises(ValueError, match="^pretrain: 'lr' must be > 0.0; got 0.0$"):
+        PretrainConfig(lr=0.0)
+    doc = repo_params
+    doc["pretrain"]["lr"] = 0.0
+    with pytest.raises(ParamsError, match="^params: 'pretrain.lr' must be > 0.0; got 0.0$"):
+        params_from_dict(doc)
+
+
+def test_a_derived_section_refuses_to_drop_a_field_the_config_lacks():
+    from pipeline.params_fields import derived_from
+
+    with pytest.raises(TypeError, match=r"Toy: drop names \['nope'\], not fields of TrainConfig"):
+        @derived_from(TrainConfig, drop=("nope",))
+        class Toy:
+            k: int = 1
 
 
 def test_configs_are_frozen():

@@ -189,13 +189,14 @@ def test_square_footprint_is_the_default_and_ignores_radius():
 
 
 def test_bad_footprint_and_radius_messages():
-    with pytest.raises(ValueError, match=r"^depth footprint must be one of \('square', 'disc'\), got 'circle'$"):
+    with pytest.raises(ValueError, match=r"^depth: 'footprint' must be one of square, disc; got 'circle'$"):
         DepthConfig(footprint="circle")
-    for bad in (0.0, -0.1, float("nan"), float("inf"), 2.5):
-        with pytest.raises(ValueError, match=r"^depth radius must be in \(0, 2.0\] \(NDC units\), got " + str(bad)):
+    for bad, rule in ((0.0, "> 0.0"), (-0.1, "> 0.0"), (float("nan"), "a number > 0.0"),
+                      (float("inf"), "<= 2.0"), (2.5, "<= 2.0")):
+        with pytest.raises(ValueError, match=rf"^depth: 'radius' must be {rule}; got {bad}$"):
             DepthConfig(footprint="disc", radius=bad)
-    for bad in ("0.02", None, True):
-        with pytest.raises(ValueError, match=r"^depth radius must be in \(0, 2.0\] \(NDC units\), got "):
+    for bad in ("0.02", True):
+        with pytest.raises(ValueError, match=r"^depth: 'radius' must be a number > 0.0; got "):
             DepthConfig(footprint="disc", radius=bad)
 
 

@@ -16,7 +16,8 @@ import torch.multiprocessing as mp
 
 from clip2point.configs import PretrainConfig
 from clip2point.train.distributed import DistInfo, backward_scale, shard_indices
-from clip2point.train.objectives import VARIANTS, step_loss
+from clip2point.train.objective_info import VARIANTS
+from clip2point.train.objectives import step_loss
 from clip2point.train.pretrain import pretrain
 from clip2point.train.pretrain_run import DepthPretrainModel, TextSide
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -58,6 +59,13 @@ def _assert_one_line(err: pytest.ExceptionInfo, path: Path, *words: str) -> None
     assert str(path) in msg
     for w in words:
         assert w.lower() in msg.lower(), msg
+
+
+def _refused(read: Any, path: Path, *words: str) -> None:
+    """``read(path)`` raises one :class:`ReadError` line naming ``path`` and holding ``words``."""
+    with pytest.raises(ReadError) as e:
+        read(path)
+    _assert_one_line(e, path, *words)
 
 
 # ------------------------------------------------------------------------------------------ OFF
@@ -198,9 +206,7 @@ def test_h5_entry(tmp_path):
     data = np.random.default_rng(5).normal(size=(4, 64, 3)).astype(np.float32)
     p = _h5(tmp_path / "x.h5", data, np.arange(4))
     np.testing.assert_array_equal(read_points(f"{p}:2"), data[2])
-    with pytest.raises(ReadError) as e:
-        read_points(p)
-    _assert_one_line(e, p, "INDEX")
+    _refused(read_points, p, "INDEX")
     with pytest.raises(ReadError) as e:
         read_points(f"{p}:9")
     _assert_one_line(e, p, "out of range")
@@ -212,9 +218,7 @@ def test_h5_entry(tmp_path):
 @pytest.mark.parametrize("reader", [read_mesh, read_points])
 def test_missing_file(tmp_path, reader):
     p = tmp_path / ("nope.off" if reader is read_mesh else "nope.npy")
-    with pytest.raises(ReadError) as e:
-        reader(p)
-    _assert_one_line(e, p, "not found")
+    _refused(reader, p, "not found")
 
 
 @pytest.mark.parametrize(
@@ -222,9 +226,7 @@ def test_missing_file(tmp_path, reader):
 )
 def test_unknown_extension(tmp_path, reader, name):
     p = _write(tmp_path / name, "whatever")
-    with pytest.raises(ReadError) as e:
-        reader(p)
-    _assert_one_line(e, p, "unknown")
+    _refused(reader, p, "unknown")
 
 
 @pytest.mark.parametrize(
@@ -250,16 +252,12 @@ def test_unknown_extension(tmp_path, reader, name):
 )
 def test_bad_meshes(tmp_path, name, content, reason):
     p = _write(tmp_path / name, content)
-    with pytest.raises(ReadError) as e:
-        read_mesh(p)
-    _assert_one_line(e, p, reason)
+    _refused(read_mesh, p, reason)
 
 
 def test_nan_in_obj_mesh(tmp_path):
     p = _write(tmp_path / "nan.obj", "v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")
-    with pytest.raises(ReadError) as e:
-        read_mesh(p)
-    _assert_one_line(e, p, "non-finite")
+    _refused(read_mesh, p, "non-finite")
 
 
 def _npy_bytes(arr: np.ndarray, tmp_path: Path) -> bytes:
@@ -284,9 +282,7 @@ def _npy_bytes(arr: np.ndarray, tmp_path: Path) -> bytes:
 )
 def test_bad_points(tmp_path, name, make, reason):
     p = _write(tmp_path / name, make(tmp_path))
-    with pytest.raises(ReadError) as e:
-        read_points(p)
-    _assert_one_line(e, p, reason)
+    _refused(read_points, p, reason)
 
 
 def test_read_error_pickles_and_is_one_line():
@@ -562,7 +558,7 @@ def test_catalogue_errors(tmp_path):
 def test_register_catalogue(tmp_path, monkeypatch):
     from clip2point.datasets import base as catalogues
 
-    monkeypatch.setattr(catalogues, "_CATALOGUES", dict(catalogues._CATALOGUES))
+    monkeypatch.setattr(catalogues, "_CATALOGUES", catalogues._CATALOGUES.copy())
 
     @register_catalogue("toy", names=lambda root, variant: ["thing"])
     def toy(root: Path, variant: str) -> list[Item]:
@@ -598,30 +594,22 @@ def test_random_bytes_are_not_a_valid_mesh_file_not_an_empty_mesh(tmp_path, name
 
     p = _write(tmp_path / name, _random_bytes())
     for reader in (read_mesh, read_mesh_or_points):
-        with pytest.raises(ReadError) as e:
-            reader(p)
-        _assert_one_line(e, p, reason)
+        _refused(reader, p, reason)
 
 
 def test_text_that_is_no_obj_and_a_truly_empty_stl(tmp_path):
     p = _write(tmp_path / "prose.obj", "hello there\nthis is not geometry\n")
-    with pytest.raises(ReadError) as e:
-        read_mesh(p)
-    _assert_one_line(e, p, "not a valid OBJ file (no line starts with an OBJ statement")
+    _refused(read_mesh, p, "not a valid OBJ file (no line starts with an OBJ statement")
     # a well-formed binary STL of zero triangles is an empty mesh, as before
     p = _write(tmp_path / "zero.stl", b"\0" * 80 + np.uint32(0).tobytes())
-    with pytest.raises(ReadError) as e:
-        read_mesh(p)
-    _assert_one_line(e, p, "empty mesh")
+    _refused(read_mesh, p, "empty mesh")
 
 
 def test_a_complex_npy_is_refused_naming_the_dtype(tmp_path):
     """Before: accepted, the imaginary part silently dropped."""
     p = tmp_path / "c.npy"
     np.save(p, np.ones((10, 3)) + 2j)
-    with pytest.raises(ReadError) as e:
-        read_points(p)
-    _assert_one_line(e, p, "complex-valued coordinates (dtype complex128)")
+    _refused(read_points, p, "complex-valued coordinates (dtype complex128)")
 
 
 @pytest.mark.parametrize(("name", "make"), [
@@ -634,9 +622,7 @@ def test_finite_float64_beyond_float32_is_out_of_range_not_non_finite(tmp_path, 
     p = tmp_path / name
     make(p)
     reader = read_mesh if name.endswith(".off") else read_points
-    with pytest.raises(ReadError) as e:
-        reader(p)
-    _assert_one_line(e, p, "coordinates out of float32 range (largest |value| 1e+39 > 3.4e+38)")
+    _refused(reader, p, "coordinates out of float32 range (largest |value| 1e+39 > 3.4e+38)")
 
 
 def test_the_largest_float32_itself_is_accepted(tmp_path):

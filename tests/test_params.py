@@ -155,10 +155,15 @@ def test_cache_depth_is_gone():
 
 
 def test_variant_choices_are_the_registered_objectives():
-    from clip2point.train.objectives import VARIANTS
-    from pipeline.params import PRETRAIN_OBJECTIVES
+    from clip2point.train.objective_info import OBJECTIVES
 
-    assert tuple(PRETRAIN_OBJECTIVES) == tuple(VARIANTS)
+    raw = _raw()
+    raw["pretrain"]["variants"] = ["intra_cross", "no_such_objective"]
+    names = ", ".join(OBJECTIVES.names())
+    with pytest.raises(ParamsError, match=rf"'pretrain.variants' must be one of {names}; got 'no_such_objective'"):
+        params_from_dict(raw)
+    raw["pretrain"]["variants"] = list(reversed(OBJECTIVES.names()))
+    assert params_from_dict(raw).pretrain.variants == tuple(reversed(OBJECTIVES.names()))
 
 
 # ------------------------------------------------------------------ issue 22: validated once, at load
@@ -310,14 +315,16 @@ def test_a_malformed_subset_record_is_refused(subset):
 
 
 def test_the_names_spelled_in_params_are_the_codes_own():
+    from clip2point.configs import OPTIMIZER_NAMES, SCHEDULE_NAMES
     from clip2point.io import KINDS
     from clip2point.render.rgb import BACKENDS
     from clip2point.render.views import VIEW_SETS
-    from clip2point.train.optim import OPTIMIZERS
-    from pipeline.params import DATASET_KINDS, OPTIMIZER_NAMES, RGB_BACKENDS, VIEW_SET_NAMES
+    from clip2point.train.optim import OPTIMIZERS, SCHEDULES
+    from pipeline.params import DATASET_KINDS, RGB_BACKENDS, VIEW_SET_NAMES
 
     assert tuple(VIEW_SETS) == VIEW_SET_NAMES and tuple(KINDS) == DATASET_KINDS
     assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES and tuple(BACKENDS) == RGB_BACKENDS
+    assert tuple(SCHEDULES) == SCHEDULE_NAMES
 
 
 @pytest.mark.parametrize(("section", "key", "value", "needle"), [

@@ -67,5 +67,5 @@ def test_encoder_precision_bf16_runs_the_encoder_in_bf16_and_fp32_tf32_do_not_on
 def test_pretrain_config_refuses_an_unknown_precision():
     from clip2point.configs import PretrainConfig
 
-    with pytest.raises(ValueError, match="precision must be one of fp32 | tf32 | bf16, got 'half'"):
+    with pytest.raises(ValueError, match="^pretrain: 'precision' must be one of fp32, tf32, bf16; got 'half'$"):
         PretrainConfig(precision="half")

@@ -22,18 +22,19 @@ from clip2point.train.pretrain_data import (
     ShardPointsSource,
     ShardPretrainSource,
     StreamingEvalSet,
+    TensorPretrainSource,
     collate_requests,
     make_loader,
     sorted_rows,
 )
-from clip2point.train.pretrain_run import PretrainData, TextSide
+from clip2point.train.pretrain_run import TextSide
 
 
-def sorted_memory_pool(m: int = M) -> PretrainData:
+def sorted_memory_pool(m: int = M) -> TensorPretrainSource:
     """The same pool in memory, rows in sorted-key order (a shard source's index order)."""
     data, _ = make_data(m=m)
     rows = torch.tensor(sorted_rows(sample_ids(m)))
-    return PretrainData(points=data.points[rows], rgb=data.rgb[rows], labels=data.labels[rows])
+    return TensorPretrainSource(data.points[rows], data.rgb[rows], data.labels[rows])
 
 
 def test_sampler_global_batches_are_split_across_ranks_and_resume_exactly() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from clip2point.configs import DepthConfig, RealisticConfig
-from clip2point.render.depth import PROJECTORS, render_depth
+from clip2point.configs import PROJECTIONS, DepthConfig, RealisticConfig
+from clip2point.render.depth import render_depth
 from clip2point.render.realistic import projection_matrices, render_realistic, render_realistic_python, smoothing_kernel
 from clip2point.render.views import (
     REALISTIC_TILTS,
@@ -150,7 +150,7 @@ def test_an_upright_view_maps_rows_down_and_columns_right() -> None:
 
 
 def test_render_depth_dispatches_to_the_realistic_projection() -> None:
-    assert set(PROJECTORS) == {"orthographic", "perspective", "realistic"}
+    assert set(PROJECTIONS) == {"orthographic", "perspective", "realistic"}
     pts = torch.from_numpy(_cloud(8, 100))[None]
     got = render_depth(pts, "pretrain10", 1.3, SMALL)
     torch.testing.assert_close(got, render_realistic(pts, "pretrain10", SMALL))

@@ -20,7 +20,7 @@ from pipeline.family import FAMILY, row_key
 from pipeline.headline import HEADLINE_LIMIT, headline
 from pipeline.params import load_params
 from pipeline.results import write_outputs
-from pipeline.zeroshot_table import ROWS as ZS_ROWS
+from pipeline.zeroshot_table import table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DETAIL_KEYS = {"per_class_acc", "seeds", "val_curve", "val_zeroshot_curve", "sigma_trajectory", "findings", "protocol"}
@@ -63,7 +63,7 @@ def finished_run(tmp_path, monkeypatch):
         zs = {"dataset": ds.name, "split": "test", "views": "zeroshot6", "n_views": 6, "n": 200,
               "chance": 1 / len(classes), "findings": {"zeroshot_pretraining_helps": True},
               "rows": {r: _row(i, classes, ["clip"] if v == "clip" else enc, encoder=v)
-                       for i, (r, v) in enumerate(ZS_ROWS.items())}}
+                       for i, (r, v) in enumerate(table_rows().items())}}
         write_outputs(f"zeroshot/{ds.name}", zs, [], {}, classes)
         fam_rows = {}
         for i, (member, spec) in enumerate(FAMILY.items()):

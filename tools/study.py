@@ -51,10 +51,10 @@ class StudyConfig:
 
 def load_config(path: Path) -> StudyConfig:
     """``configs/study.yaml``, validated: one line naming the file and the key on bad input."""
+    if not path.is_file():
+        raise SystemExit(f"study: config not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SystemExit(f"study: config not found: {path}") from None
     except yaml.YAMLError as e:
         raise SystemExit(f"study: {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):

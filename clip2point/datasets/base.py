@@ -17,6 +17,7 @@ from typing import Any
 
 from clip2point.io.errors import ReadError
 from clip2point.io.meshes import MESH_EXTENSIONS
+from clip2point.registry import Registry
 
 #: The class tables of the real datasets, shipped as package data (``clip2point/datasets/classes.json``).
 CLASS_TABLES = Path(__file__).with_name("classes.json")
@@ -69,7 +70,7 @@ class CatalogueKind:
     names: NamesFn
 
 
-_CATALOGUES: dict[str, CatalogueKind] = {}
+_CATALOGUES: Registry[CatalogueKind] = Registry("dataset kind")
 
 
 def register_catalogue(kind: str, *, names: NamesFn) -> Callable[[ItemsFn], ItemsFn]:
@@ -81,9 +82,7 @@ def register_catalogue(kind: str, *, names: NamesFn) -> Callable[[ItemsFn], Item
     """
 
     def add(fn: ItemsFn) -> ItemsFn:
-        if kind in _CATALOGUES:
-            raise ValueError(f"dataset kind {kind!r} is already registered")
-        _CATALOGUES[kind] = CatalogueKind(kind, fn, names)
+        _CATALOGUES.register(kind, CatalogueKind(kind, fn, names))
         return fn
 
     return add
@@ -91,14 +90,11 @@ def register_catalogue(kind: str, *, names: NamesFn) -> Callable[[ItemsFn], Item
 
 def catalogue_kind(kind: str) -> CatalogueKind:
     """The registered :class:`CatalogueKind` (``ValueError`` listing the registered kinds)."""
-    try:
-        return _CATALOGUES[kind]
-    except KeyError:
-        raise ValueError(f"unknown dataset kind {kind!r} (expected one of {', '.join(_CATALOGUES)})") from None
+    return _CATALOGUES.get(kind)
 
 
 def registered_kinds() -> tuple[str, ...]:
-    return tuple(_CATALOGUES)
+    return _CATALOGUES.names()
 
 
 def require_dir(root: Path) -> None:
@@ -181,22 +177,16 @@ class DatasetInfo:
 
 
 #: The real datasets of §5.1 by name, in registration order.
-DATASETS: dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset", error=KeyError, normalize=str.lower)
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    if info.name in DATASETS:
-        raise ValueError(f"dataset {info.name!r} is already registered")
-    DATASETS[info.name] = info
-    return info
+    return DATASETS.register(info.name, info)
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``name``; unknown names list the known ones."""
-    try:
-        return DATASETS[name.lower()]
-    except KeyError:
-        raise KeyError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})") from None
+    return DATASETS.get(name)
 
 
 @dataclass
@@ -223,7 +213,7 @@ class LayoutReport:
 
 #: ``fn(info, root, variant, report)``: fill ``report.found`` / ``problems`` / ``notes`` (file system only).
 LayoutCheck = Callable[[DatasetInfo, Path, str, LayoutReport], None]
-_LAYOUT_CHECKS: dict[str, LayoutCheck] = {}
+_LAYOUT_CHECKS: Registry[LayoutCheck] = Registry("layout check")
 
 
 def register_layout_check(*kinds: str) -> Callable[[LayoutCheck], LayoutCheck]:
@@ -231,7 +221,7 @@ def register_layout_check(*kinds: str) -> Callable[[LayoutCheck], LayoutCheck]:
 
     def add(fn: LayoutCheck) -> LayoutCheck:
         for kind in kinds:
-            _LAYOUT_CHECKS[kind] = fn
+            _LAYOUT_CHECKS.register(kind, fn)
         return fn
 
     return add
@@ -261,7 +251,7 @@ def check_layout(name: str, root: str | Path, variant: str = "") -> LayoutReport
     if not root.is_dir():
         report.problems.append(f"{root} is not a directory")
         return report
-    check = _LAYOUT_CHECKS.get(info.kind)
+    check = _LAYOUT_CHECKS.get(info.kind, None)
     if check is not None:
         check(info, root, variant, report)
     for split, n in expected.items():

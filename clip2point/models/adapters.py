@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from clip2point.registry import Registry
+
 CLIP_INIT_SCALE = 1.0 / 0.07  # CLIP's initial logit scale
 CLIP_MAX_SCALE = 100.0  # CLIP clamps its logit scale here
 
@@ -321,16 +323,14 @@ class AdapterSpec:
     summary: str
 
 
-_REGISTRY: dict[str, AdapterSpec] = {}
+ADAPTERS: Registry[AdapterSpec] = Registry("adapter", error=KeyError)
 
 
 def register_adapter(name: str, summary: str = "") -> Callable[[type[Adapter]], type[Adapter]]:
     """Class decorator / function registering an :class:`Adapter` subclass under ``name``."""
 
     def deco(cls: type[Adapter]) -> type[Adapter]:
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"adapter '{name}' is already registered to {_REGISTRY[name].cls.__name__}")
-        _REGISTRY[name] = AdapterSpec(name, cls, cls.n_paths, summary or (cls.__doc__ or "").split("\n")[0])
+        ADAPTERS.register(name, AdapterSpec(name, cls, cls.n_paths, summary or (cls.__doc__ or "").split("\n")[0]))
         return cls
 
     return deco
@@ -350,15 +350,12 @@ register_adapter("released_dual_path", "released DPA: two SimplifiedAdapters, sc
 
 def list_adapters() -> list[str]:
     """Names of the registered adapters."""
-    return sorted(_REGISTRY)
+    return sorted(ADAPTERS)
 
 
 def adapter_spec(name: str) -> AdapterSpec:
     """The :class:`AdapterSpec` registered under ``name``; unknown names list the known ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown adapter '{name}'; known: {', '.join(list_adapters())}") from None
+    return ADAPTERS.get(name)
 
 
 def create_adapter(name: str, **kwargs: Any) -> Adapter:

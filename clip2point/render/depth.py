@@ -47,7 +47,7 @@ import math
 
 import torch
 
-from clip2point.configs import DepthConfig
+from clip2point.configs import FOOTPRINTS, PROJECTIONS, DepthConfig
 from clip2point.render.views import ViewSet, get_views, view_set_rotations
 
 FOREGROUND_MAX = 200.0 / 255.0
@@ -132,8 +132,8 @@ def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """Depth maps (B, V, H, W) float32 of point clouds (B, N, 3); see the module docstring.
 
-    ``cfg.projection`` picks the renderer from :data:`PROJECTORS`: ``orthographic`` / ``perspective``
-    (Eq. 12–14, rasterised) or ``realistic`` (PointCLIP V2, :mod:`clip2point.render.realistic`).
+    ``cfg.projection`` picks the renderer from :data:`clip2point.configs.PROJECTIONS`: ``orthographic`` /
+    ``perspective`` (Eq. 12–14, rasterised) or ``realistic`` (PointCLIP V2, :mod:`clip2point.render.realistic`).
     ``distance``: a float, a (B, V) / (V,) / (B, 1) tensor, or None (the view set's distances, else 1.0).
     ``out``: optional workspace from :func:`depth_workspace` (``min`` mode); the result is then a view
     into it, overwritten by the next call that uses the same workspace. ``cfg.footprint`` picks Eq. 13's
@@ -143,28 +143,32 @@ def render_depth(points: torch.Tensor, views: ViewSet | str = "pretrain10",
     views = get_views(views)
     if points.ndim != 3 or points.shape[-1] != 3:
         raise ValueError(f"points must be (B, N, 3), got {tuple(points.shape)}")
-    return PROJECTORS[cfg.projection](points, views, distance, cfg, out)
+    return PROJECTIONS.get(cfg.projection)(points, views, distance, cfg, out)
 
 
-def _render_realistic(points: torch.Tensor, views: ViewSet, distance: float | torch.Tensor | None,
+def render_rasterised(points: torch.Tensor, views: ViewSet, distance: float | torch.Tensor | None,
                       cfg: DepthConfig, out: torch.Tensor | None) -> torch.Tensor:
-    """PointCLIP V2's realistic projection (distance and workspace unused: each view is re-centred)."""
-    from clip2point.render.realistic import render_realistic
-
-    return render_realistic(points, views, cfg)
-
-
-def _render_rasterised(points: torch.Tensor, views: ViewSet, distance: float | torch.Tensor | None,
-                       cfg: DepthConfig, out: torch.Tensor | None) -> torch.Tensor:
-    """Eq. 12–14 through a camera of :data:`CAMERAS` with the square or disc footprint."""
+    """Eq. 12–14 through a camera of :data:`CAMERAS` (``orthographic`` / ``perspective``), each point drawn with
+    the footprint ``cfg.footprint`` of :data:`clip2point.configs.FOOTPRINTS`."""
     points = points.float() if points.dtype not in (torch.float32, torch.float64) else points
-    b, n, _ = points.shape
-    nv, size, r = len(views), int(cfg.image_size), int(cfg.dilation)
-    dev = points.device
     u, v, z = project(points, views, distance, cfg)
-    z = z.float()
-    if cfg.footprint == "disc":
-        return _render_disc(u.float(), v.float(), z, b, nv, n, size, float(cfg.radius), cfg, out)
+    return FOOTPRINTS.get(cfg.footprint)(u, v, z.float(), cfg, out)
+
+
+def rasterise_disc(u: torch.Tensor, v: torch.Tensor, z: torch.Tensor, cfg: DepthConfig,
+                   out: torch.Tensor | None) -> torch.Tensor:
+    """The released disc footprint of ``cfg.radius`` NDC units around each projected point (u, v, z: (B,V,N))."""
+    b, nv, n = z.shape
+    return _render_disc(u.float(), v.float(), z, b, nv, n, int(cfg.image_size), float(cfg.radius), cfg, out)
+
+
+def rasterise_square(u: torch.Tensor, v: torch.Tensor, z: torch.Tensor, cfg: DepthConfig,
+                     out: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 13's R × R block (R = ``cfg.dilation``) around each projected point's pixel, then Eq. 14 (``min``)
+    or Eq. 12 (``weighted``) per pixel; u, v, z: (B,V,N)."""
+    b, nv, n = z.shape
+    size, r = int(cfg.image_size), int(cfg.dilation)
+    dev = z.device
     valid_pt = z > 0  # False for nan
     lim = float(size + r + 2)
     # clamped before the integer cast (no overflow); NaN casts to garbage, but then z is NaN: invalid
@@ -382,7 +386,3 @@ def jittered_distances(b: int, v: int, base: float = 1.0, jitter: float = 0.1,
     u = torch.rand((b, v), generator=generator, device=dev)
     return base * (1.0 + (2.0 * u - 1.0) * jitter)
 
-
-#: Depth projections by name (``DepthConfig.projection``): renderer(points, views, distance, cfg, out).
-PROJECTORS = {"orthographic": _render_rasterised, "perspective": _render_rasterised,
-              "realistic": _render_realistic}

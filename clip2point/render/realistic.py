@@ -132,6 +132,13 @@ def render_realistic(points: torch.Tensor, views: ViewSet | str = "realistic10",
     return img.reshape(b, nv, size, size)
 
 
+def project_realistic(points: torch.Tensor, views: ViewSet | str, distance: float | torch.Tensor | None,
+                      cfg: DepthConfig, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The ``realistic`` entry of :data:`clip2point.configs.PROJECTIONS`: :func:`render_realistic` with
+    ``cfg.realistic`` (``distance`` and the workspace ``out`` unused: each view is re-centred)."""
+    return render_realistic(points, views, cfg)
+
+
 def render_realistic_python(points: np.ndarray, views: ViewSet | str = "realistic10",
                             cfg: DepthConfig | None = None) -> np.ndarray:
     """The slow twin of :func:`render_realistic` for one cloud (N, 3): plain loops in float64, (V, S, S)."""

@@ -35,6 +35,7 @@ import numpy as np
 import trimesh
 
 from clip2point import canonical
+from clip2point.registry import Registry
 from clip2point.render.depth import PERSPECTIVE_DISTANCE_FACTOR
 from clip2point.render.views import ViewSet, camera_poses, get_views
 
@@ -160,15 +161,14 @@ class PyrenderRenderer:
         self._scene = None
 
 
-BACKENDS = {"pyrender": PyrenderRenderer}
+#: RGB renderers by name (``render.backend``).
+BACKENDS: Registry[type[RgbRenderer]] = Registry("RGB backend")
+BACKENDS.register("pyrender", PyrenderRenderer)
 
 
 def make_renderer(backend: str = "pyrender", **kwargs: float) -> RgbRenderer:
     """A renderer by backend name (``pyrender``)."""
-    try:
-        return BACKENDS[backend](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown RGB backend {backend!r}; known: {sorted(BACKENDS)}") from None
+    return BACKENDS.get(backend)(**kwargs)
 
 
 _PROCESS_RENDERERS: dict[str, RgbRenderer] = {}

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from clip2point import canonical
+from clip2point.registry import Registry
 
 _POLE_COS = 1e-6  # |cos(elev)| below this is a pole view (see module docstring)
 
@@ -130,11 +131,10 @@ class ViewSet:
 
 #: The released implementation's view sets (degrees, y-up): 10 views for pretraining and adapters, the 6
 #: orthogonal views (front, right, back, left, top, bottom) for zero-shot (§5.2).
-VIEW_SETS: dict[str, ViewSet] = {
-    "pretrain10": ViewSet(elev=(0, 90, 180, 270, 225, 225, 315, 315, 0, 0),
-                          azim=(0, 0, 0, 0, -45, 45, -45, 45, -90, 90)),
-    "zeroshot6": ViewSet(elev=(0, 0, 0, 0, 90, -90), azim=(0, 90, 180, 270, 0, 180)),
-}
+VIEW_SETS: Registry[ViewSet] = Registry("view set")
+VIEW_SETS.register("pretrain10", ViewSet(elev=(0, 90, 180, 270, 225, 225, 315, 315, 0, 0),
+                                         azim=(0, 0, 0, 0, -45, 45, -45, 45, -90, 90)))
+VIEW_SETS.register("zeroshot6", ViewSet(elev=(0, 0, 0, 0, 90, -90), azim=(0, 90, 180, 270, 0, 180)))
 
 
 #: R₁'s Euler angles (a, b, c) in radians, one row per view (``Realistic_Projection._views``).
@@ -180,7 +180,7 @@ def _realistic10() -> ViewSet:
     return ViewSet.from_frames(np.stack([m[:, 1], -m[:, 0], m[:, 2]], axis=1))
 
 
-VIEW_SETS["realistic10"] = _realistic10()
+VIEW_SETS.register("realistic10", _realistic10())
 
 
 def get_views(views: str | ViewSet | Sequence[Sequence[float]]) -> ViewSet:
@@ -188,10 +188,7 @@ def get_views(views: str | ViewSet | Sequence[Sequence[float]]) -> ViewSet:
     if isinstance(views, ViewSet):
         return views
     if isinstance(views, str):
-        try:
-            return VIEW_SETS[views]
-        except KeyError:
-            raise ValueError(f"unknown view set {views!r}; known: {sorted(VIEW_SETS)}") from None
+        return VIEW_SETS.get(views)
     return ViewSet.from_list(views)
 
 

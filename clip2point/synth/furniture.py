@@ -1,9 +1,8 @@
-"""Generators of the furniture classes: bench, bookshelf, lamp, table and chair.
+"""Generators of the furniture classes: bench, bookshelf, lamp, table and chair, each ``fn(rng) -> parts``.
 
-Each takes a ``numpy`` generator and returns the shape's coloured parts (y-up, front facing +z), built from
-:mod:`~clip2point.synth.primitives` with randomized proportions, part counts and per-part colours;
-:mod:`~clip2point.synth.shapes` registers them and finishes the parts into one shape. The order of the
-``rng`` calls of each generator is part of the data: changing it changes every shape of its class.
+Legs, slabs, slats and shelves from :mod:`~clip2point.synth.primitives`; the contract every generator keeps
+(y-up, front facing +z, coloured parts, a fixed order of ``rng`` calls) is stated in
+:mod:`~clip2point.synth.shapes`, which registers them.
 """
 
 from __future__ import annotations
@@ -12,18 +11,7 @@ import numpy as np
 import trimesh
 
 from clip2point import canonical
-from clip2point.synth.primitives import (
-    box,
-    colour,
-    cylinder,
-    frustum,
-    legs,
-    logu,
-    paint,
-    rod,
-    sphere,
-    u,
-)
+from clip2point.synth.primitives import box, colour, cylinder, frustum, legs, logu, paint, rod, sphere, u
 
 
 def bench(rng: np.random.Generator) -> list[trimesh.Trimesh]:

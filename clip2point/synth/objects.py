@@ -1,9 +1,8 @@
-"""Generators of the object classes: airplane, and the turned objects bottle, bowl, cone and cup.
+"""Generators of the object classes: the airplane, and the turned (revolved) bottle, bowl, cone and cup.
 
-Each takes a ``numpy`` generator and returns the shape's coloured parts (y-up, front facing +z), built from
-:mod:`~clip2point.synth.primitives` with randomized proportions, part counts and per-part colours;
-:mod:`~clip2point.synth.shapes` registers them and finishes the parts into one shape. The order of the
-``rng`` calls of each generator is part of the data: changing it changes every shape of its class.
+Profiles revolved about y, tubes and boxes from :mod:`~clip2point.synth.primitives`; the generator contract
+(the part list, its frame and the order of ``rng`` calls, which is part of the data) is that of
+:mod:`~clip2point.synth.shapes`, where they are registered.
 """
 
 from __future__ import annotations
@@ -12,17 +11,7 @@ import numpy as np
 import trimesh
 
 from clip2point import canonical
-from clip2point.synth.primitives import (
-    box,
-    colour,
-    cylinder,
-    frustum,
-    logu,
-    paint,
-    revolve,
-    tube_arc,
-    u,
-)
+from clip2point.synth.primitives import box, colour, cylinder, frustum, logu, paint, revolve, tube_arc, u
 
 
 def airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:

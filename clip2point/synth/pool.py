@@ -30,7 +30,7 @@ def generate_pool(
     """
     for name in classes:
         if name not in CLASSES:
-            raise ValueError(f"unknown synth class {name!r} (known: {', '.join(sorted(CLASSES))})")
+            raise CLASSES.unknown(name)
     for name in classes:
         index = 0
         for split, count in per_split.items():

@@ -17,24 +17,18 @@ import numpy as np
 import trimesh
 
 from clip2point import canonical
+from clip2point.registry import Registry
 from clip2point.synth import furniture, objects
 
 Generator = Callable[[np.random.Generator], list[trimesh.Trimesh]]
 
 #: The generator registry: class name → function(rng) → list of coloured parts.
-CLASSES: dict[str, Generator] = {}
+CLASSES: Registry[Generator] = Registry("synth class")
 
 
 def register(name: str) -> Callable[[Generator], Generator]:
     """Decorator adding a generator to :data:`CLASSES` under ``name``."""
-
-    def deco(fn: Generator) -> Generator:
-        if name in CLASSES:
-            raise ValueError(f"synth class {name!r} registered twice")
-        CLASSES[name] = fn
-        return fn
-
-    return deco
+    return CLASSES.register(name)
 
 
 # ------------------------------------------------------------------------------------------ the ten classes
@@ -76,10 +70,4 @@ def _finish(parts: list[trimesh.Trimesh], rng: np.random.Generator) -> trimesh.T
 
 def make_shape(class_name: str, rng: np.random.Generator) -> trimesh.Trimesh:
     """One random shape of ``class_name``: y-up, centred, face-coloured."""
-    try:
-        gen = CLASSES[class_name]
-    except KeyError:
-        raise ValueError(
-            f"unknown synth class {class_name!r} (known: {', '.join(sorted(CLASSES))})"
-        ) from None
-    return _finish(gen(rng), rng)
+    return _finish(CLASSES.get(class_name)(rng), rng)

@@ -13,10 +13,10 @@ distances, RGB, labels, caption features), whether it learns Eq. 11's σ, its lo
   same RGB renders with the bootstrap's image–text objective (class-aware contrastive against the frozen
   caption features), same steps and batch; then evaluated zero-shot on depth like the others.
 
-Adding an objective: its loss and a :func:`register_objective` call here, and its name in
-``pipeline.params.PRETRAIN_OBJECTIVES`` (spelled there so that reading params does not import torch;
-``tests/test_params.py`` checks the two agree). The loop (:mod:`clip2point.train.pretrain`) knows no objective
-by name.
+Adding an objective: its loss and :class:`Objective` here (a module constant), and its
+:class:`~clip2point.train.objective_info.ObjectiveInfo` (name, log terms, progress fields, report rows, the
+constant's ``module:attribute``) in :mod:`clip2point.train.objective_info`, which lists the names without
+importing torch. The loop (:mod:`clip2point.train.pretrain`) and the pipeline know no objective by name.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from clip2point.losses import (
 from clip2point.models.clip import depth_to_clip_input, rgb_to_clip_input
 from clip2point.precision import encoder_precision
 from clip2point.train.distributed import DistInfo, all_reduce_sum, gather_with_grad
+from clip2point.train.objective_info import ObjectiveInfo, objective_info
 
 
 @dataclass
@@ -80,35 +81,35 @@ class Objective:
     needs_rgb: bool = True
     needs_labels: bool = False
     needs_captions: bool = False
-    with_sigma: bool = False
-    log_keys: tuple[str, ...] = ()
-    description: str = ""
     image_features: bool = False
+
+    def __post_init__(self) -> None:
+        bad = [d for _, d in self.depth if d not in ("d1", "d2", "base")]
+        if bad:
+            raise ValueError(f"objective '{self.name}': depth distance must be d1, d2 or base, got {bad}")
 
     @property
     def needs_points(self) -> bool:
         return bool(self.depth)
 
+    @property
+    def info(self) -> ObjectiveInfo:
+        return objective_info(self.name)
 
-OBJECTIVES: dict[str, Objective] = {}
+    @property
+    def with_sigma(self) -> bool:
+        """σ of Eq. 11 is learned (:attr:`ObjectiveInfo.with_sigma`)."""
+        return self.info.with_sigma
 
-
-def register_objective(obj: Objective) -> Objective:
-    """Add an objective to :data:`OBJECTIVES` (its name becomes a valid ``PretrainConfig.variant``)."""
-    if obj.name in OBJECTIVES:
-        raise ValueError(f"pretraining objective '{obj.name}' is already registered")
-    bad = [d for _, d in obj.depth if d not in ("d1", "d2", "base")]
-    if bad:
-        raise ValueError(f"objective '{obj.name}': depth distance must be d1, d2 or base, got {bad}")
-    OBJECTIVES[obj.name] = obj
-    return obj
+    @property
+    def log_keys(self) -> tuple[str, ...]:
+        """The loss terms its ``loss`` returns (logged besides ``loss``, ``sigma`` and ``lr``)."""
+        return self.info.log_terms
 
 
 def get_objective(name: str) -> Objective:
-    try:
-        return OBJECTIVES[name]
-    except KeyError:
-        raise ValueError(f"unknown pretraining variant '{name}' ({' | '.join(OBJECTIVES)})") from None
+    """The registered objective ``name`` (``ValueError`` listing the variants)."""
+    return objective_info(name).load()
 
 
 def frozen_image_features(frozen: nn.Module, rgb: Tensor, size: int) -> Tensor:
@@ -167,17 +168,10 @@ def rgb_control_loss(x: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
     return full / info.world, {"l_rgb": full.detach()}
 
 
-register_objective(Objective(
-    "intra_cross", intra_cross_loss, depth=(("depth1", "d1"), ("depth2", "d2")), with_sigma=True,
-    log_keys=("l_intra", "l_cross"), description="CLIP2Point (Eq. 11)", image_features=True))
-register_objective(Objective(
-    "cross_only", cross_only_loss, depth=(("depth", "base"),), log_keys=("l_cross",),
-    description="§5.6 ablation (Eq. 10 only)", image_features=True))
-register_objective(Objective(
-    "rgb_control", rgb_control_loss, needs_labels=True, needs_captions=True, log_keys=("l_rgb",),
-    description="equal-compute image–text control on RGB"))
-
-VARIANTS = tuple(OBJECTIVES)
+INTRA_CROSS = Objective("intra_cross", intra_cross_loss, depth=(("depth1", "d1"), ("depth2", "d2")),
+                        image_features=True)
+CROSS_ONLY = Objective("cross_only", cross_only_loss, depth=(("depth", "base"),), image_features=True)
+RGB_CONTROL = Objective("rgb_control", rgb_control_loss, needs_labels=True, needs_captions=True)
 
 
 def step_loss(
@@ -209,8 +203,6 @@ def step_loss(
     with encoder_precision(info.device, precision):
         return obj.loss(LossInputs(encoder, frozen, sigma, batch, info, size, temperature, captions,
                                    caption_labels, logit_scale))
-
-
 
 
 def gather_plain(x: Tensor, info: DistInfo) -> Tensor:

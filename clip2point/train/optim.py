@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, LambdaLR, LRScheduler
 
+from clip2point.registry import Registry
+
 #: The released pre-training hyper-parameters (paper §5.2: LAMB, lr 6e-3, weight decay 1e-4).
 RELEASED_LR = 6e-3
 RELEASED_WEIGHT_DECAY = 1e-4
@@ -217,21 +219,17 @@ def _timm_lamb(groups: list[dict], lr: float) -> torch.optim.Optimizer:
 
 
 #: ``name -> factory(groups, lr)``; per-group ``lr`` / ``weight_decay`` override the factory's defaults.
-OPTIMIZERS: dict[str, Callable[[list[dict], float], torch.optim.Optimizer]] = {
-    "lamb": _timm_lamb,
-    "lamb_released": lambda groups, lr: ReleasedLamb(groups, lr=lr),
-    "adamw": lambda groups, lr: torch.optim.AdamW(groups, lr=lr),
-    "sgd": lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.9),
-}
+OPTIMIZERS: Registry[Callable[[list[dict], float], torch.optim.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.register("lamb", _timm_lamb)
+OPTIMIZERS.register("lamb_released", lambda groups, lr: ReleasedLamb(groups, lr=lr))
+OPTIMIZERS.register("adamw", lambda groups, lr: torch.optim.AdamW(groups, lr=lr))
+OPTIMIZERS.register("sgd", lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.9))
 
 
 def build_optimizer(name: str, groups: Iterable[dict], lr: float) -> torch.optim.Optimizer:
     """An optimizer from :data:`OPTIMIZERS`: ``lamb`` (timm, the default), ``lamb_released``
     (:class:`ReleasedLamb`), ``adamw`` or ``sgd``; per-group lr/wd are kept."""
-    key = name.lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer '{name}' ({' | '.join(OPTIMIZERS)})")
-    return OPTIMIZERS[key](list(groups), lr)
+    return OPTIMIZERS.get(name.lower() if isinstance(name, str) else name)(list(groups), lr)
 
 
 def cosine_with_warmup(
@@ -263,8 +261,13 @@ def cosine_restarts(
     return CosineAnnealingWarmRestarts(optimizer, T_0=int(period_steps), T_mult=1, eta_min=eta_min)
 
 
-#: Schedules by name for :func:`build_schedule`.
-SCHEDULES = ("warmup_cosine", "cosine_restarts")
+#: Schedules by name for :func:`build_schedule`: ``factory(optimizer, total_steps, steps_per_epoch, warmup_steps,
+#: min_ratio, restart_epochs, eta_min)``.
+SCHEDULES: Registry[Callable[..., LRScheduler]] = Registry("schedule")
+SCHEDULES.register("warmup_cosine", lambda opt, total, _spe, warmup, min_ratio, _re, _eta:
+                   cosine_with_warmup(opt, warmup, total, min_ratio))
+SCHEDULES.register("cosine_restarts", lambda opt, _total, spe, _w, _m, restart_epochs, eta_min:
+                   cosine_restarts(opt, restart_epochs * spe, eta_min))
 
 
 def build_schedule(
@@ -280,9 +283,5 @@ def build_schedule(
 ) -> LRScheduler:
     """A per-step schedule by name: ``warmup_cosine`` (uses ``warmup_steps``, ``total_steps``,
     ``min_ratio``) or ``cosine_restarts`` (period ``restart_epochs * steps_per_epoch``, floor ``eta_min``)."""
-    key = name.lower()
-    if key == "warmup_cosine":
-        return cosine_with_warmup(optimizer, warmup_steps, total_steps, min_ratio)
-    if key == "cosine_restarts":
-        return cosine_restarts(optimizer, restart_epochs * steps_per_epoch, eta_min)
-    raise ValueError(f"unknown schedule '{name}' ({' | '.join(SCHEDULES)})")
+    factory = SCHEDULES.get(name.lower() if isinstance(name, str) else name)
+    return factory(optimizer, total_steps, steps_per_epoch, warmup_steps, min_ratio, restart_epochs, eta_min)

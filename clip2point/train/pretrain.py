@@ -7,10 +7,10 @@ validation split, never a downstream test split). The run's parts (model, optimi
 checkpoints, progress bar) are in :mod:`clip2point.train.pretrain_run`; the on-the-fly depth renderer is
 :class:`clip2point.render.view_depth.ViewDepthRenderer`.
 
-Data: a :class:`~clip2point.train.pretrain_data.PretrainSource` (the pool's shards read on demand, or
-:class:`~clip2point.train.pretrain_run.PretrainData` in memory) fed through a DataLoader with ``num_workers``
-workers by :class:`~clip2point.train.pretrain_data.PretrainBatchSampler` (the order is a function of the seed,
-the epoch and the sorted sample ids only).
+Data: a :class:`~clip2point.train.pretrain_data.PretrainSource` (the pool's shards read on demand,
+``ShardPretrainSource``, or a pool held in memory, ``TensorPretrainSource``: one loop for both) fed through a
+DataLoader with ``num_workers`` workers by :class:`~clip2point.train.pretrain_data.PretrainBatchSampler` (the order
+is a function of the seed, the epoch and the sorted sample ids only).
 
 Determinism: each epoch's order comes from ``seed + epoch`` and each step's views and distances from
 ``seed, step``, drawn for the *global* batch and then sliced per rank, so one process and many see the same
@@ -41,17 +41,16 @@ from clip2point.train.distributed import DistInfo, all_reduce_sum, backward_scal
 from clip2point.train.objectives import Objective, get_objective, step_loss
 from clip2point.train.pretrain_data import PretrainBatchSampler, PretrainSource, StreamingEvalSet, make_loader
 from clip2point.train.pretrain_run import (
-    PretrainData,
     ProgressBar,
     Run,
     RunState,
     Schedule,
     TextSide,
-    as_source,
     attach_image_features,
     build_run,
     logged_step,
     make_schedule,
+    new_history,
     restore,
     save_resume,
 )
@@ -164,8 +163,8 @@ def _flush(run: Run, state: RunState, timer: PhaseTimer, cfg: PretrainConfig, sc
         h = state.history
         h["step"].append(step)
         h["loss"].append(v["loss"])
-        h["l_intra"].append(v.get("l_intra", float("nan")))
-        h["l_cross"].append(v.get("l_cross", v.get("l_rgb", float("nan"))))
+        for k in run.objective.log_keys:
+            h[k].append(v[k])
         h["sigma"].append(v["sigma"])
         h["lr"].append(state.lrs.pop(0))
     now = time.perf_counter()
@@ -288,7 +287,7 @@ def _result(run: Run, val: EvalSet | StreamingEvalSet, cfg: PretrainConfig, sche
 
 def pretrain(
     visual: nn.Module,
-    data: PretrainData | PretrainSource,
+    data: PretrainSource,
     val: EvalSet | StreamingEvalSet,
     text: TextSide,
     cfg: PretrainConfig,
@@ -307,7 +306,7 @@ def pretrain(
     """Run one pre-training variant; returns the selected encoder's weights, metrics, curves and timings.
 
     ``visual`` is CLIP's image encoder E_i (left untouched: E_d is a copy). ``data``: the training split
-    (:class:`PretrainData` in memory or a streaming :class:`PretrainSource`); ``val``: the selection split.
+    (a :class:`PretrainSource`: streamed shards or a pool in memory); ``val``: the selection split.
     ``render`` draws the depth maps on the fly. ``image_features`` (M, V, C): the frozen-feature cache, E_i's
     features of every (training sample, RGB view) in the source's index order (:func:`frozen_image_features`
     per view; the ``image_features`` stage); objectives that compare with E_i then read them instead of
@@ -323,12 +322,15 @@ def pretrain(
     obj = get_objective(cfg.variant)
     info = info or DistInfo()
     torch.manual_seed(cfg.seed)
-    source = as_source(data)
+    if not isinstance(data, PretrainSource):
+        raise TypeError(f"pre-training data must be a PretrainSource, got {type(data).__name__}")
+    source = data
     sched = make_schedule(cfg, len(source), info)
     run = build_run(visual, cfg, obj, text, info, sched)
     attach_image_features(run, image_features, source, info)
     ckpt_path = Path(checkpoint_path) if checkpoint_path else None
-    state = restore(run, cfg, ckpt_path, run_tag) if resume and ckpt_path is not None else RunState()
+    fresh = RunState(history=new_history(run.objective.log_keys))
+    state = restore(run, cfg, ckpt_path, run_tag) if resume and ckpt_path is not None else fresh
     if state.resumed_from and on_resume is not None:
         on_resume(state.resumed_from, state.history, state.evals)
     if state.step == 0 and not state.evals:

@@ -27,21 +27,12 @@ from clip2point.train import checkpoint as ckpt
 from clip2point.train.distributed import DistInfo
 from clip2point.train.objectives import Objective
 from clip2point.train.optim import build_optimizer, build_schedule, param_groups, released_param_groups
-from clip2point.train.pretrain_data import PretrainSource, TensorPretrainSource
+from clip2point.train.pretrain_data import PretrainSource
 
 log = logging.getLogger(__name__)
 
 #: Config fields that do not change a run's results: a checkpoint written under other values still resumes.
 RESULT_NEUTRAL_FIELDS = ("num_workers", "ckpt_every", "log_every")
-
-
-@dataclass
-class PretrainData:
-    """Training split of the pre-training pool, in memory (tests and small pools; row i = sample index i)."""
-
-    points: Tensor  # (M, N, 3) float32
-    rgb: Tensor  # (M, V, H, W, 3) uint8, the training view set's renders
-    labels: Tensor  # (M,) int64 (used by rgb_control only; the paper's objective is label-free)
 
 
 @dataclass
@@ -66,15 +57,6 @@ class DepthPretrainModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.encoder(x)
 
-
-
-def as_source(data: PretrainData | PretrainSource) -> PretrainSource:
-    """The :class:`PretrainSource` of in-memory :class:`PretrainData` (or the source itself)."""
-    if isinstance(data, PretrainSource):
-        return data
-    if isinstance(data, PretrainData):
-        return TensorPretrainSource(data.points, data.rgb, data.labels)
-    raise TypeError(f"pre-training data must be PretrainData or a PretrainSource, got {type(data).__name__}")
 
 
 @dataclass
@@ -102,11 +84,15 @@ class Run:
     image_features: Tensor | None = None  # (M, V, C) frozen-feature cache on the device, or None
 
 
+def new_history(log_terms: tuple[str, ...]) -> dict[str, list]:
+    """An empty per-step history: step, loss, the objective's loss terms (``Objective.log_keys``), σ, lr."""
+    return {k: [] for k in ("step", "loss", *log_terms, "sigma", "lr")}
+
+
 @dataclass
 class RunState:
     step: int = 0
-    history: dict[str, list] = field(default_factory=lambda: {
-        "step": [], "loss": [], "l_intra": [], "l_cross": [], "sigma": [], "lr": []})
+    history: dict[str, list] = field(default_factory=dict)  # new_history(objective.log_keys)
     evals: list[dict[str, float]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=lambda: {"acc": -1.0, "step": -1, "encoder": None})
     last_saved: int = -1
@@ -192,13 +178,17 @@ def resume_key(cfg: PretrainConfig, run_tag: str | None = None) -> str:
 def restore(run: Run, cfg: PretrainConfig, path: Path, run_tag: str | None) -> RunState:
     """The state of a resumable checkpoint at ``path``; a fresh state if there is none or it is another
     run's (another config or ``run_tag``: never resumed, noted in ``resume_note``)."""
-    state = RunState()
+    state = RunState(history=new_history(run.objective.log_keys))
     if not path.is_file():
         return state
     saved = ckpt.read_checkpoint(path)
     stored = saved.get("extra", {}).get("resume_key")
     if stored is not None and stored != resume_key(cfg, run_tag):
         state.resume_note = f"checkpoint {path} is from another configuration: not resumed"
+        log.warning("%s", state.resume_note)
+        return state
+    if set(saved.get("extra", {}).get("history", {})) != set(state.history):
+        state.resume_note = f"checkpoint {path} holds another history layout (an older release): not resumed"
         log.warning("%s", state.resume_note)
         return state
     got = ckpt.apply_checkpoint(saved, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler)
@@ -249,9 +239,8 @@ class ProgressBar:
             self.bar.update(1)
             return
         post = {"loss": f"{scalars['loss']:.3f}"}
-        for k, short in (("l_intra", "intra"), ("l_cross", "cross")):
-            if k in scalars:
-                post[short] = f"{scalars[k]:.3f}"
+        for k, short in obj.info.progress:
+            post[short] = f"{scalars[k]:.3f}"
         if obj.with_sigma:
             post["σ"] = f"{scalars['sigma']:.3f}"
         post["lr"] = f"{scalars['lr']:.2e}"
