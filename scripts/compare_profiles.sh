@@ -14,5 +14,5 @@ start=$(date +%s)
 dvc repro
 echo "[compare] dvc repro took $(( $(date +%s) - start )) s"
 cd "$ROOT"
-python -m pipeline.compare_profiles "project=data/metrics" "released=$WORK/data/metrics" > docs/results/profiles.md
+python -m tools.compare_profiles "project=data/metrics" "released=$WORK/data/metrics" > docs/results/profiles.md
 echo "[compare] wrote docs/results/profiles.md"

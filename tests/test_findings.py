@@ -92,7 +92,7 @@ def test_compare_profiles_puts_two_runs_side_by_side(tmp_path, monkeypatch, caps
     """Each column is its own run's numbers and findings (the released-profile comparison of issue 12)."""
     from pathlib import Path
 
-    from pipeline import compare_profiles
+    from tools import compare_profiles
 
     monkeypatch.setenv("CLIP2POINT_PARAMS", str(Path(__file__).resolve().parents[1] / "params.yaml"))
     before = paths.data_root()

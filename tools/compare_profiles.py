@@ -1,6 +1,6 @@
 """Two runs' findings side by side (issue 12: the embedded default under the project's and the released choices).
 
-Usage: ``python -m pipeline.compare_profiles NAME=DATA/metrics NAME=DATA/metrics [...] > profiles.md``
+Usage: ``python -m tools.compare_profiles NAME=DATA/metrics NAME=DATA/metrics [...] > profiles.md``
 
 Each argument names a run and its metrics folder (``data/metrics`` of a finished ``dvc repro``; the rows' seed
 spread is read from the details next to it, ``DATA/results/<stage>/<ds>/details.json``); the benchmarks
