@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
@@ -12,7 +10,6 @@ import pipeline.params as pparams
 import pipeline.paths as ppaths
 from clip2point import shards
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["red", "green", "blue"]
 
 
@@ -32,8 +29,8 @@ def _write_pool(name: str, splits: dict[str, int], rng: np.random.Generator) -> 
 
 
 @pytest.fixture
-def run_dir(tmp_path, monkeypatch):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+def run_dir(tmp_path, monkeypatch, repo_params):
+    raw = repo_params
     raw["clip"] = {"model": "c2p-tiny", "pretrained": "random:0", "templates": ["image of a {}."]}
     raw["data"]["pretrain"] = {"name": "pool", "kind": "synth", "root": str(tmp_path / "m"), "up_axis": "y"}
     raw["data"]["benchmarks"] = {"bench": {"kind": "synth", "root": str(tmp_path / "b"), "up_axis": "y"}}

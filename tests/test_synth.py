@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 
 from clip2point.io import read_mesh, write_off
 from clip2point.synth import CLASSES, generate_pool, make_shape, shape_rng
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def test_registry_covers_params_classes():
-    classes = yaml.safe_load((ROOT / "params.yaml").read_text())["synth"]["classes"]
+def test_registry_covers_params_classes(repo_params):
+    classes = repo_params["synth"]["classes"]
     assert len(classes) >= 10
     assert set(classes) <= set(CLASSES)
 
