@@ -25,6 +25,14 @@ T = TypeVar("T")
 _NOTHING: Any = object()
 
 
+def import_target(target: str) -> Any:
+    """The object named by ``"package.module:attribute"``, importing its module (the one rule for lazy entries)."""
+    if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
+        raise ValueError(f"a lazy registry entry must be 'module:attribute', got {target!r}")
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 class _Lazy:
     """A registered ``"module:attribute"``, imported on first use."""
 
@@ -36,8 +44,7 @@ class _Lazy:
         self.target = target
 
     def load(self) -> Any:
-        module, attr = self.target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return import_target(self.target)
 
 
 class Registry(Generic[T]):

@@ -13,11 +13,10 @@ Adding an objective (worked example in ``docs/architecture.md``): its loss and `
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from clip2point.registry import Registry
+from clip2point.registry import Registry, import_target
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ class ObjectiveInfo:
 
     def load(self) -> Any:
         """The :class:`~clip2point.train.objectives.Objective` (imports torch)."""
-        module, attr = self.target.split(":")
-        obj = getattr(importlib.import_module(module), attr)
+        obj = import_target(self.target)
         if obj.name != self.name:
             raise ValueError(f"objective '{self.name}': {self.target} is named '{obj.name}'")
         return obj
